@@ -1,0 +1,3 @@
+from nodekd_cli.app import main
+
+main()

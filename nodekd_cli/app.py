@@ -1,0 +1,18 @@
+"""The `nodekd` command: wires the command groups together."""
+
+import typer
+
+from nodekd_cli.commands import data, teacher
+
+app = typer.Typer(
+    name="nodekd",
+    help="Neural ODEs improved by knowledge distillation: teachers, students, attacks, reports.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(teacher.app, name="teacher")
+app.add_typer(data.app, name="data")
+
+
+def main():
+    app()

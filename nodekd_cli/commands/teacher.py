@@ -1,0 +1,143 @@
+"""`nodekd teacher train | eval | import`: the paper's ResNet teachers."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nodekd_cli import options, output
+from nodekd_cli.errors import UserError, friendly_errors
+
+app = typer.Typer(help="Train, evaluate or import the ResNet teachers.", no_args_is_help=True)
+
+
+def _load_data(dataset, data_dir, manual_dir):
+    from nodekd_cli.data import load_dataset
+
+    with output.console.status(f"Loading {dataset}..."):
+        return load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
+
+
+@app.command()
+@friendly_errors
+def train(
+    model: options.TeacherName,
+    dataset: options.Dataset = "digits",
+    epochs: options.Epochs = None,
+    batch_size: options.BatchSize = None,
+    lr: Annotated[float | None, typer.Option(help="Initial learning rate (default: 0.1; resnet110 0.01).")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="L2 weight decay (default: 1e-4).")] = None,
+    crop_padding: Annotated[
+        int | None, typer.Option(help="Random-crop padding in pixels (default: cifar10/svhn 4, digits 1).")
+    ] = None,
+    flip: Annotated[
+        bool | None, typer.Option("--flip/--no-flip", help="Random horizontal flips (default: on; digits off).")
+    ] = None,
+    seed: options.Seed = 0,
+    out: options.Out = None,
+    device: options.Device = "auto",
+    precision: Annotated[str, typer.Option(help="float32 or mixed_bfloat16.")] = "float32",
+    data_dir: options.DataDir = None,
+    manual_dir: options.ManualDir = None,
+):
+    """Train a teacher with the paper's recipe (SGD, momentum 0.9, step schedule)."""
+    from nodekd_cli import backend, runs, teachers
+
+    device = backend.select(device)
+    config = teachers.teacher_config(
+        model,
+        dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        crop_padding=crop_padding,
+        flip=flip,
+        precision=precision,
+    )
+    folder = Path(out) if out else teachers.default_folder(model)
+    state = runs.open_run(folder, {**config, "versions": runs.versions(), "device": device})
+    if state == "finished":
+        output.info(f"{folder} already holds this finished run; nothing to do.")
+        config, metrics = runs.read_run(folder)
+        output.run_summary(f"{model} on {dataset}", folder, config, metrics)
+        return
+    data = _load_data(dataset, data_dir, manual_dir)
+    progress = output.EpochProgress(f"{model} in {folder}")
+    try:
+        with progress:
+            metrics = teachers.train(folder, config, data, progress)
+    except KeyboardInterrupt:
+        output.error(f"Interrupted; run the same command again to resume {folder} from its last completed epoch.")
+        raise typer.Exit(130) from None
+    output.run_summary(f"{model} on {dataset}", folder, config, metrics)
+
+
+@app.command("eval")
+@friendly_errors
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A teacher run folder.")],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Another compatible data set (default: the run's).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 512,
+    device: options.Device = "auto",
+    data_dir: options.DataDir = None,
+    manual_dir: options.ManualDir = None,
+):
+    """Test accuracy of a saved teacher."""
+    from nodekd_cli import backend, teachers, training
+
+    backend.select(device)
+    config, _, model = teachers.load(run)
+    dataset = dataset or config["dataset"]
+    data = _load_data(dataset, data_dir, manual_dir)
+    expected = tuple(model.input_shape[1:])
+    if data.image_shape != expected or data.num_classes != model.output_shape[-1]:
+        raise UserError(
+            f"{dataset} has {data.image_shape} images in {data.num_classes} classes but the teacher in {run} takes "
+            f"{expected} images in {model.output_shape[-1]} classes."
+        )
+    _, accuracy, _ = training.evaluate(model, data.x_test, data.y_test, batch_size)
+    output.accuracy_table(f"Teacher {run}", [(config["model"], dataset, len(data.y_test), accuracy)])
+
+
+@app.command("import")
+@friendly_errors
+def import_checkpoint(
+    model: options.TeacherName,
+    checkpoint: Annotated[Path, typer.Option("--from", help="An akamaster/pytorch_resnet_cifar10 .th checkpoint.")],
+    dataset: options.Dataset = "cifar10",
+    out: options.Out = None,
+    device: options.Device = "auto",
+    data_dir: options.DataDir = None,
+    manual_dir: options.ManualDir = None,
+):
+    """Import a PyTorch CIFAR ResNet checkpoint as a teacher run, and evaluate it."""
+    from nodekd_cli import backend, runs, teachers
+
+    if not checkpoint.is_file():
+        raise UserError(f"The checkpoint {checkpoint} does not exist.")
+    device = backend.select(device)
+    teachers.check_model(model)
+    folder = Path(out) if out else teachers.default_folder(model)
+    config = {
+        "kind": "teacher",
+        "model": model,
+        "dataset": dataset,
+        "source": "import",
+        "checkpoint": str(checkpoint.resolve()),
+        "normalization": {"mean": teachers.AKAMASTER_MEAN, "std": teachers.AKAMASTER_STD},
+    }
+    config["normalization"] = {k: list(v) for k, v in config["normalization"].items()}
+    state = runs.open_run(folder, {**config, "versions": runs.versions(), "device": device})
+    if state == "finished":
+        output.info(f"{folder} already holds this imported teacher; nothing to do.")
+        config, metrics = runs.read_run(folder)
+        output.run_summary(f"{model} imported", folder, config, metrics)
+        return
+    data = _load_data(dataset, data_dir, manual_dir)
+    with output.console.status(f"Importing and evaluating {checkpoint.name}..."):
+        metrics = teachers.import_run(folder, model, checkpoint, data)
+    output.run_summary(f"{model} imported from {checkpoint.name}", folder, config, metrics)

@@ -1,0 +1,102 @@
+"""Data sets: uint8 images (N, H, W, C) and integer labels, whatever their source.
+
+`load_dataset(name)` takes a registered name (`DATASETS`) or `folder:PATH`. Nothing here imports TensorFlow:
+CIFAR-10 and SVHN come from a uint8 cache that is written once (see `nodekd_cli.data.tfds`).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nodekd_cli.errors import UserError
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random crop after zero padding by `crop_padding` pixels, and a random horizontal flip."""
+
+    crop_padding: int
+    flip: bool
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray  # uint8 (N, H, W, C)
+    y_train: np.ndarray  # int64 (N,)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list
+
+    @property
+    def image_shape(self):
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+    def channel_stats(self):
+        """Per-channel mean and std of the training pixels in [0, 1]: the model's input normalization."""
+        pixels = self.x_train.reshape(-1, self.x_train.shape[-1]).astype(np.float64) / 255.0
+        return pixels.mean(axis=0).tolist(), pixels.std(axis=0).tolist()
+
+
+def _load_digits(**_):
+    from nodekd_cli.data import digits
+
+    return digits.load()
+
+
+def _load_cifar10(data_dir=None, manual_dir=None):
+    from nodekd_cli.data import tfds
+
+    return tfds.load("cifar10", data_dir=data_dir, manual_dir=manual_dir)
+
+
+def _load_svhn(data_dir=None, manual_dir=None):
+    from nodekd_cli.data import tfds
+
+    return tfds.load("svhn", data_dir=data_dir, manual_dir=manual_dir)
+
+
+DATASETS = {"digits": _load_digits, "cifar10": _load_cifar10, "svhn": _load_svhn}
+FOLDER_PREFIX = "folder:"
+
+# Per-data-set augmentation defaults. The paper uses random crops and flips on both CIFAR-10 and SVHN; digits are
+# 8x8 and not mirror-symmetric, so they get a 1-pixel crop and no flip.
+AUGMENTATION = {
+    "digits": Augmentation(crop_padding=1, flip=False),
+    "cifar10": Augmentation(crop_padding=4, flip=True),
+    "svhn": Augmentation(crop_padding=4, flip=True),
+    "folder": Augmentation(crop_padding=4, flip=True),
+}
+
+
+def dataset_names():
+    return [*DATASETS, f"{FOLDER_PREFIX}PATH"]
+
+
+def check_name(name):
+    """Raises `UserError` unless `name` is a registered data set or `folder:PATH`; returns its family."""
+    if name.startswith(FOLDER_PREFIX):
+        if not name[len(FOLDER_PREFIX) :]:
+            raise UserError("The data set 'folder:' needs a path, as in --dataset folder:/data/cifar10-jpeg.")
+        return "folder"
+    if name not in DATASETS:
+        raise UserError(f"Unknown data set {name!r}; choose one of: {', '.join(dataset_names())}.")
+    return name
+
+
+def default_augmentation(name):
+    return AUGMENTATION[check_name(name)]
+
+
+def load_dataset(name, *, data_dir=None, manual_dir=None):
+    """Loads the data set `name`: a key of `DATASETS` or `folder:PATH`."""
+    family = check_name(name)
+    if family == "folder":
+        from nodekd_cli.data import folder
+
+        return folder.load(name[len(FOLDER_PREFIX) :], name=name)
+    return DATASETS[name](data_dir=data_dir, manual_dir=manual_dir)

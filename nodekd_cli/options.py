@@ -1,0 +1,52 @@
+"""Options shared by several commands, defined once."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nodekd_cli.data import dataset_names
+from nodekd_cli.data.tfds import MANUAL_DIR_ENV
+
+
+def _check_teacher(name):
+    # Imported on use: the registry lives in `models`, which imports Keras and torch (slow for `--help`).
+    from nodekd_cli.teachers import teacher_names
+
+    if name is not None and name not in teacher_names():
+        raise typer.BadParameter(f"unknown teacher {name!r}; choose one of: {', '.join(teacher_names())}.")
+    return name
+
+
+TeacherName = Annotated[
+    str,
+    typer.Argument(callback=_check_teacher, help="The teacher: resnet20, resnet32, resnet44, resnet56 or resnet110."),
+]
+Dataset = Annotated[
+    str, typer.Option("--dataset", "-d", help=f"Data set: {', '.join(dataset_names())}.", show_default=True)
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="TFDS_DATA_DIR",
+        help="TFDS data directory, also holding nodekd's uint8 cache (default: ~/tensorflow_datasets).",
+    ),
+]
+ManualDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--manual-dir",
+        envvar=MANUAL_DIR_ENV,
+        help="Folder with the original archives (cifar-10-binary.tar.gz; train_32x32.mat, test_32x32.mat) "
+        "for machines without internet.",
+    ),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of initialization, batch order and augmentation.")]
+Out = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<model>).")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 128).")]
+Epochs = Annotated[
+    int | None,
+    typer.Option("--epochs", help="Epochs (default: the paper's for the data set: cifar10 300, svhn 40; digits 15)."),
+]

@@ -1,0 +1,231 @@
+"""Teachers: the paper's ResNets trained, evaluated or imported into run folders.
+
+Defaults follow the paper (REFERENCE.md): SGD with momentum 0.9, lr 0.1 (0.01 for ResNet110), batch 128, 300
+epochs on CIFAR-10 and 40 on SVHN, lr / 10 at half and / 100 at three quarters of the epochs. The paper gives no
+weight decay; the default 1e-4 (coupled L2, as torch.optim.SGD) is He et al.'s and that of the reference CIFAR
+ResNets whose accuracies REFERENCE.md quotes.
+"""
+
+from pathlib import Path
+
+from nodekd_cli import data, runs
+from nodekd_cli.errors import UserError
+
+DEFAULT_EPOCHS = {"cifar10": 300, "svhn": 40, "digits": 15, "folder": 300}
+DEFAULT_LR = 0.1
+DEFAULT_LR_OVERRIDES = {"resnet110": 0.01}
+DEFAULT_BATCH_SIZE = 128
+DEFAULT_WEIGHT_DECAY = 1e-4
+MOMENTUM = 0.9
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def teacher_names():
+    import models
+
+    return list(models.TEACHERS)
+
+
+def check_model(name):
+    names = teacher_names()
+    if name not in names:
+        raise UserError(f"Unknown teacher {name!r}; choose one of: {', '.join(names)}.")
+
+
+def default_folder(model):
+    return Path("runs") / model
+
+
+def teacher_config(
+    model,
+    dataset,
+    *,
+    epochs=None,
+    batch_size=None,
+    lr=None,
+    weight_decay=None,
+    seed=0,
+    crop_padding=None,
+    flip=None,
+    precision="float32",
+):
+    """The resolved configuration of a teacher training run: every number that changes the result."""
+    family = data.check_name(dataset)
+    check_model(model)
+    if precision not in PRECISIONS:
+        raise UserError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
+    augmentation = data.default_augmentation(dataset)
+    config = {
+        "kind": "teacher",
+        "model": model,
+        "dataset": dataset,
+        "epochs": DEFAULT_EPOCHS[family] if epochs is None else epochs,
+        "batch_size": DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
+        "optimizer": "sgd",
+        "momentum": MOMENTUM,
+        "lr": DEFAULT_LR_OVERRIDES.get(model, DEFAULT_LR) if lr is None else lr,
+        "lr_schedule": "step: /10 at 1/2, /100 at 3/4 of the epochs",
+        "weight_decay": DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
+        "seed": seed,
+        "crop_padding": augmentation.crop_padding if crop_padding is None else crop_padding,
+        "flip": augmentation.flip if flip is None else flip,
+        "precision": precision,
+    }
+    for key in ("epochs", "batch_size"):
+        if config[key] < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1; got {config[key]}.")
+    if config["lr"] <= 0 or config["weight_decay"] < 0 or config["crop_padding"] < 0:
+        raise UserError("--lr must be positive, and --weight-decay and --crop-padding not negative.")
+    return config
+
+
+def build(config, dataset, *, dtype=None):
+    """The teacher network of `config` for `dataset`, normalizing with the training split's statistics."""
+    import models
+
+    mean, std = dataset.channel_stats()
+    return models.build_teacher(
+        config["model"],
+        input_shape=dataset.image_shape,
+        num_classes=dataset.num_classes,
+        mean=mean,
+        std=std,
+        dtype=dtype,
+    )
+
+
+def train(folder, config, dataset, reporter=None):
+    """Trains (or resumes) the teacher of `config` into `folder`; returns its metrics."""
+    import keras
+
+    from nodekd_cli import training
+
+    keras.utils.set_random_seed(config["seed"])
+    policy = None if config["precision"] == "float32" else config["precision"]
+    model = build(config, dataset, dtype=policy)
+    steps = -(-len(dataset.x_train) // config["batch_size"])
+    model.compile(
+        optimizer=training.CoupledSGD(
+            learning_rate=training.step_schedule(config["lr"], config["epochs"], steps),
+            momentum=config["momentum"],
+            l2=config["weight_decay"],
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=False,
+    )
+    return training.fit_run(folder, model, dataset, config, lambda: build(config, dataset), reporter)
+
+
+def load(folder):
+    """The finished teacher run in `folder`: (config, metrics, keras model)."""
+    import keras
+
+    import models  # noqa: F401  (registers nodekd's layers for load_model)
+
+    config, metrics = runs.read_run(folder, kind="teacher")
+    return config, metrics, keras.saving.load_model(Path(folder) / runs.MODEL)
+
+
+# Input normalization of the akamaster/pytorch_resnet_cifar10 checkpoints (pixels in [0, 1]).
+AKAMASTER_MEAN = (0.485, 0.456, 0.406)
+AKAMASTER_STD = (0.229, 0.224, 0.225)
+
+
+def import_akamaster(model_name, checkpoint, dataset):
+    """A Keras teacher holding the weights of an akamaster/pytorch_resnet_cifar10 checkpoint file."""
+    import pickle
+
+    import keras
+    import numpy as np
+    import torch
+
+    import models
+
+    check_model(model_name)
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state = {k.removeprefix("module."): v.numpy() for k, v in saved["state_dict"].items()}
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        ValueError,
+        EOFError,
+        pickle.UnpicklingError,
+    ) as error:
+        raise UserError(f"Cannot read the checkpoint {checkpoint} ({error}); expected an akamaster .th file.") from None
+    if dataset.image_shape[-1] != 3 or dataset.num_classes != 10:
+        raise UserError(
+            f"The checkpoint is a 3-channel, 10-class CIFAR model but {dataset.name} has "
+            f"{dataset.image_shape[-1]} channels and {dataset.num_classes} classes."
+        )
+    model = models.build_teacher(
+        model_name, input_shape=dataset.image_shape, num_classes=10, mean=AKAMASTER_MEAN, std=AKAMASTER_STD
+    )
+    assigned = set()
+
+    def take(key):
+        if key not in state:
+            raise UserError(f"The checkpoint {checkpoint} has no {key}; is it really a {model_name}?")
+        assigned.add(key)
+        return state[key]
+
+    for layer, source in _akamaster_layers(model):
+        if isinstance(layer, keras.layers.Conv2D):
+            weights = [take(f"{source}.weight").transpose(2, 3, 1, 0)]
+        elif isinstance(layer, models.BatchNorm):
+            weights = [take(f"{source}.{k}") for k in ("weight", "bias", "running_mean", "running_var")]
+        else:  # the dense head
+            weights = [take(f"{source}.weight").T, take(f"{source}.bias")]
+        for variable, value in zip(layer.weights, weights):
+            if tuple(variable.shape) != value.shape:
+                raise UserError(
+                    f"The checkpoint's {source} has shape {value.shape}, {model_name} needs {tuple(variable.shape)}; "
+                    f"is it really a {model_name}?"
+                )
+            variable.assign(np.asarray(value, dtype=np.float32))
+    unused = [k for k in state if k not in assigned and not k.endswith("num_batches_tracked")]
+    if unused:
+        raise UserError(f"The checkpoint {checkpoint} has weights {model_name} lacks ({unused[0]}, ...).")
+    return model
+
+
+def _akamaster_layers(model):
+    """(layer, akamaster module name) of every layer with weights: stem_conv -> conv1, stage1_block0.bn2 -> layer1.0.bn2."""
+    import models
+
+    for layer in model.layers:
+        if isinstance(layer, models.BasicBlock):
+            stage, block = layer.name.removeprefix("stage").split("_block")
+            for part in ("conv1", "bn1", "conv2", "bn2"):
+                yield getattr(layer, part), f"layer{stage}.{block}.{part}"
+        elif layer.name in AKAMASTER_NAMES:
+            yield layer, AKAMASTER_NAMES[layer.name]
+
+
+AKAMASTER_NAMES = {"stem_conv": "conv1", "stem_bn": "bn1", "logits": "linear"}
+
+
+def import_run(folder, model_name, checkpoint, dataset):
+    """Imports `checkpoint` into the run folder `folder`, evaluates it there and records the accuracy."""
+    import os
+
+    from nodekd_cli import training
+
+    model = import_akamaster(model_name, checkpoint, dataset)
+    test_loss, test_accuracy, _ = training.evaluate(model, dataset.x_test, dataset.y_test)
+    temporary = Path(folder) / ".model.partial.keras"
+    model.save(temporary)
+    os.replace(temporary, Path(folder) / runs.MODEL)
+    metrics = {
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "params": training.count_params(model),
+        "epochs": 0,
+        "train_seconds": 0.0,
+    }
+    runs.write_json(Path(folder) / runs.METRICS, metrics)
+    return metrics

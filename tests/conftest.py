@@ -1,0 +1,41 @@
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+os.environ["KERAS_BACKEND"] = "torch"
+os.environ["KERAS_TORCH_DEVICE"] = "cpu"
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_file(relative):
+    path = SHARED / relative
+    assert path.exists(), f"{path} is missing: the tests need the project's ../shared folder"
+    return path
+
+
+@pytest.fixture(scope="session")
+def cifar_test_images(tmp_path_factory):
+    """The real CIFAR-10 test images (image-folder layout), extracted once per session."""
+    root = tmp_path_factory.mktemp("cifar10-jpeg")
+    with tarfile.open(shared_file("data/cifar10-jpeg/test.tar.xz")) as archive:
+        archive.extractall(root, filter="data")
+    return root / "test"
+
+
+@pytest.fixture(scope="session")
+def cifar_folder(cifar_test_images, tmp_path_factory):
+    """A folder data set whose train and test splits are both the real CIFAR-10 test images."""
+    root = tmp_path_factory.mktemp("cifar10-folder")
+    (root / "test").symlink_to(cifar_test_images, target_is_directory=True)
+    (root / "train").symlink_to(cifar_test_images, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from nodekd_cli.data import load_dataset
+
+    return load_dataset("digits")

@@ -1,0 +1,118 @@
+"""Every user mistake gets one clear sentence and a non-zero exit, never a traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from nodekd_cli.app import app
+from tests.conftest import shared_file
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
+    # A command that ends on its own exits through SystemExit; anything else escaped as a traceback.
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.exit_code, " ".join(result.output.replace("│", " ").split())
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["teacher", "train", "resnet18"], 2, "unknown teacher 'resnet18'; choose one of: resnet20, resnet32"),
+        (["teacher", "train", "resnet20", "--dataset", "mnist"], 1, "Unknown data set 'mnist'; choose one of"),
+        (["teacher", "train", "resnet20", "--dataset", "folder:"], 1, "needs a path"),
+        (["teacher", "train", "resnet20", "--dataset", "folder:nowhere"], 1, "nowhere does not exist"),
+        (["teacher", "train", "resnet20", "--epochs", "0"], 1, "--epochs must be at least 1"),
+        (["teacher", "train", "resnet20", "--lr", "-1"], 1, "--lr must be positive"),
+        (["teacher", "train", "resnet20", "--precision", "fp8"], 1, "Unknown precision 'fp8'"),
+        (["teacher", "train", "resnet20", "--device", "cuda"], 1, "sees no CUDA GPU; use --device cpu"),
+        (["teacher", "train", "resnet20", "--device", "tpu"], 1, "Unknown device 'tpu'"),
+        (["teacher", "eval", "runs/nothing"], 1, "runs/nothing is not a nodekd run folder"),
+        (["teacher", "import", "resnet20", "--from", "missing.th"], 1, "The checkpoint missing.th does not exist"),
+    ],
+)
+def test_user_errors(in_tmp, args, code, message):
+    exit_code, text = invoke(*args)
+    assert exit_code == code
+    assert message in text
+
+
+def test_cifar10_without_data_or_tensorflow_says_how_to_get_it(in_tmp, monkeypatch):
+    pytest.importorskip("tensorflow_datasets")
+    try:
+        import tensorflow  # noqa: F401
+
+        pytest.skip("TensorFlow is installed: TFDS would try to download")
+    except ImportError:
+        pass
+    monkeypatch.delenv("NODEKD_MANUAL_DIR", raising=False)
+    exit_code, text = invoke("teacher", "train", "resnet20", "--dataset", "cifar10", "--data-dir", str(in_tmp / "tfds"))
+    assert exit_code == 1 and "needs TensorFlow" in text and "--manual-dir" in text
+
+
+def test_manual_dir_without_the_archives(in_tmp):
+    exit_code, text = invoke(
+        "teacher", "train", "resnet20", "--dataset", "svhn", "--data-dir", "d", "--manual-dir", "."
+    )
+    assert exit_code == 1 and "lacks train_32x32.mat, test_32x32.mat" in text
+
+
+def test_unfinished_and_conflicting_runs(in_tmp):
+    folder = in_tmp / "runs" / "resnet20"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"kind": "teacher", "model": "resnet20", "lr": 0.5}))
+    exit_code, text = invoke("teacher", "eval", str(folder))
+    assert exit_code == 1 and "unfinished" in text
+    exit_code, text = invoke("teacher", "train", "resnet20", "--epochs", "1")
+    assert exit_code == 1 and "holds an unfinished run of another configuration" in text and "--out" in text
+    (in_tmp / "junk").mkdir()
+    (in_tmp / "junk" / "file.txt").write_text("x")
+    exit_code, text = invoke("teacher", "train", "resnet20", "--out", "junk")
+    assert exit_code == 1 and "not a nodekd run folder" in text
+
+
+def test_unreadable_checkpoint(in_tmp):
+    (in_tmp / "bad.th").write_bytes(b"not a checkpoint")
+    exit_code, text = invoke("teacher", "import", "resnet20", "--from", "bad.th", "--dataset", "digits")
+    assert exit_code == 1 and "Cannot read the checkpoint bad.th" in text
+
+
+def test_eval_on_an_incompatible_data_set(in_tmp, cifar_folder):
+    checkpoint = shared_file("weights/akamaster/resnet20-12fca82f.th")
+    exit_code, _ = invoke(
+        "teacher", "import", "resnet20", "--from", str(checkpoint), "--dataset", f"folder:{cifar_folder}"
+    )
+    assert exit_code == 0
+    exit_code, text = invoke("teacher", "eval", "runs/resnet20", "--dataset", "digits")
+    assert exit_code == 1 and "(8, 8, 1) images" in text
+    exit_code, text = invoke("teacher", "eval", "runs/resnet20")
+    assert exit_code == 0 and "resnet20" in text
+
+
+def test_help_is_fast_because_nothing_heavy_is_imported():
+    code = "import sys, nodekd_cli.app; print(sorted(m for m in ('keras', 'torch', 'tensorflow') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_help_lists_every_registered_teacher():
+    import models
+
+    _, text = invoke("teacher", "train", "--help")
+    assert all(name in text for name in models.TEACHERS)
+
+
+def test_data_prepare(in_tmp):
+    exit_code, text = invoke("data", "prepare", "digits")
+    assert exit_code == 0 and "1,437" in text and "8x8x1" in text
+    exit_code, text = invoke("data", "prepare", "svhn", "--data-dir", "d", "--manual-dir", ".")
+    assert exit_code == 1 and "lacks train_32x32.mat" in text

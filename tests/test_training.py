@@ -1,0 +1,117 @@
+"""Teacher training into run folders: accuracy, the run-folder contract, resume, the optimizer and schedule."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nodekd_cli import runs, teachers, training
+from nodekd_cli.app import app
+from nodekd_cli.errors import UserError
+
+
+def test_resnet20_on_digits_reaches_90_percent_and_writes_its_run_folder(tmp_path, monkeypatch, digits):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["teacher", "train", "resnet20", "--dataset", "digits"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "runs" / "resnet20"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["kind"] == "teacher" and config["model"] == "resnet20" and config["dataset"] == "digits"
+    assert config["lr"] == 0.1 and config["momentum"] == 0.9 and config["batch_size"] == 128
+    assert config["versions"]["keras"] and config["versions"]["torch"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.90
+    assert metrics["params"] == 269_722 - 16 * 9 * 2  # one input channel
+    with open(folder / "history.csv") as file:
+        history = list(csv.DictReader(file))
+    assert [int(row["epoch"]) for row in history] == list(range(1, config["epochs"] + 1))
+    assert not (folder / "checkpoint.h5").exists()
+    # model.keras takes [0, 1] pixels, NHWC, and returns logits; its accuracy is the recorded one.
+    import models  # noqa: F401
+
+    model = keras.saving.load_model(folder / "model.keras")
+    logits = keras.ops.convert_to_numpy(model(digits.x_test.astype(np.float32) / 255.0, training=False))
+    assert np.mean(logits.argmax(1) == digits.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    # Run again: the finished run is kept, not retrained.
+    again = CliRunner().invoke(app, ["teacher", "train", "resnet20", "--dataset", "digits"])
+    assert again.exit_code == 0 and "nothing to do" in again.output
+
+
+class _Interrupt:
+    """A progress reporter that stops training with Ctrl-C in the middle of `epoch`."""
+
+    def __init__(self, epoch):
+        self.stop_epoch, self.epoch = epoch, 0
+
+    def start(self, epochs, initial_epoch):
+        pass
+
+    def epoch_start(self, epoch, steps):
+        self.epoch = epoch
+
+    def batch_end(self, step, logs, lr):
+        if self.epoch == self.stop_epoch and step == 3:
+            raise KeyboardInterrupt
+
+    def epoch_end(self, row):
+        pass
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, digits):
+    config = teachers.teacher_config("resnet20", "digits", epochs=4, seed=3)
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    for folder in (straight, interrupted):
+        assert runs.open_run(folder, config) == "new"
+    expected = teachers.train(straight, config, digits)
+
+    with pytest.raises(KeyboardInterrupt):
+        teachers.train(interrupted, config, digits, reporter=_Interrupt(epoch=3))
+    assert not runs.is_finished(interrupted)
+    assert [row["epoch"] for row in runs.read_history(interrupted / runs.HISTORY)] == [1, 2]
+    assert runs.open_run(interrupted, config) == "resume"
+    resumed = teachers.train(interrupted, config, digits)
+
+    history = runs.read_history(interrupted / runs.HISTORY)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    reference = runs.read_history(straight / runs.HISTORY)
+    for row, ref in zip(history, reference):
+        assert row["train_loss"] == pytest.approx(ref["train_loss"], rel=1e-4)
+    assert resumed["test_accuracy"] == pytest.approx(expected["test_accuracy"], abs=1e-6)
+    a = keras.saving.load_model(straight / runs.MODEL).get_weights()
+    b = keras.saving.load_model(interrupted / runs.MODEL).get_weights()
+    for wa, wb in zip(a, b):
+        np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
+
+
+def test_a_folder_with_another_configuration_is_refused(tmp_path):
+    config = teachers.teacher_config("resnet20", "digits", epochs=2)
+    runs.open_run(tmp_path / "run", config)
+    other = teachers.teacher_config("resnet20", "digits", epochs=2, lr=0.05)
+    with pytest.raises(UserError, match=r"another configuration \(lr 0\.1 -> 0\.05\).*--out"):
+        runs.open_run(tmp_path / "run", other)
+
+
+def test_step_schedule_is_the_papers():
+    schedule = training.step_schedule(0.1, epochs=8, steps_per_epoch=10)
+    lr = {step: float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 39, 40, 59, 60, 79)}
+    assert lr == pytest.approx({0: 0.1, 39: 0.1, 40: 0.01, 59: 0.01, 60: 0.001, 79: 0.001})
+
+
+def test_coupled_sgd_matches_torch_sgd_with_weight_decay():
+    rng = np.random.default_rng(0)
+    start, targets = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(5, 3, 4)).astype(np.float32)
+    variable = keras.Variable(start)
+    optimizer = training.CoupledSGD(learning_rate=0.1, momentum=0.9, l2=0.01)
+    reference = torch.nn.Parameter(torch.tensor(start))
+    torch_optimizer = torch.optim.SGD([reference], lr=0.1, momentum=0.9, weight_decay=0.01)
+    for target in targets:
+        grad = 2 * (keras.ops.convert_to_numpy(variable) - target)
+        optimizer.apply([keras.ops.convert_to_tensor(grad)], [variable])
+        torch_optimizer.zero_grad()
+        ((reference - torch.tensor(target)) ** 2).sum().backward()
+        torch_optimizer.step()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), reference.detach().numpy(), rtol=1e-5, atol=1e-6)
