@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# GPU checks for nodekd, in one run on the lent device (see the README, "Benchmarks"). Writes to $OUT (or ./out):
-#   teacher_step_gpu.json  nodekd's Keras ResNet20 train step against plain PyTorch, eager fp32 and bf16
-#   train_digits.log       `nodekd teacher train resnet20 --dataset digits` end to end on the GPU, fp32 and bf16
-# Needs keras (and its namex, optree) importable: carry wheels and install them first where it is missing.
+# GPU checks for nodekd, in one run on a CUDA machine (see the README, "Benchmarks"). Writes to $OUT (or ./out):
+#   gpu.txt                the GPU, driver, torch and keras versions
+#   graph_check.json       the CUDA-graph train step against the eager one (same weights after 12 steps?)
+#   teacher_step_gpu.json  nodekd's ResNet20 train step against plain PyTorch: eager, bf16, CUDA graph
+#   train_digits.log       `nodekd teacher train resnet20 --dataset digits` end to end: graph, no graph, bf16
+# Needs keras (with namex and optree) importable: where it is missing, install its wheels first.
 set -uo pipefail
 OUT=${OUT:-out}
 mkdir -p "$OUT"
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-python3 -c "import torch, keras; print('torch', torch.__version__, 'keras', keras.__version__)" | tee -a "$OUT/gpu.txt"
-python3 -m bench.teacher_step --device cuda --variants eager,bf16 --steps 50 --warmup 10 \
+KERAS_BACKEND=torch python3 -c "import torch, keras; print('torch', torch.__version__, 'keras', keras.__version__)" | tee -a "$OUT/gpu.txt"
+python3 -m bench.graph_check --json "$OUT/graph_check.json" 2>&1 | tee "$OUT/graph_check.log"
+python3 -m bench.teacher_step --device cuda --variants eager,bf16,graph,graph+bf16 --steps 50 --warmup 10 \
   --json "$OUT/teacher_step_gpu.json" 2>&1 | tee "$OUT/teacher_step_gpu.log"
-for precision in float32 mixed_bfloat16; do
-  python3 -m nodekd_cli teacher train resnet20 --dataset digits --device cuda --precision "$precision" \
-    --out "/tmp/nodekd-gpu-$precision" 2>&1 | tee -a "$OUT/train_digits.log"
+for options in "--cuda-graph" "--no-cuda-graph" "--cuda-graph --precision mixed_bfloat16"; do
+  echo "== nodekd teacher train resnet20 --dataset digits $options" | tee -a "$OUT/train_digits.log"
+  python3 -m nodekd_cli teacher train resnet20 --dataset digits --device cuda $options \
+    --out "/tmp/nodekd-gpu-${options// /}" 2>&1 | tail -16 | tee -a "$OUT/train_digits.log"
 done

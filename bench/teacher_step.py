@@ -6,7 +6,7 @@ interleaved (Keras, PyTorch, Keras, ...) so that noise from a shared machine hit
 their ratio are printed.
 
     python -m bench.teacher_step                        # CPU
-    python -m bench.teacher_step --device cuda --variants eager,compile,bf16,compile+bf16 --json out.json
+    python -m bench.teacher_step --device cuda --variants eager,bf16,graph,graph+bf16 --json out.json
 """
 
 import argparse
@@ -26,19 +26,14 @@ def _sync(device):
 
 
 def keras_step(variant, x, y, device):
-    import keras
-
+    """nodekd's teacher train step, as `nodekd teacher train` installs it, called through Keras."""
     import models
-    from nodekd_cli.training import CoupledSGD
+    from nodekd_cli import teachers
 
+    config = teachers.teacher_config("resnet20", "cifar10", lr=0.1, weight_decay=1e-4)
     dtype = "mixed_bfloat16" if "bf16" in variant else None
     model = models.build_teacher("resnet20", mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26], dtype=dtype)
-    model.compile(
-        optimizer=CoupledSGD(learning_rate=0.1, momentum=0.9, l2=1e-4),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile="compile" in variant,
-    )
+    teachers.prepare_training(model, config, steps_per_epoch=391, cuda_graph="graph" in variant)
     return lambda: model.train_on_batch(x, y)
 
 
@@ -77,7 +72,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=15, help="timed steps of each")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--variants", default="eager", help="comma-separated: eager, compile, bf16, compile+bf16")
+    parser.add_argument("--variants", default="eager", help="comma-separated: eager, bf16, graph, graph+bf16")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     os.environ["KERAS_TORCH_DEVICE"] = args.device

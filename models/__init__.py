@@ -8,7 +8,15 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-from models.layers import BatchNorm, OptionAShortcut
+from models.layers import BatchNorm, OptionAShortcut, PixelNormalization
 from models.resnet import TEACHERS, BasicBlock, build_teacher, cifar_resnet
 
-__all__ = ["TEACHERS", "BasicBlock", "BatchNorm", "OptionAShortcut", "build_teacher", "cifar_resnet"]
+__all__ = [
+    "TEACHERS",
+    "BasicBlock",
+    "BatchNorm",
+    "OptionAShortcut",
+    "PixelNormalization",
+    "build_teacher",
+    "cifar_resnet",
+]

@@ -72,3 +72,42 @@ class BatchNorm(keras.layers.BatchNormalization):
             eps=self.epsilon,
         )
         return outputs
+
+
+@keras.saving.register_keras_serializable(package="nodekd")
+class PixelNormalization(keras.layers.Layer):
+    """(x - mean) / std over the last (channel) axis: a data set's input normalization as a model's first layer.
+
+    The statistics are non-trainable weights, so calling the layer creates no tensor from a Python number (Keras's
+    `Normalization` does, through `maximum(sqrt(variance), epsilon)`), which keeps a CUDA-graph capture of the
+    train step possible.
+
+    Args:
+        mean: per-channel means.
+        std: per-channel standard deviations, all positive.
+    """
+
+    def __init__(self, mean, std, **kwargs):
+        super().__init__(**kwargs)
+        if len(mean) != len(std) or min(std) <= 0:
+            raise ValueError(f"mean and std need one value per channel and std > 0. Received: mean={mean}, std={std}")
+        self.mean_values = [float(m) for m in mean]
+        self.std_values = [float(s) for s in std]
+
+    def build(self, input_shape):
+        if input_shape[-1] != len(self.mean_values):
+            raise ValueError(
+                f"Expected {len(self.mean_values)} channels on the last axis. Received: input_shape={input_shape}"
+            )
+        channels = (len(self.mean_values),)
+        constant = keras.initializers.Constant
+        self.mean = self.add_weight(channels, constant(self.mean_values), trainable=False, name="mean")
+        self.std = self.add_weight(channels, constant(self.std_values), trainable=False, name="std")
+
+    def call(self, x):
+        return (x - self.mean) / self.std
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mean": self.mean_values, "std": self.std_values})
+        return config

@@ -15,7 +15,7 @@ import functools
 import keras
 from keras import layers, ops
 
-from models.layers import BatchNorm, OptionAShortcut
+from models.layers import BatchNorm, OptionAShortcut, PixelNormalization
 
 STAGE_CHANNELS = (16, 32, 64)
 
@@ -149,7 +149,7 @@ def cifar_resnet(
         channels = input_shape[-1]
         mean = [0.0] * channels if mean is None else [float(m) for m in mean]
         std = [1.0] * channels if std is None else [float(s) for s in std]
-        x = layers.Normalization(axis=-1, mean=mean, variance=[s * s for s in std], dtype=dtype, name="normalize")(x)
+        x = PixelNormalization(mean, std, dtype=dtype, name="normalize")(x)
     if data_format == "channels_first":
         x = layers.Permute((3, 1, 2), dtype=dtype, name="to_channels_first")(x)
 

@@ -25,7 +25,7 @@ HISTORY = "history.csv"
 MODEL = "model.keras"
 METRICS = "metrics.json"
 # Keys of config.json that describe where and with what a run was made, not what it is; they may differ on resume.
-CIRCUMSTANCES = ("versions", "device")
+CIRCUMSTANCES = ("versions", "device", "cuda_graph")
 
 
 def atomic_write_bytes(path, data):

@@ -84,6 +84,7 @@ def build(config, dataset, *, dtype=None):
     import models
 
     mean, std = dataset.channel_stats()
+    std = [max(s, 1e-3) for s in std]  # a constant channel (all one value) would divide by zero
     return models.build_teacher(
         config["model"],
         input_shape=dataset.image_shape,
@@ -94,7 +95,31 @@ def build(config, dataset, *, dtype=None):
     )
 
 
-def train(folder, config, dataset, reporter=None):
+def prepare_training(model, config, steps_per_epoch, cuda_graph=False):
+    """Compiles `model` for the teacher recipe of `config` and installs its train step; returns the step.
+
+    `cuda_graph` replays each train step as a CUDA graph (same result, less Python per step; CUDA only).
+    """
+    import keras
+
+    from nodekd_cli import train_step
+
+    # Keras's SGD holds the momentum and iteration variables (checkpoints save them); SGDTrainStep updates them.
+    model.compile(optimizer=keras.optimizers.SGD(momentum=config["momentum"]))
+    step = train_step.SGDTrainStep(
+        model,
+        model.optimizer,
+        lr=config["lr"],
+        boundaries=train_step.step_boundaries(config["epochs"], steps_per_epoch),
+        l2=config["weight_decay"],
+    )
+    if cuda_graph:
+        step = train_step.CudaGraphStep(step)
+    model.train_step = step
+    return step
+
+
+def train(folder, config, dataset, reporter=None, cuda_graph=False):
     """Trains (or resumes) the teacher of `config` into `folder`; returns its metrics."""
     import keras
 
@@ -103,18 +128,8 @@ def train(folder, config, dataset, reporter=None):
     keras.utils.set_random_seed(config["seed"])
     policy = None if config["precision"] == "float32" else config["precision"]
     model = build(config, dataset, dtype=policy)
-    steps = -(-len(dataset.x_train) // config["batch_size"])
-    model.compile(
-        optimizer=training.CoupledSGD(
-            learning_rate=training.step_schedule(config["lr"], config["epochs"], steps),
-            momentum=config["momentum"],
-            l2=config["weight_decay"],
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=False,
-    )
-    return training.fit_run(folder, model, dataset, config, lambda: build(config, dataset), reporter)
+    step = prepare_training(model, config, -(-len(dataset.x_train) // config["batch_size"]), cuda_graph)
+    return training.fit_run(folder, model, dataset, config, step, lambda: build(config, dataset), reporter)
 
 
 def load(folder):

@@ -18,50 +18,6 @@ from nodekd_cli import runs
 from nodekd_cli.data.device import TrainBatches, pixels, to_device
 from nodekd_cli.errors import UserError
 
-try:
-    # Under torch, Keras swaps `keras.optimizers.SGD` for this multi-tensor (`torch._foreach_*`) version, but only
-    # for SGD itself, not for subclasses: a subclass of the public class steps variable by variable, which cost
-    # 8 ms per ResNet20 step on a 2-core CPU.
-    from keras.src.backend.torch.optimizers.torch_sgd import SGD as _SGD
-except ImportError:  # another backend, or a Keras that moved it
-    _SGD = keras.optimizers.SGD
-
-
-@keras.saving.register_keras_serializable(package="nodekd")
-class CoupledSGD(_SGD):
-    """SGD with L2 weight decay added to the gradient before momentum, as `torch.optim.SGD(weight_decay=...)`.
-
-    Keras's own `weight_decay` is decoupled (w -= lr * wd * w after the step): with momentum 0.9 it decays ten times
-    less than the coupled form that He et al. and the reference CIFAR ResNets were trained with.
-    """
-
-    def __init__(self, l2=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.l2 = l2
-
-    def apply(self, grads, trainable_variables=None):
-        if self.l2:
-            variables = self._trainable_variables if trainable_variables is None else trainable_variables
-            if keras.backend.backend() == "torch":
-                # One fused call instead of two ops per variable: this sits in every train step.
-                torch._foreach_add_(grads, [v.value for v in variables], alpha=self.l2)
-            else:
-                grads = [g + self.l2 * keras.ops.convert_to_tensor(v) for g, v in zip(grads, variables)]
-        return super().apply(grads, trainable_variables)
-
-    def get_config(self):
-        return {**super().get_config(), "l2": self.l2}
-
-
-def step_schedule(lr, epochs, steps_per_epoch):
-    """lr, then lr / 10 from half of the epochs, lr / 100 from three quarters (the paper's schedule).
-
-    Keras's schedule keeps values[i] while the 0-based step is <= boundaries[i], hence the -1.
-    """
-    first, second = max(1, epochs // 2), max(1, epochs * 3 // 4)
-    boundaries = [first * steps_per_epoch - 1, second * steps_per_epoch - 1]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, [lr, lr / 10, lr / 100])
-
 
 def evaluate(model, x_uint8, y, batch_size=512):
     """Test loss, accuracy and logits of `model` in inference mode on uint8 images, batched on Keras's device."""
@@ -115,14 +71,15 @@ def load_checkpoint(path, model, optimizer):
 class _RunCallback(keras.callbacks.Callback):
     """Per epoch: seeds the batches, evaluates, writes history and checkpoint, and reports progress."""
 
-    def __init__(self, folder, batches, dataset, history, reporter, eval_batch_size):
+    def __init__(self, folder, batches, dataset, train_step, history, reporter, eval_batch_size):
         super().__init__()
-        self.folder, self.batches, self.dataset = Path(folder), batches, dataset
+        self.folder, self.batches, self.dataset, self.train_step = Path(folder), batches, dataset, train_step
         self.history, self.reporter, self.eval_batch_size = history, reporter, eval_batch_size
         self.report_every = max(1, len(batches) // 50)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.batches.set_epoch(epoch)
+        self.train_step.reset_metrics()
         self.epoch_lr = self.learning_rate()
         self.started = time.perf_counter()
         if self.reporter:
@@ -134,8 +91,8 @@ class _RunCallback(keras.callbacks.Callback):
             self.reporter.batch_end(batch + 1, values, self.learning_rate())
 
     def learning_rate(self):
-        """The learning rate of the next step, rounded off float32's noise."""
-        return float(f"{float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)):.6g}")
+        """The learning rate of the next step, rounded off float noise."""
+        return float(f"{self.train_step.learning_rate():.6g}")
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started
@@ -158,10 +115,12 @@ class _RunCallback(keras.callbacks.Callback):
             self.reporter.epoch_end(row)
 
 
-def fit_run(folder, model, dataset, config, build_inference_model, reporter=None):
+def fit_run(folder, model, dataset, config, train_step, build_inference_model, reporter=None):
     """Trains a compiled `model` on `dataset` into the run folder `folder`, resuming a checkpoint there.
 
-    `config` supplies epochs, batch_size, seed, crop_padding, flip. `build_inference_model()` makes a fresh,
+    `config` supplies epochs, batch_size, seed, crop_padding, flip. `train_step` is the model's installed train step
+    (see `nodekd_cli.train_step`); its state lives in `model.optimizer`'s variables, which checkpoints save.
+    `build_inference_model()` makes a fresh,
     uncompiled model of the same architecture: the weights are copied into it and it is saved as `model.keras`,
     so the artifact carries no optimizer or training-only objects. Returns the metrics written to metrics.json.
     """
@@ -182,7 +141,7 @@ def fit_run(folder, model, dataset, config, build_inference_model, reporter=None
     if (folder / runs.CHECKPOINT).exists():
         initial_epoch = load_checkpoint(folder / runs.CHECKPOINT, model, model.optimizer)
         history = [row for row in runs.read_history(folder / runs.HISTORY) if row["epoch"] <= initial_epoch]
-    callback = _RunCallback(folder, batches, dataset, history, reporter, max(config["batch_size"], 256))
+    callback = _RunCallback(folder, batches, dataset, train_step, history, reporter, max(config["batch_size"], 256))
     if reporter:
         reporter.start(config["epochs"], initial_epoch)
     if initial_epoch < config["epochs"]:

@@ -55,6 +55,12 @@ def test_channels_first_and_last_compute_the_same_function():
     )
 
 
+def test_pixel_normalization_against_numpy():
+    x = np.random.default_rng(6).random((2, 3, 3, 2), dtype=np.float32)
+    y = keras.ops.convert_to_numpy(models.PixelNormalization([0.1, 0.2], [0.5, 2.0])(x))
+    np.testing.assert_allclose(y, (x - [0.1, 0.2]) / [0.5, 2.0], rtol=1e-6)
+
+
 def test_option_a_shortcut_against_numpy():
     x = np.random.default_rng(2).random((2, 6, 6, 4), dtype=np.float32)
     y = keras.ops.convert_to_numpy(models.OptionAShortcut(pad=2)(x))
@@ -92,6 +98,7 @@ def test_fused_batch_norm_matches_keras_batch_normalization(training):
     "layer, shape",
     [
         (models.OptionAShortcut(pad=4), (2, 8, 8, 8)),
+        (models.PixelNormalization([0.1, 0.2], [0.5, 2.0]), (2, 3, 3, 2)),
         (models.BatchNorm(axis=1, momentum=0.9, epsilon=1e-5), (2, 3, 4, 4)),
         (models.resnet.BasicBlock(32, stride=2, data_format="channels_first"), (2, 16, 8, 8)),
     ],

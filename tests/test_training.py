@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nodekd_cli import runs, teachers, training
+from nodekd_cli import runs, teachers, train_step
 from nodekd_cli.app import app
 from nodekd_cli.errors import UserError
 
@@ -96,22 +96,43 @@ def test_a_folder_with_another_configuration_is_refused(tmp_path):
 
 
 def test_step_schedule_is_the_papers():
-    schedule = training.step_schedule(0.1, epochs=8, steps_per_epoch=10)
-    lr = {step: float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 39, 40, 59, 60, 79)}
+    boundaries = train_step.step_boundaries(epochs=8, steps_per_epoch=10)
+    assert boundaries == (40, 60)
+    lr = {step: train_step.step_lr(step, 0.1, boundaries) for step in (0, 39, 40, 59, 60, 79)}
     assert lr == pytest.approx({0: 0.1, 39: 0.1, 40: 0.01, 59: 0.01, 60: 0.001, 79: 0.001})
+    on_device = train_step.step_lr(torch.tensor(45), 0.1, boundaries)
+    assert float(on_device) == pytest.approx(0.01)
 
 
-def test_coupled_sgd_matches_torch_sgd_with_weight_decay():
+def test_sgd_train_step_matches_torch_sgd_with_weight_decay():
+    """Five steps of the teacher's train step on a linear classifier against torch.optim.SGD on the same one."""
     rng = np.random.default_rng(0)
-    start, targets = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(5, 3, 4)).astype(np.float32)
-    variable = keras.Variable(start)
-    optimizer = training.CoupledSGD(learning_rate=0.1, momentum=0.9, l2=0.01)
-    reference = torch.nn.Parameter(torch.tensor(start))
-    torch_optimizer = torch.optim.SGD([reference], lr=0.1, momentum=0.9, weight_decay=0.01)
-    for target in targets:
-        grad = 2 * (keras.ops.convert_to_numpy(variable) - target)
-        optimizer.apply([keras.ops.convert_to_tensor(grad)], [variable])
-        torch_optimizer.zero_grad()
-        ((reference - torch.tensor(target)) ** 2).sum().backward()
-        torch_optimizer.step()
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), reference.detach().numpy(), rtol=1e-5, atol=1e-6)
+    x = torch.tensor(rng.normal(size=(5, 8, 6)).astype(np.float32))
+    y = torch.tensor(rng.integers(0, 3, (5, 8)))
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    model.compile(optimizer=keras.optimizers.SGD(momentum=0.9))
+    step = train_step.SGDTrainStep(model, model.optimizer, lr=0.1, boundaries=(100, 200), l2=0.01)
+    reference = torch.nn.Linear(6, 3)
+    kernel, bias = model.get_weights()
+    with torch.no_grad():
+        reference.weight.copy_(torch.tensor(kernel.T))
+        reference.bias.copy_(torch.tensor(bias))
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    losses = []
+    for xb, yb in zip(x, y):
+        logs = step((xb, yb))
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(reference(xb), yb)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(kernel.T, reference.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bias, reference.bias.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert int(model.optimizer.iterations.numpy()) == 5
+    # The logged loss is the running mean over the epoch's batches (of equal size here).
+    assert float(logs["loss"]) == pytest.approx(np.mean(losses), rel=1e-5)
+    step.reset_metrics()
+    assert float(step((x[0], y[0]))["loss"]) == pytest.approx(
+        torch.nn.functional.cross_entropy(reference(x[0]), y[0]).item(), rel=1e-4
+    )

@@ -37,6 +37,12 @@ def train(
     out: options.Out = None,
     device: options.Device = "auto",
     precision: Annotated[str, typer.Option(help="float32 or mixed_bfloat16.")] = "float32",
+    cuda_graph: Annotated[
+        bool | None,
+        typer.Option(
+            "--cuda-graph/--no-cuda-graph", help="Replay each train step as a CUDA graph (default: on with CUDA)."
+        ),
+    ] = None,
     data_dir: options.DataDir = None,
     manual_dir: options.ManualDir = None,
 ):
@@ -56,8 +62,12 @@ def train(
         flip=flip,
         precision=precision,
     )
+    if cuda_graph and not device.startswith("cuda"):
+        raise UserError(f"--cuda-graph needs a CUDA device; this run uses {device}.")
+    cuda_graph = device.startswith("cuda") if cuda_graph is None else cuda_graph
     folder = Path(out) if out else teachers.default_folder(model)
-    state = runs.open_run(folder, {**config, "versions": runs.versions(), "device": device})
+    circumstances = {"versions": runs.versions(), "device": device, "cuda_graph": cuda_graph}
+    state = runs.open_run(folder, {**config, **circumstances})
     if state == "finished":
         output.info(f"{folder} already holds this finished run; nothing to do.")
         config, metrics = runs.read_run(folder)
@@ -67,7 +77,7 @@ def train(
     progress = output.EpochProgress(f"{model} in {folder}")
     try:
         with progress:
-            metrics = teachers.train(folder, config, data, progress)
+            metrics = teachers.train(folder, config, data, progress, cuda_graph=cuda_graph)
     except KeyboardInterrupt:
         output.error(f"Interrupted; run the same command again to resume {folder} from its last completed epoch.")
         raise typer.Exit(130) from None
