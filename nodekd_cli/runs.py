@@ -46,6 +46,13 @@ def write_json(path, data):
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def save_model(folder, model):
+    """Saves `model` as the run's `model.keras`, atomically (Keras insists on the .keras suffix)."""
+    temporary = Path(folder) / f".{MODEL}.partial.keras"
+    model.save(temporary)
+    os.replace(temporary, Path(folder) / MODEL)
+
+
 def read_json(path):
     with open(path) as file:
         return json.load(file)

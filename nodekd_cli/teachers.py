@@ -6,6 +6,7 @@ weight decay; the default 1e-4 (coupled L2, as torch.optim.SGD) is He et al.'s a
 ResNets whose accuracies REFERENCE.md quotes.
 """
 
+import math
 from pathlib import Path
 
 from nodekd_cli import data, runs
@@ -128,7 +129,7 @@ def train(folder, config, dataset, reporter=None, cuda_graph=False):
     keras.utils.set_random_seed(config["seed"])
     policy = None if config["precision"] == "float32" else config["precision"]
     model = build(config, dataset, dtype=policy)
-    step = prepare_training(model, config, -(-len(dataset.x_train) // config["batch_size"]), cuda_graph)
+    step = prepare_training(model, config, math.ceil(len(dataset.x_train) / config["batch_size"]), cuda_graph)
     return training.fit_run(folder, model, dataset, config, step, lambda: build(config, dataset), reporter)
 
 
@@ -145,6 +146,19 @@ def load(folder):
 # Input normalization of the akamaster/pytorch_resnet_cifar10 checkpoints (pixels in [0, 1]).
 AKAMASTER_MEAN = (0.485, 0.456, 0.406)
 AKAMASTER_STD = (0.229, 0.224, 0.225)
+
+
+def import_config(model_name, dataset, checkpoint):
+    """The configuration of a teacher run imported from an akamaster checkpoint."""
+    check_model(model_name)
+    return {
+        "kind": "teacher",
+        "model": model_name,
+        "dataset": dataset,
+        "source": "import",
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "normalization": {"mean": list(AKAMASTER_MEAN), "std": list(AKAMASTER_STD)},
+    }
 
 
 def import_akamaster(model_name, checkpoint, dataset):
@@ -226,15 +240,11 @@ AKAMASTER_NAMES = {"stem_conv": "conv1", "stem_bn": "bn1", "logits": "linear"}
 
 def import_run(folder, model_name, checkpoint, dataset):
     """Imports `checkpoint` into the run folder `folder`, evaluates it there and records the accuracy."""
-    import os
-
     from nodekd_cli import training
 
     model = import_akamaster(model_name, checkpoint, dataset)
     test_loss, test_accuracy, _ = training.evaluate(model, dataset.x_test, dataset.y_test)
-    temporary = Path(folder) / ".model.partial.keras"
-    model.save(temporary)
-    os.replace(temporary, Path(folder) / runs.MODEL)
+    runs.save_model(folder, model)
     metrics = {
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,

@@ -120,9 +120,9 @@ def fit_run(folder, model, dataset, config, train_step, build_inference_model, r
 
     `config` supplies epochs, batch_size, seed, crop_padding, flip. `train_step` is the model's installed train step
     (see `nodekd_cli.train_step`); its state lives in `model.optimizer`'s variables, which checkpoints save.
-    `build_inference_model()` makes a fresh,
-    uncompiled model of the same architecture: the weights are copied into it and it is saved as `model.keras`,
-    so the artifact carries no optimizer or training-only objects. Returns the metrics written to metrics.json.
+    `build_inference_model()` makes a fresh, uncompiled model of the same architecture: the weights are copied into
+    it and it is saved as `model.keras`, so the artifact carries no optimizer or training-only objects. Returns the
+    metrics written to metrics.json: those of the last epoch.
     """
     from keras.src.backend.torch.core import get_device
 
@@ -154,15 +154,12 @@ def fit_run(folder, model, dataset, config, train_step, build_inference_model, r
             shuffle=False,
             verbose=0,
         )
-    test_loss, test_accuracy, _ = evaluate(model, dataset.x_test, dataset.y_test)
     final = build_inference_model()
     final.set_weights(model.get_weights())
-    temporary = folder / ".model.partial.keras"
-    final.save(temporary)
-    os.replace(temporary, folder / runs.MODEL)
+    runs.save_model(folder, final)
     metrics = {
-        "test_accuracy": test_accuracy,
-        "test_loss": test_loss,
+        "test_accuracy": history[-1]["test_accuracy"],
+        "test_loss": history[-1]["test_loss"],
         "params": count_params(final),
         "epochs": len(history),
         "train_seconds": sum(row["seconds"] for row in history),

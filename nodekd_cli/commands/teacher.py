@@ -11,6 +11,18 @@ from nodekd_cli.errors import UserError, friendly_errors
 app = typer.Typer(help="Train, evaluate or import the ResNet teachers.", no_args_is_help=True)
 
 
+def _open_run(folder, config, title, **circumstances):
+    """Opens the run folder; for a finished run of this configuration, shows it and returns False (nothing to do)."""
+    from nodekd_cli import runs
+
+    if runs.open_run(folder, {**config, "versions": runs.versions(), **circumstances}) != "finished":
+        return True
+    output.info(f"{folder} already holds this finished run; nothing to do.")
+    config, metrics = runs.read_run(folder)
+    output.run_summary(title, folder, config, metrics)
+    return False
+
+
 def _load_data(dataset, data_dir, manual_dir):
     from nodekd_cli.data import load_dataset
 
@@ -47,7 +59,7 @@ def train(
     manual_dir: options.ManualDir = None,
 ):
     """Train a teacher with the paper's recipe (SGD, momentum 0.9, step schedule)."""
-    from nodekd_cli import backend, runs, teachers
+    from nodekd_cli import backend, teachers
 
     device = backend.select(device)
     config = teachers.teacher_config(
@@ -66,12 +78,7 @@ def train(
         raise UserError(f"--cuda-graph needs a CUDA device; this run uses {device}.")
     cuda_graph = device.startswith("cuda") if cuda_graph is None else cuda_graph
     folder = Path(out) if out else teachers.default_folder(model)
-    circumstances = {"versions": runs.versions(), "device": device, "cuda_graph": cuda_graph}
-    state = runs.open_run(folder, {**config, **circumstances})
-    if state == "finished":
-        output.info(f"{folder} already holds this finished run; nothing to do.")
-        config, metrics = runs.read_run(folder)
-        output.run_summary(f"{model} on {dataset}", folder, config, metrics)
+    if not _open_run(folder, config, f"{model} on {dataset}", device=device, cuda_graph=cuda_graph):
         return
     data = _load_data(dataset, data_dir, manual_dir)
     progress = output.EpochProgress(f"{model} in {folder}")
@@ -125,27 +132,14 @@ def import_checkpoint(
     manual_dir: options.ManualDir = None,
 ):
     """Import a PyTorch CIFAR ResNet checkpoint as a teacher run, and evaluate it."""
-    from nodekd_cli import backend, runs, teachers
+    from nodekd_cli import backend, teachers
 
     if not checkpoint.is_file():
         raise UserError(f"The checkpoint {checkpoint} does not exist.")
     device = backend.select(device)
-    teachers.check_model(model)
     folder = Path(out) if out else teachers.default_folder(model)
-    config = {
-        "kind": "teacher",
-        "model": model,
-        "dataset": dataset,
-        "source": "import",
-        "checkpoint": str(checkpoint.resolve()),
-        "normalization": {"mean": teachers.AKAMASTER_MEAN, "std": teachers.AKAMASTER_STD},
-    }
-    config["normalization"] = {k: list(v) for k, v in config["normalization"].items()}
-    state = runs.open_run(folder, {**config, "versions": runs.versions(), "device": device})
-    if state == "finished":
-        output.info(f"{folder} already holds this imported teacher; nothing to do.")
-        config, metrics = runs.read_run(folder)
-        output.run_summary(f"{model} imported", folder, config, metrics)
+    config = teachers.import_config(model, dataset, checkpoint)
+    if not _open_run(folder, config, f"{model} imported", device=device):
         return
     data = _load_data(dataset, data_dir, manual_dir)
     with output.console.status(f"Importing and evaluating {checkpoint.name}..."):
