@@ -105,10 +105,10 @@ def _differences(old, new):
     return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
-def open_run(folder, config):
-    """Creates or reopens the run folder `folder` for `config`; returns "new", "resume" or "finished".
+def run_state(folder, config):
+    """ "new", "resume" or "finished": what `folder` holds for `config`, without writing anything.
 
-    A folder holding a run of another configuration is an error that suggests `--out`.
+    A folder holding a run of another configuration, or something else than a run, is an error that suggests --out.
     """
     folder = Path(folder)
     config_path = folder / CONFIG
@@ -127,9 +127,16 @@ def open_run(folder, config):
         return "finished" if is_finished(folder) else "resume"
     if folder.exists() and any(folder.iterdir()):
         raise UserError(f"{folder} exists and is not a nodekd run folder; pass --out DIR.")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(config_path, config)
     return "new"
+
+
+def open_run(folder, config):
+    """Creates or reopens the run folder `folder` for `config` (see `run_state`); returns its state."""
+    state = run_state(folder, config)
+    if state == "new":
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        write_json(Path(folder) / CONFIG, config)
+    return state
 
 
 def read_run(folder, kind=None):

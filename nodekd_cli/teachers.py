@@ -151,6 +151,7 @@ AKAMASTER_STD = (0.229, 0.224, 0.225)
 def import_config(model_name, dataset, checkpoint):
     """The configuration of a teacher run imported from an akamaster checkpoint."""
     check_model(model_name)
+    data.check_name(dataset)
     return {
         "kind": "teacher",
         "model": model_name,

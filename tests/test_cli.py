@@ -116,3 +116,8 @@ def test_data_prepare(in_tmp):
     assert exit_code == 0 and "1,437" in text and "8x8x1" in text
     exit_code, text = invoke("data", "prepare", "svhn", "--data-dir", "d", "--manual-dir", ".")
     assert exit_code == 1 and "lacks train_32x32.mat" in text
+
+
+def test_a_data_error_leaves_no_run_folder_behind(in_tmp):
+    exit_code, _ = invoke("teacher", "train", "resnet20", "--dataset", "folder:nowhere")
+    assert exit_code == 1 and not (in_tmp / "runs" / "resnet20").exists()

@@ -11,16 +11,16 @@ from nodekd_cli.errors import UserError, friendly_errors
 app = typer.Typer(help="Train, evaluate or import the ResNet teachers.", no_args_is_help=True)
 
 
-def _open_run(folder, config, title, **circumstances):
-    """Opens the run folder; for a finished run of this configuration, shows it and returns False (nothing to do)."""
+def _finished(folder, config, title):
+    """Shows the finished run of this configuration in `folder`, if there is one (then there is nothing to do)."""
     from nodekd_cli import runs
 
-    if runs.open_run(folder, {**config, "versions": runs.versions(), **circumstances}) != "finished":
-        return True
+    if runs.run_state(folder, config) != "finished":
+        return False
     output.info(f"{folder} already holds this finished run; nothing to do.")
     config, metrics = runs.read_run(folder)
     output.run_summary(title, folder, config, metrics)
-    return False
+    return True
 
 
 def _load_data(dataset, data_dir, manual_dir):
@@ -59,7 +59,7 @@ def train(
     manual_dir: options.ManualDir = None,
 ):
     """Train a teacher with the paper's recipe (SGD, momentum 0.9, step schedule)."""
-    from nodekd_cli import backend, teachers
+    from nodekd_cli import backend, runs, teachers
 
     device = backend.select(device)
     config = teachers.teacher_config(
@@ -78,9 +78,10 @@ def train(
         raise UserError(f"--cuda-graph needs a CUDA device; this run uses {device}.")
     cuda_graph = device.startswith("cuda") if cuda_graph is None else cuda_graph
     folder = Path(out) if out else teachers.default_folder(model)
-    if not _open_run(folder, config, f"{model} on {dataset}", device=device, cuda_graph=cuda_graph):
+    if _finished(folder, config, f"{model} on {dataset}"):
         return
-    data = _load_data(dataset, data_dir, manual_dir)
+    data = _load_data(dataset, data_dir, manual_dir)  # before the folder is made: a data error leaves nothing behind
+    runs.open_run(folder, {**config, "versions": runs.versions(), "device": device, "cuda_graph": cuda_graph})
     progress = output.EpochProgress(f"{model} in {folder}")
     try:
         with progress:
@@ -132,16 +133,17 @@ def import_checkpoint(
     manual_dir: options.ManualDir = None,
 ):
     """Import a PyTorch CIFAR ResNet checkpoint as a teacher run, and evaluate it."""
-    from nodekd_cli import backend, teachers
+    from nodekd_cli import backend, runs, teachers
 
     if not checkpoint.is_file():
         raise UserError(f"The checkpoint {checkpoint} does not exist.")
     device = backend.select(device)
     folder = Path(out) if out else teachers.default_folder(model)
     config = teachers.import_config(model, dataset, checkpoint)
-    if not _open_run(folder, config, f"{model} imported", device=device):
+    if _finished(folder, config, f"{model} imported"):
         return
     data = _load_data(dataset, data_dir, manual_dir)
+    runs.open_run(folder, {**config, "versions": runs.versions(), "device": device})
     with output.console.status(f"Importing and evaluating {checkpoint.name}..."):
         metrics = teachers.import_run(folder, model, checkpoint, data)
     output.run_summary(f"{model} imported from {checkpoint.name}", folder, config, metrics)
