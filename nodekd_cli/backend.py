@@ -6,7 +6,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def select(device="auto"):
-    """Points Keras at the torch backend on `device` and returns the device used ("cpu", "cuda", ...)."""
+    """Points Keras at the torch backend on `device` and returns the device used ("cpu", "cuda", ...).
+
+    Call it before anything imports Keras: Keras fixes its device when it is imported.
+    """
     import sys
 
     from nodekd_cli.errors import UserError

@@ -121,3 +121,17 @@ def test_data_prepare(in_tmp):
 def test_a_data_error_leaves_no_run_folder_behind(in_tmp):
     exit_code, _ = invoke("teacher", "train", "resnet20", "--dataset", "folder:nowhere")
     assert exit_code == 1 and not (in_tmp / "runs" / "resnet20").exists()
+
+
+def test_commands_in_fresh_processes(tmp_path):
+    """As a user runs them: each command in its own process, Keras imported only after the device is chosen."""
+
+    def nodekd(*args):
+        command = [sys.executable, "-m", "nodekd_cli", *args]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
+
+    train = nodekd("teacher", "train", "resnet20", "--dataset", "digits", "--epochs", "2", "--device", "cpu")
+    assert train.returncode == 0, train.stderr
+    evaluation = nodekd("teacher", "eval", "runs/resnet20", "--device", "cpu")
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert "digits" in evaluation.stdout and "Traceback" not in evaluation.stdout + evaluation.stderr

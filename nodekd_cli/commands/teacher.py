@@ -105,9 +105,11 @@ def evaluate(
     manual_dir: options.ManualDir = None,
 ):
     """Test accuracy of a saved teacher."""
-    from nodekd_cli import backend, teachers, training
+    from nodekd_cli import backend
 
-    backend.select(device)
+    backend.select(device)  # before anything imports Keras, which fixes its device on import
+    from nodekd_cli import teachers, training
+
     config, _, model = teachers.load(run)
     dataset = dataset or config["dataset"]
     data = _load_data(dataset, data_dir, manual_dir)
