@@ -8,15 +8,25 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+from models.distiller import Distiller, distillation_loss
 from models.layers import BatchNorm, OptionAShortcut, PixelNormalization
+from models.ode import ConvODEFunc, ODEBlock, SolverError, ode_blocks
 from models.resnet import TEACHERS, BasicBlock, build_teacher, cifar_resnet
+from models.student import build_student
 
 __all__ = [
     "TEACHERS",
     "BasicBlock",
     "BatchNorm",
+    "ConvODEFunc",
+    "Distiller",
+    "ODEBlock",
     "OptionAShortcut",
     "PixelNormalization",
+    "SolverError",
+    "build_student",
     "build_teacher",
     "cifar_resnet",
+    "distillation_loss",
+    "ode_blocks",
 ]

@@ -2,7 +2,7 @@
 
 import typer
 
-from nodekd_cli.commands import data, teacher
+from nodekd_cli.commands import data, student, teacher
 
 app = typer.Typer(
     name="nodekd",
@@ -11,6 +11,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(teacher.app, name="teacher")
+app.add_typer(student.app, name="student")
+app.command("distill")(student.distill)
 app.add_typer(data.app, name="data")
 
 

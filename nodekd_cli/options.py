@@ -50,3 +50,35 @@ Epochs = Annotated[
     int | None,
     typer.Option("--epochs", help="Epochs (default: the paper's for the data set: cifar10 300, svhn 40; digits 15)."),
 ]
+
+
+# The Neural ODE student and its solver.
+T1 = Annotated[float, typer.Option("--t1", help="End of the time horizon [0, t1] (the paper: 1, 100, 500).")]
+Channels = Annotated[
+    int | None, typer.Option("--channels", help="Channels of the ODE function (default: 512; digits 32).")
+]
+Downsample = Annotated[
+    int | None,
+    typer.Option("--downsample", help="Stride-2 convolutions in the stem (default: 2, i.e. 1/4 resolution; digits 0)."),
+]
+StudentLr = Annotated[
+    float | None, typer.Option("--lr", help="Initial learning rate (default: 0.001; digits with SGD 0.01).")
+]
+StudentEpochs = Annotated[
+    int | None,
+    typer.Option("--epochs", help="Epochs (default: the paper's: cifar10 200, svhn 40; digits 20)."),
+]
+StudentBatchSize = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 128; digits 32).")]
+Method = Annotated[str, typer.Option("--method", help="torchdiffeq solver, e.g. dopri5, rk4, euler.")]
+Rtol = Annotated[float, typer.Option("--rtol", help="Relative tolerance of adaptive solvers.")]
+Atol = Annotated[float, typer.Option("--atol", help="Absolute tolerance of adaptive solvers.")]
+StepSize = Annotated[float | None, typer.Option("--step-size", help="Step of fixed-grid solvers (default: t1).")]
+MaxNumSteps = Annotated[int | None, typer.Option("--max-num-steps", help="Most steps of an adaptive solver.")]
+Adjoint = Annotated[bool, typer.Option("--adjoint/--no-adjoint", help="Backpropagate with the adjoint method.")]
+CropPadding = Annotated[
+    int | None,
+    typer.Option("--crop-padding", help="Random-crop padding in pixels (default: cifar10/svhn 4, digits 1)."),
+]
+Flip = Annotated[
+    bool | None, typer.Option("--flip/--no-flip", help="Random horizontal flips (default: on; digits off).")
+]

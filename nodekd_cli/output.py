@@ -57,15 +57,25 @@ class EpochProgress:
 
     def batch_end(self, step, logs, lr):
         metrics = f"loss {logs.get('loss', float('nan')):.4f}  acc {percent(logs.get('accuracy'))}%  lr {lr:.4g}"
+        if "nfe" in logs:
+            metrics += f"  NFE {_nfe(logs['nfe'], logs.get('nfe_backward'))}"
         self.progress.update(self.task, completed=step, metrics=metrics)
 
     def epoch_end(self, row):
+        nfe = ""
+        if "train_nfe" in row:
+            nfe = f"  NFE {_nfe(row['train_nfe'], row.get('train_nfe_backward'))} (test {row['test_nfe']:.1f})"
         self.progress.console.print(
             f"epoch {row['epoch']:>3}/{self.epochs}  loss {row['train_loss']:.4f}  "
             f"train {percent(row['train_accuracy'])}%  test {percent(row['test_accuracy'])}%  "
-            f"lr {row['lr']:.4g}  {row['seconds']:.1f}s",
+            f"lr {row['lr']:.4g}{nfe}  {row['seconds']:.1f}s",
             highlight=False,
         )
+
+
+def _nfe(forward, backward=None):
+    """Mean function evaluations per batch: forward, plus backward when the adjoint solves backwards."""
+    return f"{forward:.1f}" + (f"+{backward:.1f}" if backward else "")
 
 
 def run_summary(title, folder, config, metrics):
@@ -73,11 +83,17 @@ def run_summary(title, folder, config, metrics):
     table.add_column(style="bold")
     table.add_column()
     table.add_row("run folder", str(folder))
-    for key in ("model", "dataset", "epochs", "batch_size", "lr", "weight_decay", "seed", "source"):
-        if key in config:
+    keys = ("model", "dataset", "teacher_model", "t1", "T", "lambda", "soft_targets", "optimizer", "channels")
+    keys += ("epochs", "batch_size", "lr", "weight_decay", "seed", "source")
+    for key in keys:
+        if config.get(key) is not None:
             table.add_row(key.replace("_", " "), str(config[key]))
+    if config.get("solver"):
+        table.add_row("solver", ", ".join(f"{k} {v}" for k, v in config["solver"].items() if v is not None))
     table.add_row("parameters", f"{metrics['params']:,}")
     table.add_row("test accuracy", f"{percent(metrics['test_accuracy'])}%")
+    if metrics.get("test_nfe") is not None:
+        table.add_row("test NFE (forward, mean per batch)", f"{metrics['test_nfe']:.1f}")
     if metrics.get("train_seconds"):
         table.add_row("training time", f"{metrics['train_seconds']:.1f} s")
     console.print(table)

@@ -46,6 +46,15 @@ def write_json(path, data):
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def save_array(path, array):
+    """Saves a numpy array as a .npy file, atomically."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def save_model(folder, model):
     """Saves `model` as the run's `model.keras`, atomically (Keras insists on the .keras suffix)."""
     temporary = Path(folder) / f".{MODEL}.partial.keras"

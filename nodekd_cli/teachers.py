@@ -130,7 +130,13 @@ def train(folder, config, dataset, reporter=None, cuda_graph=False):
     policy = None if config["precision"] == "float32" else config["precision"]
     model = build(config, dataset, dtype=policy)
     step = prepare_training(model, config, math.ceil(len(dataset.x_train) / config["batch_size"]), cuda_graph)
-    return training.fit_run(folder, model, dataset, config, step, lambda: build(config, dataset), reporter)
+
+    def export(trained):
+        final = build(config, dataset)  # float32, whatever the training precision
+        final.set_weights(trained.get_weights())
+        return final
+
+    return training.fit_run(folder, model, dataset, config, step, export, reporter)
 
 
 def load(folder):
@@ -244,11 +250,11 @@ def import_run(folder, model_name, checkpoint, dataset):
     from nodekd_cli import training
 
     model = import_akamaster(model_name, checkpoint, dataset)
-    test_loss, test_accuracy, _ = training.evaluate(model, dataset.x_test, dataset.y_test)
+    result = training.evaluate(model, dataset.x_test, dataset.y_test)
     runs.save_model(folder, model)
     metrics = {
-        "test_accuracy": test_accuracy,
-        "test_loss": test_loss,
+        "test_accuracy": result["accuracy"],
+        "test_loss": result["loss"],
         "params": training.count_params(model),
         "epochs": 0,
         "train_seconds": 0.0,

@@ -6,6 +6,7 @@ killed mid-epoch resumes from its last completed epoch with a continuous history
 """
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -14,26 +15,35 @@ import keras
 import numpy as np
 import torch
 
+from models.ode import SolverError, ode_blocks
 from nodekd_cli import runs
 from nodekd_cli.data.device import TrainBatches, pixels, to_device
 from nodekd_cli.errors import UserError
 
 
 def evaluate(model, x_uint8, y, batch_size=512):
-    """Test loss, accuracy and logits of `model` in inference mode on uint8 images, batched on Keras's device."""
+    """Test loss, accuracy, logits and (for Neural ODEs) the mean forward NFE per batch of `model` in inference
+    mode on uint8 images, batched on Keras's device."""
     from keras.src.backend.torch.core import get_device
 
     device = get_device()
-    logits = []
+    blocks = ode_blocks(model)
+    logits, nfe = [], []
     with torch.no_grad():
         for start in range(0, len(x_uint8), batch_size):
             batch = pixels(to_device(x_uint8[start : start + batch_size], device))
             logits.append(model(batch, training=False).float())
+            nfe.append(sum(block.nfe_forward for block in blocks))
     logits = torch.cat(logits)
     labels = to_device(y, device)
-    loss = torch.nn.functional.cross_entropy(logits, labels).item()
-    accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return loss, accuracy, logits.cpu().numpy()
+    result = {
+        "loss": torch.nn.functional.cross_entropy(logits, labels).item(),
+        "accuracy": (logits.argmax(1) == labels).float().mean().item(),
+        "logits": logits.cpu().numpy(),
+    }
+    if blocks:
+        result["nfe"] = float(np.mean(nfe))
+    return result
 
 
 def count_params(model):
@@ -76,10 +86,13 @@ class _RunCallback(keras.callbacks.Callback):
         self.folder, self.batches, self.dataset, self.train_step = Path(folder), batches, dataset, train_step
         self.history, self.reporter, self.eval_batch_size = history, reporter, eval_batch_size
         self.report_every = max(1, len(batches) // 50)
+        self.epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
         self.batches.set_epoch(epoch)
-        self.train_step.reset_metrics()
+        if self.train_step is not None:
+            self.train_step.reset_metrics()
         self.epoch_lr = self.learning_rate()
         self.started = time.perf_counter()
         if self.reporter:
@@ -92,22 +105,24 @@ class _RunCallback(keras.callbacks.Callback):
 
     def learning_rate(self):
         """The learning rate of the next step, rounded off float noise."""
-        return float(f"{self.train_step.learning_rate():.6g}")
+        if self.train_step is not None:
+            lr = self.train_step.learning_rate()
+        else:
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        return float(f"{lr:.6g}")
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started
-        test_loss, test_accuracy, _ = evaluate(
-            self.model, self.dataset.x_test, self.dataset.y_test, self.eval_batch_size
-        )
-        row = {
-            "epoch": epoch + 1,
-            "lr": self.epoch_lr,
-            "train_loss": float(logs["loss"]),
-            "train_accuracy": float(logs["accuracy"]),
-            "test_loss": test_loss,
-            "test_accuracy": test_accuracy,
-            "seconds": seconds,
-        }
+        train = {k: float(v) for k, v in logs.items()}
+        if not np.isfinite(train["loss"]):
+            raise UserError(
+                f"Epoch {epoch + 1}: the training loss became {train['loss']}; lower --lr (the last good checkpoint is "
+                f"kept: run the same command again after changing it)."
+            )
+        test = evaluate(self.model, self.dataset.x_test, self.dataset.y_test, self.eval_batch_size)
+        row = {"epoch": epoch + 1, "lr": self.epoch_lr, **{f"train_{k}": v for k, v in train.items()}}
+        row.update({f"test_{k}": v for k, v in test.items() if k != "logits"})
+        row["seconds"] = seconds
         self.history.append(row)
         runs.write_history(self.folder / runs.HISTORY, self.history)
         save_checkpoint(self.folder / runs.CHECKPOINT, self.model, self.model.optimizer, epoch + 1)
@@ -115,14 +130,24 @@ class _RunCallback(keras.callbacks.Callback):
             self.reporter.epoch_end(row)
 
 
-def fit_run(folder, model, dataset, config, train_step, build_inference_model, reporter=None):
+def _solver_failure(error):
+    """What the solver said (Keras wraps it in a longer message) and the setting to change."""
+    found = re.search(r"(max_num_steps exceeded|underflow in dt)[^\n\x1b]*", str(error))
+    reason = found.group(0) if found else str(error).splitlines()[0]
+    if "max_num_steps" in reason:
+        return reason, "raise --max-num-steps, or loosen --rtol/--atol"
+    return reason, "lower --lr, or loosen --rtol/--atol, or use a fixed-step --method such as rk4"
+
+
+def fit_run(folder, model, dataset, config, train_step, export, reporter=None, extra=None):
     """Trains a compiled `model` on `dataset` into the run folder `folder`, resuming a checkpoint there.
 
     `config` supplies epochs, batch_size, seed, crop_padding, flip. `train_step` is the model's installed train step
-    (see `nodekd_cli.train_step`); its state lives in `model.optimizer`'s variables, which checkpoints save.
-    `build_inference_model()` makes a fresh, uncompiled model of the same architecture: the weights are copied into
-    it and it is saved as `model.keras`, so the artifact carries no optimizer or training-only objects. Returns the
-    metrics written to metrics.json: those of the last epoch.
+    (see `nodekd_cli.train_step`; `None` when the model's own `train_step` and optimizer do the work); the training
+    state lives in `model.optimizer`'s variables, which checkpoints save. `extra` (per training example) travels
+    with each batch. `export(model)` returns a fresh, uncompiled inference model holding the trained weights; it is
+    saved as `model.keras`, so the artifact carries no optimizer or training-only objects. Returns the metrics
+    written to metrics.json: the last epoch's test metrics, parameters, epochs and training time.
     """
     from keras.src.backend.torch.core import get_device
 
@@ -135,6 +160,7 @@ def fit_run(folder, model, dataset, config, train_step, build_inference_model, r
         seed=config["seed"],
         crop_padding=config["crop_padding"],
         flip=config["flip"],
+        extra=None if extra is None else to_device(extra, device),
     )
     model.optimizer.build(model.trainable_variables)
     initial_epoch, history = 0, []
@@ -145,25 +171,32 @@ def fit_run(folder, model, dataset, config, train_step, build_inference_model, r
     if reporter:
         reporter.start(config["epochs"], initial_epoch)
     if initial_epoch < config["epochs"]:
-        # shuffle=False: the batches are already shuffled, by a generator a resumed run can reproduce.
-        model.fit(
-            batches,
-            epochs=config["epochs"],
-            initial_epoch=initial_epoch,
-            callbacks=[callback],
-            shuffle=False,
-            verbose=0,
-        )
-    final = build_inference_model()
-    final.set_weights(model.get_weights())
+        try:
+            # shuffle=False: the batches are already shuffled, by a generator a resumed run can reproduce.
+            model.fit(
+                batches,
+                epochs=config["epochs"],
+                initial_epoch=initial_epoch,
+                callbacks=[callback],
+                shuffle=False,
+                verbose=0,
+            )
+        except SolverError as error:
+            reason, advice = _solver_failure(error)
+            raise UserError(
+                f"Epoch {callback.epoch}: the ODE solver failed ({reason}); {advice}. The last good checkpoint is "
+                f"kept: run the same command again after changing it."
+            ) from None
+    final = export(model)
     runs.save_model(folder, final)
-    metrics = {
-        "test_accuracy": history[-1]["test_accuracy"],
-        "test_loss": history[-1]["test_loss"],
-        "params": count_params(final),
-        "epochs": len(history),
-        "train_seconds": sum(row["seconds"] for row in history),
-    }
+    metrics = {key: value for key, value in history[-1].items() if key.startswith("test_")}
+    metrics.update(
+        {
+            "params": count_params(final),
+            "epochs": len(history),
+            "train_seconds": sum(row["seconds"] for row in history),
+        }
+    )
     runs.write_json(folder / runs.METRICS, metrics)
     (folder / runs.CHECKPOINT).unlink(missing_ok=True)
     return metrics

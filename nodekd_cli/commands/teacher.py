@@ -119,7 +119,7 @@ def evaluate(
             f"{dataset} has {data.image_shape} images in {data.num_classes} classes but the teacher in {run} takes "
             f"{expected} images in {model.output_shape[-1]} classes."
         )
-    _, accuracy, _ = training.evaluate(model, data.x_test, data.y_test, batch_size)
+    accuracy = training.evaluate(model, data.x_test, data.y_test, batch_size)["accuracy"]
     output.accuracy_table(f"Teacher {run}", [(config["model"], dataset, len(data.y_test), accuracy)])
 
 

@@ -47,12 +47,13 @@ def epoch_generator(seed, epoch, device):
 class TrainBatches(keras.utils.PyDataset):
     """Shuffled, augmented training batches of (pixels in [0, 1], labels) for `keras.Model.fit`.
 
-    `set_epoch(e)` (called by the training callback when epoch e begins) fixes the order and augmentation.
+    `set_epoch(e)` (called by the training callback when epoch e begins) fixes the order and augmentation. With
+    `extra` (per-example values, e.g. a teacher's precomputed logits), a batch is ((pixels, extra), labels).
     """
 
-    def __init__(self, x, y, batch_size, *, seed, crop_padding, flip):
+    def __init__(self, x, y, batch_size, *, seed, crop_padding, flip, extra=None):
         super().__init__(workers=1, use_multiprocessing=False)
-        self.x, self.y = x, y
+        self.x, self.y, self.extra = x, y, extra
         self.batch_size = batch_size
         self.seed, self.crop_padding, self.flip = seed, crop_padding, flip
         self.set_epoch(0)
@@ -68,4 +69,6 @@ class TrainBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         indices = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         x = augment(pixels(self.x[indices]), self.crop_padding, self.flip, self.generator)
+        if self.extra is not None:
+            return (x, self.extra[indices]), self.y[indices]
         return x, self.y[indices]

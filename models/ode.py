@@ -1,0 +1,202 @@
+"""The ODE layer: integrates dy/dt = f(t, y) from 0 to t1 with torchdiffeq and returns y(t1).
+
+`ODEBlock` wraps any dynamics layer that has a `dynamics(t, y)` method; `ConvODEFunc` is the paper's: "a 4 layers
+convolutional neural network with 3x3 kernel size". The dynamics are called tens to hundreds of times per forward
+pass, so `ConvODEFunc` owns its kernels as Keras weights and evaluates them with torch's functional ops, without a
+Keras layer call (hundreds of microseconds of Python each) per convolution. Both need the torch backend.
+"""
+
+import keras
+
+SOLVER_DEFAULTS = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3, "step_size": None, "max_num_steps": None}
+FIXED_GRID_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
+
+
+class SolverError(RuntimeError):
+    """The ODE solver gave up: its step size underflowed, it took too many steps, or it met NaN."""
+
+
+def group_count(channels):
+    """GroupNorm groups for `channels`: at most 32 (odenet's min(32, C) at the paper's 512 channels) and at least 16
+    channels per group. With one channel per group, GroupNorm before global average pooling would normalize every
+    channel's spatial mean away and make a narrow student's logits all but constant."""
+    groups = max(1, min(32, channels // 16))
+    while channels % groups:
+        groups -= 1
+    return groups
+
+
+def solver_methods():
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    return sorted(SOLVERS)
+
+
+@keras.saving.register_keras_serializable(package="nodekd")
+class ConvODEFunc(keras.layers.Layer):
+    """f(t, y): `num_layers` times GroupNorm -> ReLU -> 3x3 conv of [t, h], then a last GroupNorm.
+
+    The layout of torchdiffeq's `odenet_mnist.py` (time enters every convolution as a constant extra input
+    channel; GroupNorm, here with `group_count(channels)` groups), with the paper's four convolutions. Inputs are
+    channels-first.
+
+    Args:
+        channels: channels of the state y (and of every hidden layer).
+        num_layers: number of convolutions.
+    """
+
+    def __init__(self, channels, num_layers=4, **kwargs):
+        super().__init__(**kwargs)
+        if channels < 1 or num_layers < 1:
+            raise ValueError(f"channels and num_layers must be positive. Received: {channels}, {num_layers}")
+        self.channels = channels
+        self.num_layers = num_layers
+        self.groups = group_count(channels)
+
+    def build(self, input_shape):
+        if input_shape[1] != self.channels:
+            raise ValueError(f"Expected {self.channels} channels on axis 1. Received: input_shape={input_shape}")
+        self.kernels, self.biases, self.gammas, self.betas = [], [], [], []
+        for i in range(self.num_layers + 1):
+            self.gammas.append(self.add_weight((self.channels,), "ones", name=f"norm{i}_gamma"))
+            self.betas.append(self.add_weight((self.channels,), "zeros", name=f"norm{i}_beta"))
+        for i in range(self.num_layers):
+            # Keras's (kh, kw, in, out) layout, so that he_normal sees the right fan-in; one extra input for t.
+            kernel_shape = (3, 3, self.channels + 1, self.channels)
+            self.kernels.append(self.add_weight(kernel_shape, "he_normal", name=f"conv{i}_kernel"))
+            self.biases.append(self.add_weight((self.channels,), "zeros", name=f"conv{i}_bias"))
+
+    def dynamics(self, t, y):
+        import torch
+        import torch.nn.functional as F
+
+        h = y
+        for i in range(self.num_layers):
+            h = F.relu(F.group_norm(h, self.groups, self.gammas[i].value, self.betas[i].value, eps=1e-5))
+            time = torch.ones_like(h[:, :1]) * t.to(h.dtype)
+            kernel = self.kernels[i].value.permute(3, 2, 0, 1)
+            h = F.conv2d(torch.cat([time, h], dim=1), kernel, self.biases[i].value, padding=1)
+        last = self.num_layers
+        return F.group_norm(h, self.groups, self.gammas[last].value, self.betas[last].value, eps=1e-5)
+
+    def call(self, y, t=0.0):
+        import torch
+
+        return self.dynamics(torch.as_tensor(t, device=y.device), y)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"channels": self.channels, "num_layers": self.num_layers})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nodekd")
+class ODEBlock(keras.layers.Layer):
+    """y(t1) for dy/dt = func.dynamics(t, y), y(0) = the input, solved by torchdiffeq.
+
+    Every solver setting is an argument saved in the config, and an attribute that may be changed on a loaded model
+    (e.g. to evaluate with another solver). Function evaluations are counted: `nfe_forward` for the last forward
+    solve, `nfe_backward` for the last adjoint (backward) solve.
+
+    Args:
+        func: the dynamics layer (with a `dynamics(t, y)` method).
+        t1: end of the time horizon [0, t1].
+        method: any torchdiffeq method (`solver_methods()`), "dopri5" by default.
+        rtol, atol: tolerances of adaptive methods, 1e-3 by default (torchdiffeq's own are far tighter).
+        step_size: step of fixed-grid methods (`None`: one step over [0, t1]).
+        max_num_steps: most steps an adaptive method may take (`None`: no limit).
+        adjoint: backpropagate with the adjoint method (`odeint_adjoint`), memory-light, one more solve backwards.
+    """
+
+    def __init__(
+        self,
+        func,
+        t1=1.0,
+        method="dopri5",
+        rtol=1e-3,
+        atol=1e-3,
+        step_size=None,
+        max_num_steps=None,
+        adjoint=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(func, dict):
+            func = keras.saving.deserialize_keras_object(func)
+        if t1 <= 0:
+            raise ValueError(f"t1 must be positive. Received: t1={t1}")
+        self.func = func
+        self.t1 = float(t1)
+        self.method = method
+        self.rtol = rtol
+        self.atol = atol
+        self.step_size = step_size
+        self.max_num_steps = max_num_steps
+        self.adjoint = adjoint
+        self.nfe_forward = 0
+        self.nfe_backward = 0
+        self._solving = False
+
+    def build(self, input_shape):
+        if not self.func.built:  # a deserialized func comes built
+            self.func.build(input_shape)
+
+    def _counted(self, t, y):
+        if self._solving:
+            self.nfe_forward += 1
+        else:
+            self.nfe_backward += 1
+        return self.func.dynamics(t, y)
+
+    def _options(self):
+        if self.method in FIXED_GRID_METHODS:
+            return {"step_size": self.step_size} if self.step_size else {}
+        return {"max_num_steps": self.max_num_steps} if self.max_num_steps else {}
+
+    def call(self, y0):
+        import torch
+        from torchdiffeq import odeint, odeint_adjoint
+
+        if self.method not in solver_methods():
+            raise ValueError(f"Unknown ODE method {self.method!r}; valid: {', '.join(solver_methods())}")
+        t = torch.tensor([0.0, self.t1], device=y0.device)
+        kwargs = {"rtol": self.rtol, "atol": self.atol, "method": self.method, "options": self._options()}
+        self.nfe_forward = self.nfe_backward = 0
+        self._solving = True
+        try:
+            if self.adjoint:
+                params = tuple(v.value for v in self.func.trainable_weights)
+                # Seminorm: the error control of the backward solve ignores the parameter-gradient integrals
+                # (Kidger et al. 2021), which cut its NFE about tenfold here.
+                solution = odeint_adjoint(
+                    self._counted, y0, t, adjoint_params=params, adjoint_options={"norm": "seminorm"}, **kwargs
+                )
+            else:
+                solution = odeint(self._counted, y0, t, **kwargs)
+        except AssertionError as error:  # torchdiffeq's "underflow in dt", "max_num_steps exceeded"
+            raise SolverError(str(error)) from None
+        finally:
+            self._solving = False
+        return solution[-1]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def solver_settings(self):
+        return {k: getattr(self, k) for k in ("t1", "method", "rtol", "atol", "step_size", "max_num_steps", "adjoint")}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"func": keras.saving.serialize_keras_object(self.func), **self.solver_settings()})
+        return config
+
+
+def ode_blocks(model):
+    """The ODEBlock layers of `model` and of the models nested in it."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, ODEBlock):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += ode_blocks(layer)
+    return found

@@ -1,0 +1,79 @@
+"""The Neural ODE student: stem, ODE block, head.
+
+The paper says only that the dynamics are "a 4 layers convolutional neural network with 3x3 kernel size" with 512
+channels, solved by Dopri5 over [0, t1]. The rest follows torchdiffeq's `odenet_mnist.py`, the closest public
+design (REFERENCE.md):
+
+- stem: a 3x3 convolution to `channels`, then `downsample` times GroupNorm -> ReLU -> 4x4 convolution with stride 2
+  (odenet uses 2, giving 1/4 resolution: 8x8 for 32x32 images);
+- ODE block: `ConvODEFunc` (time as an extra input channel of every convolution, GroupNorm), integrated from 0
+  to t1;
+- GroupNorm everywhere with `group_count(C)` groups: odenet's 32 at 512 channels, and at least 16 channels per
+  group for narrow students (one channel per group erases what the pooling head needs);
+- head: GroupNorm -> ReLU -> global average pooling -> dense logits.
+
+Convolutions and the dense layer start from He initialization (Algorithm 1). Like the teachers, the model takes
+pixels in [0, 1], NHWC, and normalizes them in its first layer. The ODE layer needs the torch backend.
+"""
+
+import keras
+from keras import layers
+
+from models.layers import PixelNormalization
+from models.ode import ConvODEFunc, ODEBlock, group_count
+
+
+def _group_norm(channels, name):
+    return layers.GroupNormalization(groups=group_count(channels), axis=1, epsilon=1e-5, name=name)
+
+
+def build_student(
+    *,
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    channels=512,
+    downsample=2,
+    t1=1.0,
+    mean=None,
+    std=None,
+    method="dopri5",
+    rtol=1e-3,
+    atol=1e-3,
+    step_size=None,
+    max_num_steps=None,
+    adjoint=False,
+    name="ode_student",
+):
+    """Builds the Neural ODE student; solver arguments go to `ODEBlock`."""
+    if downsample < 0 or input_shape[0] % (2**downsample) or input_shape[1] % (2**downsample):
+        raise ValueError(f"The image size must divide by 2**downsample. Received: {input_shape}, {downsample}")
+    conv = {"kernel_initializer": "he_normal", "data_format": "channels_first"}
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    x = inputs
+    if mean is not None or std is not None:
+        c = input_shape[-1]
+        x = PixelNormalization(mean or [0.0] * c, std or [1.0] * c, name="normalize")(x)
+    x = layers.Permute((3, 1, 2), name="to_channels_first")(x)
+    x = layers.Conv2D(channels, 3, padding="same", name="stem_conv", **conv)(x)
+    for i in range(downsample):
+        x = _group_norm(channels, f"stem_norm{i}")(x)
+        x = layers.ReLU(name=f"stem_relu{i}")(x)
+        x = layers.ZeroPadding2D(1, data_format="channels_first", name=f"stem_pad{i}")(x)
+        x = layers.Conv2D(channels, 4, strides=2, name=f"stem_down{i}", **conv)(x)
+    func = ConvODEFunc(channels, name="dynamics")
+    x = ODEBlock(
+        func,
+        t1=t1,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        step_size=step_size,
+        max_num_steps=max_num_steps,
+        adjoint=adjoint,
+        name="ode",
+    )(x)
+    x = _group_norm(channels, "head_norm")(x)
+    x = layers.ReLU(name="head_relu")(x)
+    x = layers.GlobalAveragePooling2D(data_format="channels_first", name="pool")(x)
+    logits = layers.Dense(num_classes, kernel_initializer="he_normal", name="logits")(x)
+    return keras.Model(inputs, logits, name=name)

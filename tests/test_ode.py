@@ -1,0 +1,163 @@
+"""The ODE layer against exact solutions and gradients, its solver settings, NFE counts and serialization."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import torch
+
+import models
+from models.ode import ConvODEFunc, ODEBlock, SolverError
+
+
+@keras.saving.register_keras_serializable(package="nodekd_tests")
+class LinearODEFunc(keras.layers.Layer):
+    """dy/dt = a * y: y(t1) = exp(a * t1) * y0, and d y(t1) / da = t1 * exp(a * t1) * y0."""
+
+    def __init__(self, a=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.a_value = a
+
+    def build(self, input_shape):
+        self.a = self.add_weight((), keras.initializers.Constant(self.a_value), name="a")
+
+    def dynamics(self, t, y):
+        return self.a.value * y
+
+    def get_config(self):
+        return {**super().get_config(), "a": self.a_value}
+
+
+@pytest.mark.parametrize(
+    "t1, a, method, options, tolerance",
+    [
+        (1.0, 0.5, "dopri5", {"rtol": 1e-7, "atol": 1e-9}, 1e-5),
+        (100.0, -0.05, "dopri5", {"rtol": 1e-7, "atol": 1e-9}, 1e-5),
+        (1.0, 0.5, "rk4", {"step_size": 0.01}, 1e-6),
+        (100.0, -0.05, "rk4", {"step_size": 0.5}, 1e-6),
+    ],
+)
+def test_linear_ode_exact_solution(t1, a, method, options, tolerance):
+    y0 = torch.tensor([[1.0, -2.0, 0.5]], dtype=torch.float64)
+    block = ODEBlock(LinearODEFunc(a, dtype="float64"), t1=t1, method=method, dtype="float64", **options)
+    y1 = block(y0)
+    np.testing.assert_allclose(y1.detach().numpy(), math.exp(a * t1) * y0.numpy(), rtol=tolerance)
+
+
+@pytest.mark.parametrize("adjoint", [False, True])
+def test_parameter_gradient_is_exact(adjoint):
+    t1, a = 2.0, 0.3
+    y0 = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    func = LinearODEFunc(a, dtype="float64")
+    block = ODEBlock(func, t1=t1, rtol=1e-10, atol=1e-12, adjoint=adjoint, dtype="float64")
+    block(y0).sum().backward()
+    expected = t1 * math.exp(a * t1) * y0.sum().item()
+    assert func.a.value.grad.item() == pytest.approx(expected, rel=1e-6)
+    assert (block.nfe_backward > 0) == adjoint
+
+
+def test_gradcheck_conv_dynamics_direct():
+    # A fixed grid, so that backpropagation through the solver is the exact derivative of what it computes.
+    keras.utils.set_random_seed(0)
+    block = ODEBlock(ConvODEFunc(2, dtype="float64"), t1=0.5, method="rk4", step_size=0.25, dtype="float64")
+    y0 = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda y: block(y), (y0,), atol=1e-6, rtol=1e-4)
+
+
+def test_gradcheck_adjoint():
+    # The adjoint solves a second ODE backwards: with tight tolerances its gradient matches finite differences.
+    y0 = torch.tensor([[0.3, -1.2, 2.0]], dtype=torch.float64, requires_grad=True)
+    block = ODEBlock(
+        LinearODEFunc(-0.7, dtype="float64"), t1=1.5, rtol=1e-10, atol=1e-10, adjoint=True, dtype="float64"
+    )
+    assert torch.autograd.gradcheck(lambda y: block(y).square(), (y0,), atol=1e-6, rtol=1e-4)
+
+
+def test_adjoint_gives_every_weight_a_gradient_along_the_direct_one():
+    keras.utils.set_random_seed(1)
+    y0 = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    func = ConvODEFunc(4, dtype="float64")
+    grads = {}
+    for adjoint in (False, True):
+        block = ODEBlock(func, t1=1.0, rtol=1e-5, atol=1e-5, adjoint=adjoint, dtype="float64")
+        for v in func.trainable_weights:
+            v.value.grad = None
+        block(y0).square().sum().backward()
+        grads[adjoint] = [v.value.grad for v in func.trainable_weights]
+    assert all(g is not None for g in grads[True])
+    direct, adjoint = (torch.cat([g.flatten() for g in grads[k]]) for k in (False, True))
+    # The adjoint's gradient carries the backward solve's error (about 10% at this tolerance, shrinking as the
+    # tolerance tightens); its direction agrees.
+    assert torch.nn.functional.cosine_similarity(direct, adjoint, dim=0) > 0.99
+
+
+def test_nfe_grows_when_the_tolerance_tightens():
+    keras.utils.set_random_seed(2)
+    func = ConvODEFunc(4)
+    y0 = torch.randn(2, 4, 4, 4)
+    counts = []
+    for tolerance in (1e-2, 1e-4, 1e-6):
+        block = ODEBlock(func, t1=1.0, rtol=tolerance, atol=tolerance)
+        with torch.no_grad():
+            block(y0)
+        counts.append(block.nfe_forward)
+    assert counts[0] < counts[1] < counts[2]
+    assert counts[0] >= 6  # one dopri5 step takes six evaluations (the seventh is reused)
+
+
+def test_solver_failures_raise_solver_error():
+    func = ConvODEFunc(4)
+    with pytest.raises(SolverError, match="max_num_steps"):
+        ODEBlock(func, t1=10.0, rtol=1e-9, atol=1e-9, max_num_steps=3)(torch.randn(1, 4, 3, 3))
+    with pytest.raises(ValueError, match="Unknown ODE method 'rk5'"):
+        ODEBlock(func, method="rk5")(torch.randn(1, 4, 3, 3))
+
+
+def test_solver_settings_can_change_on_a_loaded_model(tmp_path):
+    model = models.build_student(input_shape=(8, 8, 1), channels=8, downsample=0, mean=[0.3], std=[0.4])
+    x = np.random.default_rng(0).random((3, 8, 8, 1), dtype=np.float32)
+    expected = keras.ops.convert_to_numpy(model(x))
+    model.save(tmp_path / "student.keras")
+    loaded = keras.saving.load_model(tmp_path / "student.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), expected, atol=1e-6)
+    (block,) = models.ode_blocks(loaded)
+    assert block.solver_settings() == {
+        "t1": 1.0,
+        "method": "dopri5",
+        "rtol": 1e-3,
+        "atol": 1e-3,
+        "step_size": None,
+        "max_num_steps": None,
+        "adjoint": False,
+    }
+    block.method, block.step_size = "rk4", 0.25
+    loaded(x)
+    assert block.nfe_forward == 4 * 4  # four rk4 steps of four evaluations
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (ConvODEFunc(8, num_layers=2), (2, 8, 4, 4)),
+        (ODEBlock(ConvODEFunc(8), t1=3.0, method="rk4", step_size=0.5, adjoint=True), (2, 8, 4, 4)),
+    ],
+)
+def test_layer_config_round_trip(layer, shape):
+    x = torch.rand(shape)
+    y = keras.ops.convert_to_numpy(layer(x))
+    clone = layer.__class__.from_config(layer.get_config())
+    clone.build(shape)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), y, atol=1e-5)
+    assert clone.get_config() == layer.get_config()
+
+
+def test_student_at_the_papers_width_has_the_expected_parameters():
+    # stem 3x3 (3 -> 512) and two 4x4 stride-2 convs with biases; 5 GroupNorms and 4 3x3 convs (513 -> 512) in the
+    # ODE function; head GroupNorm and dense; two stem GroupNorms.
+    c = 512
+    expected = (27 * c + c) + 2 * (16 * c * c + c) + 2 * 2 * c + 5 * 2 * c + 4 * (9 * (c + 1) * c + c) + 2 * c
+    expected += c * 10 + 10
+    model = models.build_student(channels=c)
+    assert sum(int(np.prod(v.shape)) for v in model.trainable_weights) == expected
