@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 from models.distiller import Distiller, distillation_loss
-from models.layers import BatchNorm, OptionAShortcut, PixelNormalization
+from models.layers import BatchNorm, GroupNorm, OptionAShortcut, PixelNormalization
 from models.ode import ConvODEFunc, ODEBlock, SolverError, ode_blocks
 from models.resnet import TEACHERS, BasicBlock, build_teacher, cifar_resnet
 from models.student import build_student
@@ -20,6 +20,7 @@ __all__ = [
     "BatchNorm",
     "ConvODEFunc",
     "Distiller",
+    "GroupNorm",
     "ODEBlock",
     "OptionAShortcut",
     "PixelNormalization",

@@ -111,3 +111,26 @@ class PixelNormalization(keras.layers.Layer):
         config = super().get_config()
         config.update({"mean": self.mean_values, "std": self.std_values})
         return config
+
+
+@keras.saving.register_keras_serializable(package="nodekd")
+class GroupNorm(keras.layers.GroupNormalization):
+    """`keras.layers.GroupNormalization` that runs PyTorch's fused kernel under the torch backend.
+
+    Keras's generic path reshapes and takes moments in several passes; in the Neural ODE student's stem, at full
+    resolution, that made a train step 1.18x slower than the same student in plain PyTorch on a 2-core CPU
+    (`bench/student_step.py`). Under another backend, or with channels not on axis 1, the layer is exactly Keras's.
+    """
+
+    def call(self, inputs):
+        if keras.backend.backend() != "torch" or self.axis not in (1, -3) or len(inputs.shape) != 4:
+            return super().call(inputs)
+        import torch.nn.functional as F
+
+        return F.group_norm(
+            inputs,
+            self.groups,
+            self.gamma.value if self.scale else None,
+            self.beta.value if self.center else None,
+            eps=self.epsilon,
+        )

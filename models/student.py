@@ -19,12 +19,12 @@ pixels in [0, 1], NHWC, and normalizes them in its first layer. The ODE layer ne
 import keras
 from keras import layers
 
-from models.layers import PixelNormalization
+from models.layers import GroupNorm, PixelNormalization
 from models.ode import ConvODEFunc, ODEBlock, group_count
 
 
 def _group_norm(channels, name):
-    return layers.GroupNormalization(groups=group_count(channels), axis=1, epsilon=1e-5, name=name)
+    return GroupNorm(groups=group_count(channels), axis=1, epsilon=1e-5, name=name)
 
 
 def build_student(

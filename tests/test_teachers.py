@@ -94,11 +94,24 @@ def test_fused_batch_norm_matches_keras_batch_normalization(training):
         np.testing.assert_allclose(fused.moving_variance.numpy(), expected, rtol=1e-4)
 
 
+def test_fused_group_norm_matches_keras_group_normalization():
+    x = np.random.default_rng(7).normal(1.0, 2.0, (3, 8, 4, 4)).astype(np.float32)
+    fused = models.GroupNorm(groups=2, axis=1, epsilon=1e-5)
+    generic = keras.layers.GroupNormalization(groups=2, axis=1, epsilon=1e-5)
+    for layer in (fused, generic):
+        layer.build(x.shape)
+        layer.set_weights([np.linspace(0.5, 1.5, 8, dtype=np.float32), np.linspace(-1, 1, 8, dtype=np.float32)])
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(fused(x)), keras.ops.convert_to_numpy(generic(x)), rtol=1e-4, atol=1e-4
+    )
+
+
 @pytest.mark.parametrize(
     "layer, shape",
     [
         (models.OptionAShortcut(pad=4), (2, 8, 8, 8)),
         (models.PixelNormalization([0.1, 0.2], [0.5, 2.0]), (2, 3, 3, 2)),
+        (models.GroupNorm(groups=2, axis=1), (2, 4, 3, 3)),
         (models.BatchNorm(axis=1, momentum=0.9, epsilon=1e-5), (2, 3, 4, 4)),
         (models.resnet.BasicBlock(32, stride=2, data_format="channels_first"), (2, 16, 8, 8)),
     ],

@@ -1,0 +1,202 @@
+"""One student train step: nodekd's Keras Neural ODE against the same student in plain PyTorch with torchdiffeq.
+
+Both run in this process on the same device, batch and weights (copied from the Keras model): a forward solve with
+dopri5 (rtol = atol = 1e-3), the distillation loss against fixed teacher logits (T = 3, lambda = 0.9), a backward
+pass through the solver and an SGD step. Steps are interleaved; the medians, the NFE of each and their ratio are
+printed (equal weights give equal NFE, so the ratio compares the same work).
+
+    python -m bench.student_step                                   # CPU, 32 channels
+    python -m bench.student_step --channels 512 --batch-size 8 --steps 3
+    python -m bench.student_step --device cuda --channels 512 --t1 1,100 --json out.json
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+class _Reference:
+    """The student of `models.build_student` in plain PyTorch modules, holding the Keras model's weights."""
+
+    def __init__(self, keras_model, channels, downsample, t1, device):
+        import torch
+        from torch import nn
+
+        from models.ode import group_count
+
+        groups = group_count(channels)
+
+        class Func(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.norms = nn.ModuleList(nn.GroupNorm(groups, channels) for _ in range(5))
+                self.convs = nn.ModuleList(nn.Conv2d(channels + 1, channels, 3, padding=1) for _ in range(4))
+                self.nfe = 0
+
+            def forward(self, t, y):
+                self.nfe += 1
+                h = y
+                for norm, conv in zip(self.norms, self.convs):
+                    h = torch.relu(norm(h))
+                    h = conv(torch.cat([torch.ones_like(h[:, :1]) * t, h], dim=1))
+                return self.norms[-1](h)
+
+        in_channels = keras_model.input_shape[-1]
+        self.stem = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.down_norms = nn.ModuleList(nn.GroupNorm(groups, channels) for _ in range(downsample))
+        self.downs = nn.ModuleList(nn.Conv2d(channels, channels, 4, stride=2, padding=1) for _ in range(downsample))
+        self.func = Func()
+        self.head_norm = nn.GroupNorm(groups, channels)
+        self.linear = nn.Linear(channels, keras_model.output_shape[-1])
+        self.modules = nn.ModuleList([self.stem, self.down_norms, self.downs, self.func, self.head_norm, self.linear])
+        self.t = torch.tensor([0.0, t1])
+        self._copy(keras_model)
+        self.modules.to(device)
+        self.t = self.t.to(device)
+
+    def _copy(self, model):
+        import torch
+
+        def conv(module, kernel, bias):
+            module.weight.data = torch.tensor(kernel).permute(3, 2, 0, 1).contiguous()
+            module.bias.data = torch.tensor(bias)
+
+        def norm(module, gamma, beta):
+            module.weight.data, module.bias.data = torch.tensor(gamma), torch.tensor(beta)
+
+        self.mean = torch.tensor(model.get_layer("normalize").get_weights()[0])
+        self.std = torch.tensor(model.get_layer("normalize").get_weights()[1])
+        conv(self.stem, *model.get_layer("stem_conv").get_weights())
+        for i, (n, d) in enumerate(zip(self.down_norms, self.downs)):
+            norm(n, *model.get_layer(f"stem_norm{i}").get_weights())
+            conv(d, *model.get_layer(f"stem_down{i}").get_weights())
+        func = model.get_layer("ode").func
+        for i, n in enumerate(self.func.norms):
+            norm(n, func.gammas[i].numpy(), func.betas[i].numpy())
+        for i, c in enumerate(self.func.convs):
+            conv(c, func.kernels[i].numpy(), func.biases[i].numpy())
+        norm(self.head_norm, *model.get_layer("head_norm").get_weights())
+        kernel, bias = model.get_layer("logits").get_weights()
+        self.linear.weight.data, self.linear.bias.data = torch.tensor(kernel.T).contiguous(), torch.tensor(bias)
+
+    def __call__(self, x):
+        import torch
+        from torchdiffeq import odeint
+
+        h = ((x - self.mean.to(x.device)) / self.std.to(x.device)).permute(0, 3, 1, 2)
+        h = self.stem(h)
+        for n, d in zip(self.down_norms, self.downs):
+            h = d(torch.relu(n(h)))
+        h = odeint(self.func, h, self.t, rtol=1e-3, atol=1e-3, method="dopri5")[-1]
+        h = torch.relu(self.head_norm(h)).mean(dim=(2, 3))
+        return self.linear(h)
+
+
+def _kd_loss(logits, teacher, y, temperature=3.0, lam=0.9):
+    import torch.nn.functional as F
+
+    kl = F.kl_div(F.log_softmax(logits / temperature, 1), F.softmax(teacher / temperature, 1), reduction="batchmean")
+    return (1 - lam) * F.cross_entropy(logits, y) + lam * temperature**2 * kl
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--t1", default="1", help="comma-separated horizons")
+    parser.add_argument("--steps", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    os.environ["KERAS_TORCH_DEVICE"] = args.device
+    import torch
+
+    cuda = args.device.startswith("cuda")
+    results = {
+        "device": torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)",
+        "torch": torch.__version__,
+        "channels": args.channels,
+        "batch_size": args.batch_size,
+        "runs": [],
+    }
+    for t1 in [float(t) for t in args.t1.split(",")]:
+        run = _measure(t1, args, cuda)
+        results["runs"].append(run)
+        memory = f", peak {run['nodekd']['peak_memory_gib']:.1f} GiB" if cuda else ""
+        print(
+            f"{results['device']}, {args.channels} channels, batch {args.batch_size}, t1 {t1:g}: "
+            f"nodekd {run['nodekd']['median_ms']:.1f} ms (NFE {run['nodekd']['median_nfe']}{memory}), "
+            f"plain PyTorch + torchdiffeq {run['torch']['median_ms']:.1f} ms (NFE {run['torch']['median_nfe']}), "
+            f"ratio {run['ratio']:.3f} (medians of {args.steps} interleaved steps)",
+            flush=True,
+        )
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(results, file, indent=2)
+
+
+def _measure(t1, args, cuda):
+    """Median step time, NFE and peak memory of both students at horizon t1."""
+    import keras
+    import torch
+
+    import models
+
+    keras.utils.set_random_seed(0)
+    student = models.build_student(channels=args.channels, t1=t1, mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26])
+    distiller = models.Distiller(student, temperature=3.0, lam=0.9)
+    distiller.build((None, 32, 32, 3))
+    distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-4, momentum=0.9))
+    reference = _Reference(student, args.channels, 2, t1, args.device)
+    optimizer = torch.optim.SGD(reference.modules.parameters(), lr=1e-4, momentum=0.9)
+    x = torch.rand(args.batch_size, 32, 32, 3, device=args.device)
+    y = torch.randint(0, 10, (args.batch_size,), device=args.device)
+    teacher = torch.randn(args.batch_size, 10, device=args.device) * 3
+    block = models.ode_blocks(student)[0]
+
+    def keras_step():
+        distiller.train_on_batch((x, teacher), y)
+        return block.nfe_forward + block.nfe_backward
+
+    def torch_step():
+        reference.func.nfe = 0
+        optimizer.zero_grad(set_to_none=True)
+        _kd_loss(reference(x), teacher, y).backward()
+        optimizer.step()
+        return reference.func.nfe
+
+    def timed(step):
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        nfe = step()
+        if cuda:
+            torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+        return time.perf_counter() - start, nfe, peak
+
+    for _ in range(args.warmup):
+        keras_step(), torch_step()
+    samples = {"nodekd": [], "torch": []}
+    for _ in range(args.steps):
+        samples["nodekd"].append(timed(keras_step))
+        samples["torch"].append(timed(torch_step))
+    run = {"t1": t1}
+    for name, values in samples.items():
+        run[name] = {
+            "median_ms": 1000 * statistics.median(v[0] for v in values),
+            "median_nfe": statistics.median(v[1] for v in values),
+            "peak_memory_gib": max(v[2] for v in values) if cuda else None,
+        }
+    run["ratio"] = run["nodekd"]["median_ms"] / run["torch"]["median_ms"]
+    return run
+
+
+if __name__ == "__main__":
+    main()
