@@ -4,6 +4,8 @@
 #   graph_check.json       the CUDA-graph train step against the eager one (same weights after 12 steps?)
 #   teacher_step_gpu.json  nodekd's ResNet20 train step against plain PyTorch: eager, bf16, CUDA graph
 #   train_digits.log       `nodekd teacher train resnet20 --dataset digits` end to end: graph, no graph, bf16
+#   student_step_gpu.json  the paper's student (512 channels, batch 128), t1 = 1 and 100, against plain PyTorch
+#   distill_digits.log     `nodekd distill` from that teacher on digits end to end
 # Needs keras (with namex and optree) importable: where it is missing, install its wheels first.
 set -uo pipefail
 OUT=${OUT:-out}
@@ -19,3 +21,7 @@ for options in "--cuda-graph" "--no-cuda-graph" "--cuda-graph --precision mixed_
   python3 -m nodekd_cli teacher train resnet20 --dataset digits --device cuda $options \
     --out "/tmp/nodekd-gpu-${options// /}" 2>&1 | tail -16 | tee -a "$OUT/train_digits.log"
 done
+python3 -m bench.student_step --device cuda --channels 512 --batch-size 128 --t1 1,100 --steps 5 --warmup 2 \
+  --json "$OUT/student_step_gpu.json" 2>&1 | tee "$OUT/student_step_gpu.log"
+python3 -m nodekd_cli distill --teacher /tmp/nodekd-gpu---cuda-graph --T 3 --t1 1 --device cuda \
+  --out /tmp/nodekd-gpu-kd 2>&1 | tail -24 | tee "$OUT/distill_digits.log"

@@ -66,18 +66,27 @@ class ConvODEFunc(keras.layers.Layer):
             self.kernels.append(self.add_weight(kernel_shape, "he_normal", name=f"conv{i}_kernel"))
             self.biases.append(self.add_weight((self.channels,), "zeros", name=f"conv{i}_bias"))
 
-    def dynamics(self, t, y):
+    def solve_params(self):
+        """The tensors `dynamics` reads, kernels in torch's (out, in, kh, kw) layout: made once per solve, because
+        each of the tens of evaluations would otherwise copy every kernel (at 512 channels on a CPU, that made a
+        student train step 1.64x slower than plain PyTorch)."""
+        kernels = tuple(k.value.permute(3, 2, 0, 1).contiguous() for k in self.kernels)
+        return kernels + tuple(v.value for v in (*self.biases, *self.gammas, *self.betas))
+
+    def dynamics(self, t, y, params=None):
         import torch
         import torch.nn.functional as F
 
+        n = self.num_layers
+        params = self.solve_params() if params is None else params
+        kernels, biases = params[:n], params[n : 2 * n]
+        gammas, betas = params[2 * n : 3 * n + 1], params[3 * n + 1 :]
         h = y
-        for i in range(self.num_layers):
-            h = F.relu(F.group_norm(h, self.groups, self.gammas[i].value, self.betas[i].value, eps=1e-5))
+        for i in range(n):
+            h = F.relu(F.group_norm(h, self.groups, gammas[i], betas[i], eps=1e-5))
             time = torch.ones_like(h[:, :1]) * t.to(h.dtype)
-            kernel = self.kernels[i].value.permute(3, 2, 0, 1)
-            h = F.conv2d(torch.cat([time, h], dim=1), kernel, self.biases[i].value, padding=1)
-        last = self.num_layers
-        return F.group_norm(h, self.groups, self.gammas[last].value, self.betas[last].value, eps=1e-5)
+            h = F.conv2d(torch.cat([time, h], dim=1), kernels[i], biases[i], padding=1)
+        return F.group_norm(h, self.groups, gammas[n], betas[n], eps=1e-5)
 
     def call(self, y, t=0.0):
         import torch
@@ -136,6 +145,7 @@ class ODEBlock(keras.layers.Layer):
         self.nfe_forward = 0
         self.nfe_backward = 0
         self._solving = False
+        self._params = None
 
     def build(self, input_shape):
         if not self.func.built:  # a deserialized func comes built
@@ -146,7 +156,9 @@ class ODEBlock(keras.layers.Layer):
             self.nfe_forward += 1
         else:
             self.nfe_backward += 1
-        return self.func.dynamics(t, y)
+        if self._params is None:
+            return self.func.dynamics(t, y)
+        return self.func.dynamics(t, y, self._params)
 
     def _options(self):
         if self.method in FIXED_GRID_METHODS:
@@ -162,12 +174,18 @@ class ODEBlock(keras.layers.Layer):
         t = torch.tensor([0.0, self.t1], device=y0.device)
         kwargs = {"rtol": self.rtol, "atol": self.atol, "method": self.method, "options": self._options()}
         self.nfe_forward = self.nfe_backward = 0
+        # A func may prepare what its dynamics read once per solve (`solve_params`); the adjoint differentiates
+        # with respect to those tensors, and autograd carries the gradients on to the weights.
+        self._params = self.func.solve_params() if hasattr(self.func, "solve_params") else None
         self._solving = True
         try:
             if self.adjoint:
-                params = tuple(v.value for v in self.func.trainable_weights)
+                if self._params is not None:
+                    params = self._params
+                else:
+                    params = tuple(v.value for v in self.func.trainable_weights)
                 # Seminorm: the error control of the backward solve ignores the parameter-gradient integrals
-                # (Kidger et al. 2021), which cut its NFE about tenfold here.
+                # (Kidger et al. 2021): 4,658 instead of 7,616 evaluations in a small test at rtol = atol = 1e-6.
                 solution = odeint_adjoint(
                     self._counted, y0, t, adjoint_params=params, adjoint_options={"norm": "seminorm"}, **kwargs
                 )
