@@ -44,6 +44,7 @@ class Distiller(keras.Model):
         if temperature <= 0 or not 0 <= lam <= 1:
             raise ValueError(f"Need T > 0 and 0 <= lambda <= 1. Received: T={temperature}, lambda={lam}")
         self.student = student
+        self.blocks = ode_blocks(student)  # whose evaluations each step counts
         self.temperature = temperature
         self.lam = lam
         self.teacher = teacher
@@ -83,11 +84,10 @@ class Distiller(keras.Model):
         gradients = [v.value.grad for v in variables]
         with torch.no_grad():
             self.optimizer.apply(gradients, variables)
-        blocks = ode_blocks(self.student)
         self.loss_tracker.update_state(loss.detach())
         self.accuracy_tracker.update_state(y, logits.detach())
-        self.nfe_tracker.update_state(sum(b.nfe_forward for b in blocks))
-        self.nfe_backward_tracker.update_state(sum(b.nfe_backward for b in blocks))
+        self.nfe_tracker.update_state(sum(b.nfe_forward for b in self.blocks))
+        self.nfe_backward_tracker.update_state(sum(b.nfe_backward for b in self.blocks))
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):

@@ -170,3 +170,30 @@ def test_a_failing_solver_stops_with_the_epoch_and_the_setting_to_change(teacher
 def test_teacher_and_student_configs_do_not_collide():
     with pytest.raises(UserError, match="--lambda must lie"):
         students.student_config("digits", t1=1, teacher=("r", {"model": "resnet20"}), temperature=3, lam=2)
+
+
+def test_interrupted_distillation_resumes_to_the_uninterrupted_result(teacher_run, tmp_path, digits):
+    from tests.test_training import _Interrupt
+
+    _, teacher = students.load_teacher(teacher_run)
+    config = students.student_config(
+        "digits",
+        t1=1,
+        teacher=(teacher_run, {"model": "resnet20"}),
+        temperature=3,
+        epochs=3,
+        channels=8,
+        batch_size=128,
+    )
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    for folder in (straight, interrupted):
+        runs.open_run(folder, config)
+    students.train(straight, config, digits, teacher=teacher)
+    with pytest.raises(KeyboardInterrupt):
+        students.train(interrupted, config, digits, teacher=teacher, reporter=_Interrupt(epoch=2))
+    students.train(interrupted, config, digits, teacher=teacher)
+    history = runs.read_history(interrupted / runs.HISTORY)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    for row, ref in zip(history, runs.read_history(straight / runs.HISTORY)):
+        assert row["train_loss"] == pytest.approx(ref["train_loss"], rel=1e-4)
+        assert row["test_nfe"] == ref["test_nfe"]
