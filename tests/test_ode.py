@@ -136,23 +136,6 @@ def test_solver_settings_can_change_on_a_loaded_model(tmp_path):
     assert block.nfe_forward == 4 * 4  # four rk4 steps of four evaluations
 
 
-@pytest.mark.parametrize(
-    "layer, shape",
-    [
-        (ConvODEFunc(8, num_layers=2), (2, 8, 4, 4)),
-        (ODEBlock(ConvODEFunc(8), t1=3.0, method="rk4", step_size=0.5, adjoint=True), (2, 8, 4, 4)),
-    ],
-)
-def test_layer_config_round_trip(layer, shape):
-    x = torch.rand(shape)
-    y = keras.ops.convert_to_numpy(layer(x))
-    clone = layer.__class__.from_config(layer.get_config())
-    clone.build(shape)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), y, atol=1e-5)
-    assert clone.get_config() == layer.get_config()
-
-
 def test_student_at_the_papers_width_has_the_expected_parameters():
     # stem 3x3 (3 -> 512) and two 4x4 stride-2 convs with biases; 5 GroupNorms and 4 3x3 convs (513 -> 512) in the
     # ODE function; head GroupNorm and dense; two stem GroupNorms.
