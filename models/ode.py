@@ -8,7 +8,6 @@ Keras layer call (hundreds of microseconds of Python each) per convolution. Both
 
 import keras
 
-SOLVER_DEFAULTS = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3, "step_size": None, "max_num_steps": None}
 FIXED_GRID_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
 
 
