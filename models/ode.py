@@ -107,7 +107,8 @@ class ODEBlock(keras.layers.Layer):
     solve, `nfe_backward` for the last adjoint (backward) solve.
 
     Args:
-        func: the dynamics layer (with a `dynamics(t, y)` method).
+        func: the dynamics layer, with a `dynamics(t, y)` method; if it also has `solve_params()`, that is called
+            once per solve and its result passed as `dynamics(t, y, params)`.
         t1: end of the time horizon [0, t1].
         method: any torchdiffeq method (`solver_methods()`), "dopri5" by default.
         rtol, atol: tolerances of adaptive methods, 1e-3 by default (torchdiffeq's own are far tighter).
