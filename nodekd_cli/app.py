@@ -2,7 +2,7 @@
 
 import typer
 
-from nodekd_cli.commands import data, student, teacher
+from nodekd_cli.commands import attack, data, student, teacher
 
 app = typer.Typer(
     name="nodekd",
@@ -13,6 +13,7 @@ app = typer.Typer(
 app.add_typer(teacher.app, name="teacher")
 app.add_typer(student.app, name="student")
 app.command("distill")(student.distill)
+app.add_typer(attack.app, name="attack")
 app.add_typer(data.app, name="data")
 
 

@@ -122,3 +122,15 @@ def dataset_summary(data, cache=None):
     if cache is not None:
         table.add_row("cache", str(cache))
     console.print(table)
+
+
+def attack_table(folder, title, result, reused):
+    table = Table(
+        title=f"{title} on {folder} ({result['n']:,} test images){' (reused)' if reused else ''}", title_justify="left"
+    )
+    table.add_column("eps (/255)", justify="right")
+    table.add_column("steps", justify="right")
+    table.add_column("accuracy (%)", justify="right")
+    for e, steps, accuracy in zip(result["eps"], result["steps"], result["accuracy"]):
+        table.add_row(str(e), str(steps), percent(accuracy))
+    console.print(table)

@@ -1,0 +1,73 @@
+"""`nodekd attack pgd | mifgsm | fgsm`: robustness sweeps over eps, on one run or every finished run."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nodekd_cli import options, output
+from nodekd_cli.errors import UserError, friendly_errors
+
+app = typer.Typer(help="White-box attacks over eps = 0 .. eps-max (in 1/255).", no_args_is_help=True)
+
+ATTACK_NAMES = {"pgd": "PGD (Madry et al.)", "mifgsm": "MI-FGSM (Dong et al.)", "fgsm": "FGSM (one step of eps)"}
+
+
+def _attack_command(attack):
+    @friendly_errors
+    def command(
+        eps_max: Annotated[int, typer.Option("--eps-max", help="Largest eps, in 1/255.")] = 20,
+        eps_step: Annotated[int, typer.Option("--eps-step", help="Spacing of the eps values, in 1/255.")] = 1,
+        run: Annotated[
+            list[Path] | None, typer.Option("--run", help="A run folder (repeatable; default: every finished run).")
+        ] = None,
+        runs_dir: Annotated[Path, typer.Option("--runs", help="Where to look for runs without --run.")] = Path("runs"),
+        n: Annotated[int | None, typer.Option("--n", help="Attack the first n test images (default: all).")] = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")] = 256,
+        seed: options.Seed = 0,
+        sweep: Annotated[
+            str, typer.Option(help="independent (the paper's: every eps on its own) or monotone (cheaper).")
+        ] = "independent",
+        force: Annotated[bool, typer.Option("--force", help="Recompute results that already exist.")] = False,
+        device: options.Device = "auto",
+        data_dir: options.DataDir = None,
+        manual_dir: options.ManualDir = None,
+    ):
+        from nodekd_cli import backend
+
+        backend.select(device)
+        from nodekd_cli import attacks
+
+        if eps_max < 0 or eps_step < 1 or (n is not None and n < 1) or batch_size < 1:
+            raise UserError("--eps-max must be at least 0, and --eps-step, --n and --batch-size at least 1.")
+        folders = run or attacks.finished_runs(runs_dir)
+        if not folders:
+            raise UserError(f"No finished runs under {runs_dir}; train one first, e.g. nodekd teacher train resnet20.")
+        eps_values = list(range(0, eps_max + 1, eps_step))
+        for folder in folders:
+            with output.console.status(f"{attack} on {folder}...") as status:
+
+                def progress(e, left, seconds, status=status, folder=folder):
+                    status.update(f"{attack} on {folder}: eps {e}/255, {left} images left, {seconds:.0f} s")
+
+                result, reused = attacks.attack_run(
+                    folder,
+                    attack,
+                    eps_values,
+                    n=n,
+                    batch_size=batch_size,
+                    seed=seed,
+                    sweep_mode=sweep,
+                    force=force,
+                    data_dir=data_dir,
+                    manual_dir=manual_dir,
+                    progress=progress,
+                )
+            output.attack_table(folder, ATTACK_NAMES[attack], result, reused)
+
+    command.__doc__ = f"{ATTACK_NAMES[attack]} sweep; results in RUN/attacks/{attack}.json."
+    return command
+
+
+for _name in ATTACK_NAMES:
+    app.command(_name)(_attack_command(_name))

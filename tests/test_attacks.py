@@ -1,0 +1,146 @@
+"""White-box attacks: the paper's settings, the eps ball, analytic worst cases, determinism, results on disk."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nodekd_cli import attacks, runs, students, teachers
+from nodekd_cli.app import app
+
+
+class Linear:
+    """logits = x.flatten() @ W + b, called like a Keras model."""
+
+    def __init__(self, weight, bias):
+        self.weight, self.bias = weight, bias
+
+    def __call__(self, x, training=False):
+        return x.flatten(1) @ self.weight + self.bias
+
+
+def test_step_counts_follow_the_paper():
+    expected = [0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 15, 16, 17, 18, 20, 21, 22, 23, 24]
+    assert [attacks.num_steps(e) for e in range(21)] == expected
+
+
+@pytest.mark.parametrize("attack", sorted(attacks.ATTACKS))
+def test_adversarial_examples_stay_in_the_ball_and_in_pixel_range(attack):
+    torch.manual_seed(0)
+    model = Linear(torch.randn(12, 3), torch.zeros(3))
+    x = torch.rand(16, 1, 3, 4)
+    x[0] = 0.0  # at the edge of [0, 1]
+    y = torch.randint(0, 3, (16,))
+    for e in (1, 8, 20):
+        x_adv = attacks.ATTACKS[attack](model, x, y, e / 255, attacks.num_steps(e), torch.Generator().manual_seed(1))
+        assert (x_adv - x).abs().max() <= e / 255 + 1e-6
+        assert x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+def test_linear_classifier_reaches_the_analytic_worst_case(attack):
+    # Two classes, margin m = (w1 - w0) . x + (b1 - b0) for label 1: the worst case in the L-inf ball of radius eps
+    # lowers it by exactly eps * ||w1 - w0||_1, at x - eps * sign(w1 - w0) (no pixel near 0 or 1 here).
+    torch.manual_seed(2)
+    weight = torch.randn(6, 2, dtype=torch.float64)
+    model = Linear(weight, torch.zeros(2, dtype=torch.float64))
+    x = 0.3 + 0.4 * torch.rand(4, 6, dtype=torch.float64)
+    y = torch.ones(4, dtype=torch.long)
+    e = 8
+    # PGD's random start may put a pixel at the far side of the ball: 2 e steps of 1/255 reach any corner.
+    steps = 2 * e
+    x_adv = attacks.ATTACKS[attack](model, x, y, e / 255, steps, torch.Generator().manual_seed(0))
+    w = weight[:, 1] - weight[:, 0]
+
+    def margin(z):
+        return z @ w
+
+    np.testing.assert_allclose(margin(x_adv), margin(x) - e / 255 * w.abs().sum(), rtol=1e-9)
+
+
+def test_mifgsm_normalizes_gradients_per_image_and_accumulates_momentum():
+    # A loss whose input gradient is known at every point: logits = [0, x . v] with label 0 has gradient
+    # sigmoid(x . v) * v, so the normalized gradient is v / mean(|v|) at every step and the momentum g after k steps
+    # is k * v / mean(|v|): each step moves every pixel by 1/255 along sign(v), until the ball's edge.
+    v = torch.tensor([[0.5, -2.0, 1.0, 0.0]], dtype=torch.float64)
+    weight = torch.cat([torch.zeros(4, 1, dtype=torch.float64), v.T], dim=1)
+    model = Linear(weight, torch.zeros(2, dtype=torch.float64))
+    x = torch.full((1, 4), 0.5, dtype=torch.float64)
+    y = torch.zeros(1, dtype=torch.long)
+    x_adv = attacks.mifgsm(model, x, y, eps=3 / 255, steps=5)
+    np.testing.assert_allclose(x_adv - x, 3 / 255 * torch.sign(v), atol=1e-12)
+    x_adv = attacks.mifgsm(model, x, y, eps=3 / 255, steps=2)
+    np.testing.assert_allclose(x_adv - x, 2 / 255 * torch.sign(v), atol=1e-12)
+
+
+def test_a_fixed_seed_gives_identical_results():
+    torch.manual_seed(3)
+    model = Linear(torch.randn(12, 3), torch.zeros(3))
+    x, y = torch.rand(32, 12), torch.randint(0, 3, (32,))
+    first = attacks.sweep(model, x, y, "pgd", [0, 2, 4], seed=5)
+    second = attacks.sweep(model, x, y, "pgd", [0, 2, 4], seed=5)
+    assert first["accuracy"] == second["accuracy"] and first["steps"] == [0, 2, 5]
+
+
+def test_monotone_sweep_never_reports_more_than_it_found_before():
+    torch.manual_seed(4)
+    model = Linear(torch.randn(12, 3), torch.zeros(3))
+    x, y = torch.rand(64, 12), torch.randint(0, 3, (64,))
+    result = attacks.sweep(model, x, y, "pgd", list(range(0, 30, 3)), monotone=True)
+    assert all(a >= b for a, b in zip(result["accuracy"], result["accuracy"][1:]))
+
+
+@pytest.fixture(scope="module")
+def attack_runs(tmp_path_factory, digits):
+    root = tmp_path_factory.mktemp("runs")
+    teacher_config = teachers.teacher_config("resnet20", "digits", epochs=3)
+    runs.open_run(root / "resnet20", teacher_config)
+    teachers.train(root / "resnet20", teacher_config, digits)
+    student_config = students.student_config("digits", t1=1, epochs=1, channels=8, batch_size=64)
+    runs.open_run(root / "node", student_config)
+    students.train(root / "node", student_config, digits)
+    return root
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("attack", ["pgd", "mifgsm"])
+def test_attack_every_run_writes_results_and_eps_zero_is_the_clean_accuracy(attack_runs, attack, digits):
+    code, text = invoke("attack", attack, "--eps-max", "4", "--runs", str(attack_runs), "--n", "60")
+    assert code == 0, text
+    for name in ("resnet20", "node"):
+        result = json.loads((attack_runs / name / "attacks" / f"{attack}.json").read_text())
+        assert result["eps"] == [0, 1, 2, 3, 4] and result["steps"] == [0, 1, 2, 3, 5] and result["n"] == 60
+        model = keras.saving.load_model(attack_runs / name / "model.keras")
+        logits = keras.ops.convert_to_numpy(model(digits.x_test[:60].astype(np.float32) / 255, training=False))
+        assert result["accuracy"][0] == pytest.approx(np.mean(logits.argmax(1) == digits.y_test[:60]))
+        assert all(0 <= a <= result["accuracy"][0] + 1e-9 for a in result["accuracy"])
+    student = json.loads((attack_runs / "node" / "attacks" / f"{attack}.json").read_text())
+    assert student["settings"]["solver"]["method"] == "dopri5"
+
+
+def test_results_are_reused_unless_forced(attack_runs):
+    args = ["attack", "fgsm", "--eps-max", "2", "--run", str(attack_runs / "resnet20"), "--n", "30"]
+    invoke(*args)
+    path = attack_runs / "resnet20" / "attacks" / "fgsm.json"
+    stamp = path.stat().st_mtime_ns
+    code, text = invoke(*args)
+    assert code == 0 and "reused" in text and path.stat().st_mtime_ns == stamp
+    code, text = invoke(*args, "--force")
+    assert code == 0 and "reused" not in text and path.stat().st_mtime_ns != stamp
+
+
+def test_attack_errors(tmp_path):
+    code, text = invoke("attack", "pgd", "--runs", str(tmp_path))
+    assert code == 1 and "No finished runs" in text
+    code, text = invoke("attack", "pgd", "--run", str(tmp_path / "missing"))
+    assert code == 1 and "not a nodekd run folder" in text
+    code, text = invoke("attack", "pgd", "--run", str(tmp_path), "--sweep", "sideways")
+    assert code == 1
