@@ -24,38 +24,84 @@ def _project(x_adv, x, eps):
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
 
 
-def _input_gradient(model, x, y):
+def margin_loss(logits, y):
+    """Carlini-Wagner's margin: the best other logit minus the true one (raising it crosses the boundary)."""
+    true = logits.gather(1, y[:, None])[:, 0]
+    others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
+    return (others - true).sum()
+
+
+LOSSES = {"ce": lambda logits, y: F.cross_entropy(logits, y, reduction="sum"), "margin": margin_loss}
+
+
+def _input_gradient(model, x, y, loss="ce"):
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x, training=False).float(), y, reduction="sum")
-    (grad,) = torch.autograd.grad(loss, x)
+    value = LOSSES[loss](model(x, training=False).float(), y)
+    (grad,) = torch.autograd.grad(value, x)
     return grad
 
 
-def pgd(model, x, y, eps, steps, generator=None):
+def pgd(model, x, y, eps, steps, generator=None, loss="ce"):
     """Madry et al.: uniform random start in the ball, then signed-gradient steps of 1/255, projected."""
     start = (torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1) * eps
     x_adv = _project(x + start, x, eps)
     for _ in range(steps):
-        x_adv = _project(x_adv + STEP_SIZE * _input_gradient(model, x_adv, y).sign(), x, eps)
+        x_adv = _project(x_adv + STEP_SIZE * _input_gradient(model, x_adv, y, loss).sign(), x, eps)
     return x_adv.detach()
 
 
-def mifgsm(model, x, y, eps, steps, generator=None, momentum=1.0):
+def mifgsm(model, x, y, eps, steps, generator=None, loss="ce", momentum=1.0):
     """Dong et al.: g <- momentum * g + grad / mean(|grad|) per image; steps of 1/255 along sign(g); no random start."""
     x_adv, g = x.clone(), torch.zeros_like(x)
     for _ in range(steps):
-        grad = _input_gradient(model, x_adv, y)
+        grad = _input_gradient(model, x_adv, y, loss)
         g = momentum * g + grad / grad.abs().mean(dim=tuple(range(1, x.ndim)), keepdim=True).clamp_min(1e-12)
         x_adv = _project(x_adv + STEP_SIZE * g.sign(), x, eps)
     return x_adv.detach()
 
 
-def fgsm(model, x, y, eps, steps=1, generator=None):
+def fgsm(model, x, y, eps, steps=1, generator=None, loss="ce"):
     """Goodfellow et al.: one signed-gradient step of size eps (the step count does not apply)."""
-    return _project(x + eps * _input_gradient(model, x, y).sign(), x, eps).detach()
+    return _project(x + eps * _input_gradient(model, x, y, loss).sign(), x, eps).detach()
+
+
+def square(model, x, y, eps, steps, generator=None, loss="margin"):
+    """A gradient-free control in the spirit of Square (Andriushchenko et al. 2020): `steps` rounds of random search,
+    each proposing, per image, a random square of +-eps changes (from a vertical-stripes start) and keeping it where
+    the margin loss rises. Uses only the model's outputs, so gradient masking cannot stop it."""
+    n, h, w, c = x.shape
+
+    def objective(z):
+        with torch.no_grad():
+            logits = model(z, training=False).float()
+        true = logits.gather(1, y[:, None])[:, 0]
+        others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
+        return others - true
+
+    stripes = torch.randint(0, 2, (n, 1, w, c), generator=generator, device=x.device) * 2 - 1
+    x_adv = _project(x + eps * stripes.to(x.dtype), x, eps)
+    best = objective(x_adv)
+    for step in range(steps):
+        # The square shrinks from half the image's area to one pixel over the budget.
+        side = max(1, round(min(h, w) * (0.5 * (1 - step / steps)) ** 0.5))
+        top = torch.randint(0, h - side + 1, (n,), generator=generator, device=x.device)
+        left = torch.randint(0, w - side + 1, (n,), generator=generator, device=x.device)
+        rows = torch.arange(h, device=x.device)[None, :, None]
+        cols = torch.arange(w, device=x.device)[None, None, :]
+        inside = (rows >= top[:, None, None]) & (rows < (top + side)[:, None, None])
+        inside = inside & (cols >= left[:, None, None]) & (cols < (left + side)[:, None, None])
+        signs = (torch.randint(0, 2, (n, 1, 1, c), generator=generator, device=x.device) * 2 - 1).to(x.dtype)
+        proposal = torch.where(inside[..., None], x + eps * signs, x_adv)
+        proposal = _project(proposal, x, eps)
+        value = objective(proposal)
+        better = (value > best) & (best < 0)  # an image already misclassified keeps its example
+        x_adv = torch.where(better[:, None, None, None], proposal, x_adv)
+        best = torch.where(better, value, best)
+    return x_adv.detach()
 
 
 ATTACKS = {"pgd": pgd, "mifgsm": mifgsm, "fgsm": fgsm}
+CONTROLS = {"square": square}
 
 
 def predict(model, x, batch_size):
@@ -205,3 +251,172 @@ def attack_run(
     path.parent.mkdir(exist_ok=True)
     runs.write_json(path, result)
     return result, False
+
+
+def _robust(model, x, y, correct, make_adversarial, batch_size):
+    """Accuracy of `model` over all images when the clean-correct ones are replaced by `make_adversarial(x, y)`."""
+    robust = torch.zeros_like(correct)
+    index = correct.nonzero().flatten()
+    for i in range(0, len(index), batch_size):
+        batch = index[i : i + batch_size]
+        robust[batch] = predict(model, make_adversarial(x[batch], y[batch]), batch_size) == y[batch]
+    return robust.float().mean().item()
+
+
+def masking_checks(
+    model,
+    x,
+    y,
+    *,
+    eps=8,
+    batch_size=256,
+    seed=0,
+    transfer_model=None,
+    grad_model=None,
+    queries=300,
+    restarts=3,
+    large_eps=(64, 255),
+    progress=None,
+):
+    """The checks careful robustness evaluations make that the measured robustness is real (REFERENCE.md).
+
+    Each check compares an accuracy with the reference, PGD at `eps` (in 1/255) with the paper's steps, and passes or
+    fails; a failed check flags possible gradient masking. A check without what it needs (no transfer source, no
+    ODE solver to swap) is skipped (`passed` None). Comparisons allow 5 points (or one image) of slack: attacks of
+    equal strength differ by a few images, masking by tens of points.
+    """
+    tolerance = max(1 / len(y), 0.05) + 1e-9
+    generator = torch.Generator(device=x.device)
+    correct = predict(model, x, batch_size) == y
+    e, steps = eps / 255, num_steps(eps)
+
+    def run(name, make):
+        if progress:
+            progress(name)
+        generator.manual_seed(seed)
+        return _robust(model, x, y, correct, make, batch_size)
+
+    reference = run("pgd", lambda xb, yb: pgd(model, xb, yb, e, steps, generator))
+    checks = []
+
+    def record(name, accuracy, passed, rule):
+        checks.append({"check": name, "accuracy": accuracy, "reference": reference, "passed": passed, "rule": rule})
+
+    for big in large_eps:
+        accuracy = run(
+            f"pgd eps {big}", lambda xb, yb, big=big: pgd(model, xb, yb, big / 255, num_steps(big), generator)
+        )
+        limit = 0.05 if big >= 255 else reference + tolerance
+        rule = "at most 5%" if big >= 255 else "at most the reference"
+        record(f"PGD at eps {big}/255", accuracy, accuracy <= limit, rule)
+
+    def strongest(xb, yb):
+        # More steps and restarts: an image counts as broken if any restart breaks it.
+        best = xb
+        for _ in range(restarts):
+            candidate = pgd(model, xb, yb, e, 4 * steps, generator)
+            broken = predict(model, candidate, batch_size) != yb
+            best = torch.where(broken[:, None, None, None], candidate, best) if xb.ndim == 4 else candidate
+        return best
+
+    accuracy = run("pgd x4 steps, restarts", strongest)
+    record(f"PGD, 4x steps, {restarts} restarts", accuracy, accuracy <= reference + tolerance, "at most the reference")
+    accuracy = run("margin loss", lambda xb, yb: pgd(model, xb, yb, e, steps, generator, loss="margin"))
+    record("PGD on the margin (CW) loss", accuracy, accuracy >= reference - tolerance, "at least the reference")
+    if transfer_model is not None:
+        accuracy = run("transfer", lambda xb, yb: pgd(transfer_model, xb, yb, e, steps, generator))
+        record("transfer from another run", accuracy, accuracy >= reference - tolerance, "at least the reference")
+    else:
+        record("transfer from another run", None, None, "skipped: no source run")
+    if grad_model is not None:
+        accuracy = run("fixed-step gradients", lambda xb, yb: pgd(grad_model, xb, yb, e, steps, generator))
+        record(
+            "gradients through a fixed-step solver",
+            accuracy,
+            accuracy >= reference - tolerance,
+            "at least the reference",
+        )
+    else:
+        record("gradients through a fixed-step solver", None, None, "skipped: no ODE solver")
+    accuracy = run("square", lambda xb, yb: square(model, xb, yb, e, queries, generator))
+    record(
+        f"gradient-free random search ({queries} queries)",
+        accuracy,
+        accuracy >= reference - tolerance,
+        "at least the reference",
+    )
+    return {"reference": reference, "checks": checks, "masking": any(c["passed"] is False for c in checks)}
+
+
+def check_run(
+    folder,
+    *,
+    eps=8,
+    n=100,
+    batch_size=256,
+    seed=0,
+    transfer_from=None,
+    grad_method="rk4",
+    grad_step_size=None,
+    queries=300,
+    data_dir=None,
+    manual_dir=None,
+    progress=None,
+):
+    """Runs `masking_checks` on the finished run in `folder`; writes and returns `attacks/check.json`."""
+    from pathlib import Path
+
+    import keras
+
+    import models
+    from nodekd_cli import runs
+    from nodekd_cli.data import load_dataset
+    from nodekd_cli.data.device import pixels, to_device
+
+    folder = Path(folder)
+    config, _ = runs.read_run(folder)
+    model = keras.saving.load_model(folder / runs.MODEL)
+    if transfer_from is None and config.get("teacher"):
+        transfer_from = config["teacher"]
+    transfer_model = None
+    if transfer_from is not None:
+        runs.read_run(transfer_from)
+        transfer_model = keras.saving.load_model(Path(transfer_from) / runs.MODEL)
+    grad_model = None
+    if models.ode_blocks(model):
+        grad_model = keras.saving.load_model(folder / runs.MODEL)
+        for block in models.ode_blocks(grad_model):
+            block.method, block.step_size = grad_method, grad_step_size or block.t1 / 10
+    data = load_dataset(config["dataset"], data_dir=data_dir, manual_dir=manual_dir)
+    from keras.src.backend.torch.core import get_device
+
+    device = get_device()
+    x = pixels(to_device(data.x_test[:n], device))
+    y = to_device(data.y_test[:n], device)
+    started = time.perf_counter()
+    result = masking_checks(
+        model,
+        x,
+        y,
+        eps=eps,
+        batch_size=batch_size,
+        seed=seed,
+        transfer_model=transfer_model,
+        grad_model=grad_model,
+        queries=queries,
+        progress=progress,
+    )
+    result.update(
+        {
+            "eps": eps,
+            "n": len(y),
+            "seed": seed,
+            "transfer_from": None if transfer_from is None else str(transfer_from),
+            "gradient_solver": None if grad_model is None else models.ode_blocks(grad_model)[0].solver_settings(),
+            "seconds": time.perf_counter() - started,
+        }
+    )
+    path = folder / RESULTS_FOLDER / "check.json"
+    path.parent.mkdir(exist_ok=True)
+    runs.write_json(path, result)
+    return result

@@ -134,3 +134,17 @@ def attack_table(folder, title, result, reused):
     for e, steps, accuracy in zip(result["eps"], result["steps"], result["accuracy"]):
         table.add_row(str(e), str(steps), percent(accuracy))
     console.print(table)
+
+
+def check_table(folder, result):
+    verdict = "[bold red]possible gradient masking[/]" if result["masking"] else "[green]no sign of masking[/]"
+    table = Table(
+        title=f"Robustness checks on {folder}, eps {result['eps']}/255, {result['n']} images: {verdict}",
+        title_justify="left",
+    )
+    for column in ("check", "accuracy (%)", "PGD reference (%)", "must be", "result"):
+        table.add_column(column, justify="left" if column in ("check", "must be") else "right")
+    for check in result["checks"]:
+        outcome = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "skipped"}[check["passed"]]
+        table.add_row(check["check"], percent(check["accuracy"]), percent(check["reference"]), check["rule"], outcome)
+    console.print(table)

@@ -144,3 +144,52 @@ def test_attack_errors(tmp_path):
     assert code == 1 and "not a nodekd run folder" in text
     code, text = invoke("attack", "pgd", "--run", str(tmp_path), "--sweep", "sideways")
     assert code == 1
+
+
+class StepFunctionInput:
+    """A model that masks gradients: its input passes through a staircase (zero gradient almost everywhere)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, x, training=False):
+        return self.model(torch.round(x * 4) / 4, training=training)
+
+
+def _digits_test(digits, n=40):
+    return torch.tensor(digits.x_test[:n], dtype=torch.float32) / 255, torch.tensor(digits.y_test[:n])
+
+
+def test_checks_flag_a_model_that_masks_gradients(attack_runs, digits):
+    model = keras.saving.load_model(attack_runs / "resnet20" / "model.keras")
+    x, y = _digits_test(digits)
+    result = attacks.masking_checks(StepFunctionInput(model), x, y, eps=8, queries=100, large_eps=(255,))
+    failed = {c["check"] for c in result["checks"] if c["passed"] is False}
+    assert result["masking"]
+    assert "gradient-free random search (100 queries)" in failed or "PGD at eps 255/255" in failed
+
+
+def test_checks_pass_a_plain_resnet_and_a_student(attack_runs):
+    code, text = invoke("attack", "check", str(attack_runs / "resnet20"), "--n", "40", "--queries", "100")
+    assert code == 0, text
+    result = json.loads((attack_runs / "resnet20" / "attacks" / "check.json").read_text())
+    assert not result["masking"], result["checks"]
+    assert {c["check"] for c in result["checks"] if c["passed"] is None} == {
+        "transfer from another run",
+        "gradients through a fixed-step solver",
+    }
+    code, text = invoke(
+        "attack",
+        "check",
+        str(attack_runs / "node"),
+        "--n",
+        "20",
+        "--queries",
+        "20",
+        "--transfer-from",
+        str(attack_runs / "resnet20"),
+    )
+    assert code == 0, text
+    result = json.loads((attack_runs / "node" / "attacks" / "check.json").read_text())
+    assert result["gradient_solver"]["method"] == "rk4" and result["transfer_from"].endswith("resnet20")
+    assert all(c["passed"] is not None for c in result["checks"])

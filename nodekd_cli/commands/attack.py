@@ -71,3 +71,47 @@ def _attack_command(attack):
 
 for _name in ATTACK_NAMES:
     app.command(_name)(_attack_command(_name))
+
+
+@app.command()
+@friendly_errors
+def check(
+    run: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    eps: Annotated[int, typer.Option("--eps", help="eps of the comparisons, in 1/255.")] = 8,
+    n: Annotated[int, typer.Option("--n", help="Test images (the first n).")] = 100,
+    transfer_from: Annotated[
+        Path | None, typer.Option("--transfer-from", help="Source run of the transfer attack (default: the teacher).")
+    ] = None,
+    grad_method: Annotated[str, typer.Option(help="Fixed-step solver for the gradients of Neural ODEs.")] = "rk4",
+    grad_step_size: Annotated[float | None, typer.Option(help="Its step (default: t1 / 10).")] = None,
+    queries: Annotated[int, typer.Option(help="Queries of the gradient-free attack.")] = 300,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")] = 256,
+    seed: options.Seed = 0,
+    device: options.Device = "auto",
+    data_dir: options.DataDir = None,
+    manual_dir: options.ManualDir = None,
+):
+    """Check that a run's measured robustness is real; flag possible gradient masking."""
+    from nodekd_cli import backend
+
+    backend.select(device)
+    from nodekd_cli import attacks
+
+    if eps < 1 or n < 1 or queries < 1:
+        raise UserError("--eps, --n and --queries must be at least 1.")
+    with output.console.status(f"Checking {run}...") as status:
+        result = attacks.check_run(
+            run,
+            eps=eps,
+            n=n,
+            batch_size=batch_size,
+            seed=seed,
+            transfer_from=transfer_from,
+            grad_method=grad_method,
+            grad_step_size=grad_step_size,
+            queries=queries,
+            data_dir=data_dir,
+            manual_dir=manual_dir,
+            progress=lambda name: status.update(f"Checking {run}: {name}"),
+        )
+    output.check_table(run, result)
