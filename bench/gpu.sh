@@ -6,6 +6,7 @@
 #   train_digits.log       `nodekd teacher train resnet20 --dataset digits` end to end: graph, no graph, bf16
 #   student_step_gpu.json  the paper's student (512 channels, batch 128), t1 = 1 and 100, against plain PyTorch
 #   distill_digits.log     `nodekd distill` from that teacher on digits end to end
+#   attack_step_gpu.json   PGD throughput, nodekd against a plain PyTorch loop on the same ResNet20
 # Needs keras (with namex and optree) importable: where it is missing, install its wheels first.
 set -uo pipefail
 OUT=${OUT:-out}
@@ -25,3 +26,5 @@ python3 -m bench.student_step --device cuda --channels 512 --batch-size 128 --t1
   --json "$OUT/student_step_gpu.json" 2>&1 | tee "$OUT/student_step_gpu.log"
 python3 -m nodekd_cli distill --teacher /tmp/nodekd-gpu---cuda-graph --T 3 --t1 1 --device cuda \
   --out /tmp/nodekd-gpu-kd 2>&1 | tail -24 | tee "$OUT/distill_digits.log"
+python3 -m bench.attack_step --device cuda --batch-size 256 --steps 10 \
+  --json "$OUT/attack_step_gpu.json" 2>&1 | tee "$OUT/attack_step_gpu.log"
