@@ -209,8 +209,9 @@ def attack_run(
         "n": n,
         "seed": seed,
         "batch_size": batch_size,
-        # Gradients and predictions both go through the model's own solver.
-        "solver": blocks[0].solver_settings() if blocks else None,
+        # Gradients and predictions both go through the model's own solver (`attack check` also tries a fixed step).
+        "gradient_solver": blocks[0].solver_settings() if blocks else None,
+        "prediction_solver": blocks[0].solver_settings() if blocks else None,
     }
     path = folder / RESULTS_FOLDER / f"{attack}.json"
     if path.exists() and not force:

@@ -123,7 +123,8 @@ def test_attack_every_run_writes_results_and_eps_zero_is_the_clean_accuracy(atta
         assert result["accuracy"][0] == pytest.approx(np.mean(logits.argmax(1) == digits.y_test[:60]))
         assert all(0 <= a <= result["accuracy"][0] + 1e-9 for a in result["accuracy"])
     student = json.loads((attack_runs / "node" / "attacks" / f"{attack}.json").read_text())
-    assert student["settings"]["solver"]["method"] == "dopri5"
+    assert student["settings"]["gradient_solver"]["method"] == "dopri5"
+    assert student["settings"]["prediction_solver"] == student["settings"]["gradient_solver"]
 
 
 def test_results_are_reused_unless_forced(attack_runs):
