@@ -370,10 +370,14 @@ def check_run(
     import keras
 
     import models
+    from models.ode import solver_methods
     from nodekd_cli import runs
     from nodekd_cli.data import load_dataset
     from nodekd_cli.data.device import pixels, to_device
+    from nodekd_cli.errors import UserError
 
+    if grad_method not in solver_methods():
+        raise UserError(f"Unknown ODE method {grad_method!r}; choose one of: {', '.join(solver_methods())}.")
     folder = Path(folder)
     config, _ = runs.read_run(folder)
     model = keras.saving.load_model(folder / runs.MODEL)

@@ -144,7 +144,9 @@ def test_attack_errors(tmp_path):
     code, text = invoke("attack", "pgd", "--run", str(tmp_path / "missing"))
     assert code == 1 and "not a nodekd run folder" in text
     code, text = invoke("attack", "pgd", "--run", str(tmp_path), "--sweep", "sideways")
-    assert code == 1
+    assert code == 1 and "Unknown sweep 'sideways'" in text
+    code, text = invoke("attack", "check", str(tmp_path), "--grad-method", "rk5")
+    assert code == 1 and "Unknown ODE method 'rk5'" in text
 
 
 class StepFunctionInput:
