@@ -169,6 +169,17 @@ def soft_targets(folder, teacher, dataset, batch_size=512):
     return logits
 
 
+def check_fits(config, dataset):
+    """The stem halves the image `downsample` times: the image size must allow it."""
+    height, width = dataset.image_shape[:2]
+    factor = 2 ** config["downsample"]
+    if height % factor or width % factor:
+        raise UserError(
+            f"--downsample {config['downsample']} needs image sides divisible by {factor}, but {dataset.name} has "
+            f"{height}x{width} images; choose a smaller --downsample."
+        )
+
+
 def build(config, dataset):
     """The student network of `config` for `dataset`."""
     import models

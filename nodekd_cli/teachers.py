@@ -179,6 +179,11 @@ def import_akamaster(model_name, checkpoint, dataset):
     import models
 
     check_model(model_name)
+    if dataset.image_shape[-1] != 3 or dataset.num_classes != 10:
+        raise UserError(
+            f"The checkpoint is a 3-channel, 10-class CIFAR model but {dataset.name} has "
+            f"{dataset.image_shape[-1]} channels and {dataset.num_classes} classes."
+        )
     try:
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
         state = {k.removeprefix("module."): v.numpy() for k, v in saved["state_dict"].items()}
@@ -193,11 +198,6 @@ def import_akamaster(model_name, checkpoint, dataset):
         pickle.UnpicklingError,
     ) as error:
         raise UserError(f"Cannot read the checkpoint {checkpoint} ({error}); expected an akamaster .th file.") from None
-    if dataset.image_shape[-1] != 3 or dataset.num_classes != 10:
-        raise UserError(
-            f"The checkpoint is a 3-channel, 10-class CIFAR model but {dataset.name} has "
-            f"{dataset.image_shape[-1]} channels and {dataset.num_classes} classes."
-        )
     model = models.build_teacher(
         model_name, input_shape=dataset.image_shape, num_classes=10, mean=AKAMASTER_MEAN, std=AKAMASTER_STD
     )
@@ -245,11 +245,10 @@ def _akamaster_layers(model):
 AKAMASTER_NAMES = {"stem_conv": "conv1", "stem_bn": "bn1", "logits": "linear"}
 
 
-def import_run(folder, model_name, checkpoint, dataset):
-    """Imports `checkpoint` into the run folder `folder`, evaluates it there and records the accuracy."""
+def import_run(folder, model, dataset):
+    """Saves an imported teacher (`import_akamaster`) into the run folder `folder`, evaluated on `dataset`."""
     from nodekd_cli import training
 
-    model = import_akamaster(model_name, checkpoint, dataset)
     result = training.evaluate(model, dataset.x_test, dataset.y_test)
     runs.save_model(folder, model)
     metrics = {

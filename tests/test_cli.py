@@ -80,10 +80,13 @@ def test_unfinished_and_conflicting_runs(in_tmp):
     assert exit_code == 1 and "not a nodekd run folder" in text
 
 
-def test_unreadable_checkpoint(in_tmp):
+def test_unreadable_checkpoint_and_unfit_data_set(in_tmp, cifar_folder):
     (in_tmp / "bad.th").write_bytes(b"not a checkpoint")
-    exit_code, text = invoke("teacher", "import", "resnet20", "--from", "bad.th", "--dataset", "digits")
+    exit_code, text = invoke("teacher", "import", "resnet20", "--from", "bad.th", "--dataset", f"folder:{cifar_folder}")
     assert exit_code == 1 and "Cannot read the checkpoint bad.th" in text
+    exit_code, text = invoke("teacher", "import", "resnet20", "--from", "bad.th", "--dataset", "digits")
+    assert exit_code == 1 and "3-channel, 10-class CIFAR model but digits has 1 channels" in text
+    assert not (in_tmp / "runs").exists()
 
 
 def test_eval_on_an_incompatible_data_set(in_tmp, cifar_folder):

@@ -197,3 +197,9 @@ def test_interrupted_distillation_resumes_to_the_uninterrupted_result(teacher_ru
     for row, ref in zip(history, runs.read_history(straight / runs.HISTORY)):
         assert row["train_loss"] == pytest.approx(ref["train_loss"], rel=1e-4)
         assert row["test_nfe"] == ref["test_nfe"]
+
+
+def test_a_downsample_the_images_cannot_take_leaves_no_run_folder(tmp_path):
+    code, text = invoke("student", "train", "--downsample", "4", "--out", str(tmp_path / "s"), "--device", "cpu")
+    assert code == 1 and "--downsample 4 needs image sides divisible by 16" in text
+    assert not (tmp_path / "s").exists()

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
+from nodekd_cli.commands._common import load_data, show_if_finished, train_with_progress
 from nodekd_cli.errors import friendly_errors
 
 app = typer.Typer(help="Train Neural ODE students without distillation (the paper's baselines).", no_args_is_help=True)
@@ -13,25 +14,17 @@ app = typer.Typer(help="Train Neural ODE students without distillation (the pape
 
 def _run(config, out, device, dataset_name, data_dir, manual_dir, teacher_model=None):
     from nodekd_cli import runs, students
-    from nodekd_cli.data import load_dataset
 
     folder = Path(out) if out else students.default_folder(config)
     title = f"Neural ODE student, t1 = {config['t1']:g}, on {dataset_name}"
-    if runs.run_state(folder, config) == "finished":
-        output.info(f"{folder} already holds this finished run; nothing to do.")
-        config, metrics = runs.read_run(folder)
-        output.run_summary(title, folder, config, metrics)
+    if show_if_finished(folder, config, title):
         return
-    with output.console.status(f"Loading {dataset_name}..."):
-        data = load_dataset(dataset_name, data_dir=data_dir, manual_dir=manual_dir)
+    data = load_data(dataset_name, data_dir, manual_dir)
+    students.check_fits(config, data)  # before the folder is made: a mistake leaves nothing behind
     runs.open_run(folder, {**config, "versions": runs.versions(), "device": device})
-    progress = output.EpochProgress(f"student in {folder}")
-    try:
-        with progress:
-            metrics = students.train(folder, config, data, teacher=teacher_model, reporter=progress)
-    except KeyboardInterrupt:
-        output.error(f"Interrupted; run the same command again to resume {folder} from its last completed epoch.")
-        raise typer.Exit(130) from None
+    metrics = train_with_progress(
+        folder, f"student in {folder}", lambda reporter: students.train(folder, config, data, teacher_model, reporter)
+    )
     output.run_summary(title, folder, config, metrics)
 
 

@@ -6,28 +6,10 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
+from nodekd_cli.commands._common import load_data, show_if_finished, train_with_progress
 from nodekd_cli.errors import UserError, friendly_errors
 
 app = typer.Typer(help="Train, evaluate or import the ResNet teachers.", no_args_is_help=True)
-
-
-def _finished(folder, config, title):
-    """Shows the finished run of this configuration in `folder`, if there is one (then there is nothing to do)."""
-    from nodekd_cli import runs
-
-    if runs.run_state(folder, config) != "finished":
-        return False
-    output.info(f"{folder} already holds this finished run; nothing to do.")
-    config, metrics = runs.read_run(folder)
-    output.run_summary(title, folder, config, metrics)
-    return True
-
-
-def _load_data(dataset, data_dir, manual_dir):
-    from nodekd_cli.data import load_dataset
-
-    with output.console.status(f"Loading {dataset}..."):
-        return load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
 
 
 @app.command()
@@ -78,17 +60,13 @@ def train(
         raise UserError(f"--cuda-graph needs a CUDA device; this run uses {device}.")
     cuda_graph = device.startswith("cuda") if cuda_graph is None else cuda_graph
     folder = Path(out) if out else teachers.default_folder(model)
-    if _finished(folder, config, f"{model} on {dataset}"):
+    if show_if_finished(folder, config, f"{model} on {dataset}"):
         return
-    data = _load_data(dataset, data_dir, manual_dir)  # before the folder is made: a data error leaves nothing behind
+    data = load_data(dataset, data_dir, manual_dir)  # before the folder is made: a data error leaves nothing behind
     runs.open_run(folder, {**config, "versions": runs.versions(), "device": device, "cuda_graph": cuda_graph})
-    progress = output.EpochProgress(f"{model} in {folder}")
-    try:
-        with progress:
-            metrics = teachers.train(folder, config, data, progress, cuda_graph=cuda_graph)
-    except KeyboardInterrupt:
-        output.error(f"Interrupted; run the same command again to resume {folder} from its last completed epoch.")
-        raise typer.Exit(130) from None
+    metrics = train_with_progress(
+        folder, f"{model} in {folder}", lambda reporter: teachers.train(folder, config, data, reporter, cuda_graph)
+    )
     output.run_summary(f"{model} on {dataset}", folder, config, metrics)
 
 
@@ -112,7 +90,7 @@ def evaluate(
 
     config, _, model = teachers.load(run)
     dataset = dataset or config["dataset"]
-    data = _load_data(dataset, data_dir, manual_dir)
+    data = load_data(dataset, data_dir, manual_dir)
     expected = tuple(model.input_shape[1:])
     if data.image_shape != expected or data.num_classes != model.output_shape[-1]:
         raise UserError(
@@ -142,10 +120,12 @@ def import_checkpoint(
     device = backend.select(device)
     folder = Path(out) if out else teachers.default_folder(model)
     config = teachers.import_config(model, dataset, checkpoint)
-    if _finished(folder, config, f"{model} imported"):
+    if show_if_finished(folder, config, f"{model} imported"):
         return
-    data = _load_data(dataset, data_dir, manual_dir)
+    data = load_data(dataset, data_dir, manual_dir)
+    # Read and check the checkpoint before the folder is made: a mistake leaves nothing behind.
+    imported = teachers.import_akamaster(model, checkpoint, data)
     runs.open_run(folder, {**config, "versions": runs.versions(), "device": device})
-    with output.console.status(f"Importing and evaluating {checkpoint.name}..."):
-        metrics = teachers.import_run(folder, model, checkpoint, data)
+    with output.console.status(f"Evaluating {checkpoint.name}..."):
+        metrics = teachers.import_run(folder, imported, data)
     output.run_summary(f"{model} imported from {checkpoint.name}", folder, config, metrics)

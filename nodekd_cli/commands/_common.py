@@ -1,0 +1,35 @@
+"""Plumbing the training commands share: finished runs, data loading, progress and Ctrl-C."""
+
+import typer
+
+from nodekd_cli import output
+
+
+def show_if_finished(folder, config, title):
+    """Shows the finished run of this configuration in `folder`, if there is one (then there is nothing to do)."""
+    from nodekd_cli import runs
+
+    if runs.run_state(folder, config) != "finished":
+        return False
+    output.info(f"{folder} already holds this finished run; nothing to do.")
+    config, metrics = runs.read_run(folder)
+    output.run_summary(title, folder, config, metrics)
+    return True
+
+
+def load_data(dataset, data_dir, manual_dir):
+    from nodekd_cli.data import load_dataset
+
+    with output.console.status(f"Loading {dataset}..."):
+        return load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
+
+
+def train_with_progress(folder, title, train):
+    """Runs `train(reporter)` under a per-epoch progress bar; Ctrl-C says how to resume and exits with 130."""
+    progress = output.EpochProgress(title)
+    try:
+        with progress:
+            return train(progress)
+    except KeyboardInterrupt:
+        output.error(f"Interrupted; run the same command again to resume {folder} from its last completed epoch.")
+        raise typer.Exit(130) from None
