@@ -6,6 +6,7 @@ L1-normalized gradients with momentum 1; FGSM takes one signed-gradient step of 
 mode and only the input receives gradients.
 """
 
+import functools
 import time
 
 import numpy as np
@@ -148,6 +149,22 @@ def sweep(model, x, y, attack, eps_values, *, batch_size=256, seed=0, monotone=F
 
 
 RESULTS_FOLDER = "attacks"
+
+
+@functools.lru_cache(maxsize=2)
+def test_images(dataset, n=None, data_dir=None, manual_dir=None):
+    """The first `n` test images of `dataset` as [0, 1] pixels and labels on Keras's device, loaded once for all
+    the runs of a data set that one command attacks."""
+    from keras.src.backend.torch.core import get_device
+
+    from nodekd_cli.data import load_dataset
+    from nodekd_cli.data.device import pixels, to_device
+
+    data = load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
+    device = get_device()
+    return pixels(to_device(data.x_test[:n], device)), to_device(data.y_test[:n], device)
+
+
 SWEEPS = ("independent", "monotone")
 
 
@@ -184,8 +201,6 @@ def attack_run(
 
     import models
     from nodekd_cli import runs
-    from nodekd_cli.data import load_dataset
-    from nodekd_cli.data.device import pixels, to_device
     from nodekd_cli.errors import UserError
 
     if attack not in ATTACKS:
@@ -221,13 +236,8 @@ def attack_run(
             previous = None
         if previous is not None and previous.get("settings") == settings:
             return previous, True
-    data = load_dataset(config["dataset"], data_dir=data_dir, manual_dir=manual_dir)
-    from keras.src.backend.torch.core import get_device
-
-    count = len(data.x_test) if n is None else min(n, len(data.x_test))
-    device = get_device()
-    x = pixels(to_device(data.x_test[:count], device))
-    y = to_device(data.y_test[:count], device)
+    x, y = test_images(config["dataset"], n, data_dir, manual_dir)
+    count = len(y)
     outcome = sweep(
         model,
         x,
@@ -372,8 +382,6 @@ def check_run(
     import models
     from models.ode import solver_methods
     from nodekd_cli import runs
-    from nodekd_cli.data import load_dataset
-    from nodekd_cli.data.device import pixels, to_device
     from nodekd_cli.errors import UserError
 
     if grad_method not in solver_methods():
@@ -392,12 +400,7 @@ def check_run(
         grad_model = keras.saving.load_model(folder / runs.MODEL)
         for block in models.ode_blocks(grad_model):
             block.method, block.step_size = grad_method, grad_step_size or block.t1 / 10
-    data = load_dataset(config["dataset"], data_dir=data_dir, manual_dir=manual_dir)
-    from keras.src.backend.torch.core import get_device
-
-    device = get_device()
-    x = pixels(to_device(data.x_test[:n], device))
-    y = to_device(data.y_test[:n], device)
+    x, y = test_images(config["dataset"], n, data_dir, manual_dir)
     started = time.perf_counter()
     result = masking_checks(
         model,
