@@ -2,7 +2,7 @@
 
 import typer
 
-from nodekd_cli.commands import attack, data, student, teacher
+from nodekd_cli.commands import attack, data, report, reproduce, student, teacher
 
 app = typer.Typer(
     name="nodekd",
@@ -15,6 +15,8 @@ app.add_typer(student.app, name="student")
 app.command("distill")(student.distill)
 app.add_typer(attack.app, name="attack")
 app.add_typer(data.app, name="data")
+app.command("report")(report.report)
+app.command("reproduce")(reproduce.reproduce)
 
 
 def main():

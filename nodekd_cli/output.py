@@ -1,6 +1,7 @@
 """Everything nodekd shows a person: rich tables, progress bars, messages. Commands compute; this renders."""
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -9,7 +10,7 @@ error_console = Console(stderr=True)
 
 
 def error(message):
-    error_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    error_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def info(message):
@@ -148,3 +149,222 @@ def check_table(folder, result):
         outcome = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "skipped"}[check["passed"]]
         table.add_row(check["check"], percent(check["accuracy"]), percent(check["reference"]), check["rule"], outcome)
     console.print(table)
+
+
+def warning(message):
+    error_console.print(f"[yellow]{escape(message)}[/]", highlight=False, soft_wrap=True)
+
+
+def plain(text):
+    """Text for other programs (JSON, Markdown): printed as is, without rich's wrapping or markup."""
+    import sys
+
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _report_cell(cell):
+    if cell.value is None:
+        ours = "[dim]-[/]"
+    else:
+        ours = f"[bold]{cell.value:.2f}[/]" + (f" [dim]x{len(cell.values)}[/]" if len(cell.values) > 1 else "")
+    if cell.paper is None:
+        return ours
+    difference = "" if cell.difference is None else f" {cell.difference:+.2f}"
+    return f"{ours}\n[dim]paper {cell.paper:.2f}{difference}[/]"
+
+
+def report(report):
+    """The paper's tables beside the paper's numbers, the figure files, the run table and what is missing."""
+    from nodekd_cli.report import row_label, run_rows
+
+    info(
+        f"[dim]Runs under {report.root}; each cell: this project's value (xN: mean of N runs), below it the paper's "
+        f"and the difference.[/]"
+    )
+    for table in report.tables:
+        rich_table = Table(title=table.title, title_justify="left", show_lines=True)
+        for name in table.row_fields:
+            rich_table.add_column({"dataset": "data set"}.get(name, name))
+        for _, label in table.columns:
+            rich_table.add_column(label, justify="right")
+        for row in table.rows:
+            cells = [_report_cell(table.cells[row, column]) for column, _ in table.columns]
+            rich_table.add_row(*row_label(table, row), *cells)
+        console.print(rich_table)
+        for note in table.notes:
+            info(f"[dim]{note}[/]")
+    if report.figures:
+        info("Figure 1 (accuracy against eps): " + ", ".join(str(f) for f in report.figures))
+    else:
+        info("Figure 1: no attack results yet (nodekd attack pgd, nodekd attack mifgsm).")
+    runs_table = Table(title="Runs", title_justify="left")
+    for column in ("run", "model", "data set", "t1", "T", "lambda", "solver", "params", "accuracy (%)", "NFE"):
+        runs_table.add_column(column, justify="right" if column in ("params", "accuracy (%)", "NFE") else "left")
+    runs_table.add_column("train time", justify="right")
+    runs_table.add_column("attacks / check")
+    for row in run_rows(report):
+        checks = {None: "", "passed": " / [green]check passed[/]", "possible masking": " / [bold red]masking?[/]"}
+        seconds = row["train_seconds"]
+        runs_table.add_row(
+            row["folder"],
+            row["model"] if row["kind"] == "teacher" else f"NODE ({row['teacher']})" if row["teacher"] else "NODE",
+            row["dataset"],
+            *(_plain_number(row[key]) for key in ("t1", "T", "lambda")),
+            row["solver"] or "-",
+            "-" if row["params"] is None else f"{row['params']:,}",
+            f"{row['accuracy']:.2f}",
+            "-" if row["nfe"] is None else f"{row['nfe']:.1f}",
+            "-" if seconds is None else f"{seconds:.0f} s",
+            (", ".join(row["attacks"]) or "-") + checks[row["check"]],
+        )
+    console.print(runs_table)
+    if report.missing:
+        info("To fill the empty cells:")
+        for command in report.missing:
+            console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _plain_number(value):
+    return "-" if value is None else f"{value:g}"
+
+
+def _duration(seconds):
+    if seconds is None:
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+STATE_STYLES = {"done": "[green]done[/]", "resume": "[yellow]resume[/]", "todo": "to do"}
+
+
+def study_plan(title, steps, states, costs, device):
+    """The steps of a study (`--dry-run`): what each does, whether it is done, and a rough cost."""
+    table = Table(title=title, title_justify="left")
+    for column in ("#", "step", "run folder", "what", "state", f"estimate ({device})"):
+        table.add_column(column, justify="right" if column in ("#", f"estimate ({device})") else "left")
+    for index, step in enumerate(steps, 1):
+        state = states[step.name]
+        shown = STATE_STYLES.get(state, f"[bold red]{state}[/]")
+        cost = "-" if state == "done" else _duration(costs.get(step.name))
+        table.add_row(str(index), step.kind, str(step.folder), _step_summary(step), shown, cost)
+    console.print(table)
+    left = [costs.get(s.name) or 0 for s in steps if states[s.name] != "done"]
+    done = sum(states[s.name] == "done" for s in steps)
+    info(f"{done} of {len(steps)} steps done; the rest: roughly {_duration(sum(left))} on {device} (a rough guess).")
+
+
+def _step_summary(step):
+    config = step.config
+    if step.kind == "teacher":
+        return f"train {config['model']} on {config['dataset']}, {config['epochs']} epochs"
+    if step.kind == "import":
+        return f"import {config['model']} from {step.checkpoint.name}"
+    if step.kind == "student":
+        what = f"T {config['T']:g} from {config['teacher_model']}" if config["teacher"] else "no distillation"
+        return f"NODE t1 {config['t1']:g}, {what}, {config['epochs']} epochs"
+    images = "all" if step.images is None else step.images
+    if step.kind == "check":
+        return f"robustness checks at eps {step.eps[0]}/255, {images} images"
+    return f"{step.attack} eps {step.eps[0]}..{step.eps[-1]}/255, {images} images"
+
+
+class StudyProgress:
+    """A bar over the study's steps and one for the current step; a line per step that ends."""
+
+    def __init__(self, steps):
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self.study = self.progress.add_task("study", total=len(steps), detail="")
+        self.current = {}
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def start(self, step):
+        self.current[step.name] = self.progress.add_task(step.name, total=None, detail="")
+
+    def end(self, outcome):
+        step = outcome.step
+        if step.name in self.current:
+            self.progress.remove_task(self.current.pop(step.name))
+        self.progress.advance(self.study)
+        if outcome.status == "done":
+            return
+        if outcome.status == "finished":
+            self.progress.console.print(
+                f"[green]finished[/] {step.name}: {_outcome_summary(outcome.summary)} ({_duration(outcome.seconds)})",
+                highlight=False,
+            )
+        else:
+            self.progress.console.print(
+                f"[bold red]{outcome.status}[/] {step.name}: {outcome.message}", highlight=False
+            )
+
+    def reporter(self, step):
+        """Per-epoch progress of a training step (the protocol of `training.fit_run`)."""
+        progress, task = self.progress, self.current.get(step.name)
+
+        class Reporter:
+            def start(self, epochs, initial_epoch):
+                self.epochs = epochs
+                progress.update(task, total=epochs, completed=initial_epoch)
+
+            def epoch_start(self, epoch, steps):
+                pass
+
+            def batch_end(self, step, logs, lr):
+                progress.update(task, detail=f"loss {logs.get('loss', float('nan')):.3f}")
+
+            def epoch_end(self, row):
+                progress.update(task, completed=row["epoch"], detail=f"test {percent(row['test_accuracy'])}%")
+
+        return Reporter()
+
+    def attack_progress(self, step):
+        progress, task = self.progress, self.current.get(step.name)
+
+        def update(e, left=None, seconds=None):
+            detail = f"eps {e}/255, {left} images left" if left is not None else str(e)
+            progress.update(task, detail=detail)
+
+        return update
+
+
+def _outcome_summary(summary):
+    if "masking" in summary:
+        return "possible gradient masking" if summary["masking"] else "no sign of masking"
+    if "eps" in summary:
+        return f"accuracy {percent(summary['accuracy'][0])}% at eps {summary['eps'][0]}, " + (
+            f"{percent(summary['accuracy'][-1])}% at {summary['eps'][-1]}/255"
+        )
+    nfe = f", test NFE {summary['nfe']:.1f}" if summary.get("nfe") else ""
+    return f"test accuracy {percent(summary['accuracy'])}%{nfe}"
+
+
+def study_summary(outcomes):
+    counts = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    words = {"finished": "ran now", "done": "done before", "failed": "failed", "blocked": "blocked by a failure"}
+    info("Study: " + ", ".join(f"{counts[k]} {words[k]}" for k in words if counts.get(k)) + ".")
+    for outcome in outcomes:
+        if outcome.status in ("failed", "blocked"):
+            error(f"{outcome.step.name}: {outcome.message}")

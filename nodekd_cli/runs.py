@@ -5,7 +5,8 @@ A run folder holds
 - `checkpoint.h5`: the last completed epoch (weights, optimizer state), for resuming; removed when the run ends;
 - `history.csv`: one row per completed epoch;
 - `model.keras`: the finished model (`keras.saving.load_model` after `import models`);
-- `metrics.json`: written last, so its presence means the run finished.
+- `metrics.json`: written last, so its presence means the run finished;
+- `attacks/<attack>.json`, `attacks/check.json`: attack sweeps and robustness checks run later on the finished run.
 
 Every write goes to a temporary file first and is moved into place with `os.replace`.
 """
@@ -24,6 +25,7 @@ CHECKPOINT = "checkpoint.h5"
 HISTORY = "history.csv"
 MODEL = "model.keras"
 METRICS = "metrics.json"
+ATTACKS_DIR = "attacks"
 # Keys of config.json that describe where and with what a run was made, not what it is; they may differ on resume.
 CIRCUMSTANCES = ("versions", "device", "cuda_graph")
 

@@ -126,18 +126,12 @@ def student_config(
     return config
 
 
-def _slug(dataset):
-    if dataset.startswith(data.FOLDER_PREFIX):
-        return "folder-" + Path(dataset[len(data.FOLDER_PREFIX) :]).name
-    return dataset
-
-
 def default_folder(config):
     """runs/kd-<teacher model>-<data set>-T<T>-t1_<t1>, or runs/node-<data set>-t1_<t1> without distillation."""
     t1 = f"t1_{config['t1']:g}"
     if config["teacher"] is None:
-        return Path("runs") / f"node-{_slug(config['dataset'])}-{t1}"
-    return Path("runs") / f"kd-{config['teacher_model']}-{_slug(config['dataset'])}-T{config['T']:g}-{t1}"
+        return Path("runs") / f"node-{data.slug(config['dataset'])}-{t1}"
+    return Path("runs") / f"kd-{config['teacher_model']}-{data.slug(config['dataset'])}-T{config['T']:g}-{t1}"
 
 
 def load_teacher(run, dataset=None):

@@ -37,6 +37,11 @@ def default_folder(model):
     return Path("runs") / model
 
 
+def dataset_folder(root, model, dataset):
+    """<root>/<model>-<data set>: a teacher's folder in a study (`nodekd reproduce`), which has several data sets."""
+    return Path(root) / f"{model}-{data.slug(dataset)}"
+
+
 def teacher_config(
     model,
     dataset,

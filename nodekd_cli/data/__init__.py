@@ -5,6 +5,7 @@ CIFAR-10 and SVHN come from a uint8 cache that is written once (see `nodekd_cli.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -71,6 +72,13 @@ AUGMENTATION = {
     "svhn": Augmentation(crop_padding=4, flip=True),
     "folder": Augmentation(crop_padding=4, flip=True),
 }
+
+
+def slug(name):
+    """The data set's name in folder names: `folder:PATH` becomes `folder-<last part of PATH>`."""
+    if name.startswith(FOLDER_PREFIX):
+        return "folder-" + Path(name[len(FOLDER_PREFIX) :]).name
+    return name
 
 
 def dataset_names():

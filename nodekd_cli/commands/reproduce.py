@@ -1,0 +1,144 @@
+"""`nodekd reproduce`: the paper's whole study in one command, resumable, on one machine or a Ray cluster."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nodekd_cli import options, output
+from nodekd_cli.errors import UserError, friendly_errors
+
+
+def _names(text):
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _numbers(text, option):
+    try:
+        return None if text is None else [float(part) for part in _names(text)]
+    except ValueError:
+        raise UserError(f"{option} takes comma-separated numbers, e.g. {option} 1,100; got {text!r}.") from None
+
+
+@friendly_errors
+def reproduce(
+    preset: Annotated[
+        str, typer.Option(help="quick (digits, minutes on a CPU) or paper (CIFAR-10 and SVHN).")
+    ] = "quick",
+    datasets: Annotated[str | None, typer.Option(help="Only these data sets (comma-separated).")] = None,
+    teachers: Annotated[str | None, typer.Option(help="Only these teachers, e.g. resnet20,resnet56.")] = None,
+    temperatures: Annotated[str | None, typer.Option(help="Only these T, e.g. 3,10.")] = None,
+    t1: Annotated[str | None, typer.Option("--t1", help="Only these time horizons, e.g. 1,100.")] = None,
+    attacks: Annotated[str | None, typer.Option(help="Only these attacks, e.g. pgd.")] = None,
+    eps_max: Annotated[int | None, typer.Option("--eps-max", help="Largest eps of the sweeps, in 1/255.")] = None,
+    epochs_scale: Annotated[
+        float, typer.Option("--epochs-scale", help="Fraction of the preset's epochs (a cheaper, approximate study).")
+    ] = 1.0,
+    seeds: Annotated[int, typer.Option(help="Train every run with seeds 0..N-1 (the report averages them).")] = 1,
+    attack_images: Annotated[
+        int | None, typer.Option("--attack-images", help="Attack the first N test images (default: the preset's).")
+    ] = None,
+    teacher_checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--teacher-checkpoints",
+            help="Import teachers instead of training them: DIR/<data set>/<model>*.th (cifar10 also DIR/<model>*.th).",
+        ),
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Where the run folders go.")] = Path("runs"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the steps, which are done, and their cost.")] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Run independent steps in parallel on a local Ray with N CPUs.")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Submit the steps to this Ray cluster (e.g. auto).")
+    ] = None,
+    device: options.Device = "auto",
+    data_dir: options.DataDir = None,
+    manual_dir: options.ManualDir = None,
+):
+    """The whole study: teachers, students, attacks, checks, then the report; finished steps are skipped."""
+    from nodekd_cli import backend
+
+    distributed = workers is not None or ray_address is not None
+    if workers is not None and workers < 1:
+        raise UserError("--workers must be at least 1.")
+    if teacher_checkpoints is not None and not teacher_checkpoints.is_dir():
+        raise UserError(f"--teacher-checkpoints {teacher_checkpoints} is not a folder.")
+    # The driver of a Ray study computes nothing: its Keras stays on the CPU; tasks pick their own device.
+    local_device = backend.select("cpu" if distributed else device)
+    from nodekd_cli import study
+
+    if distributed and not dry_run and not study.ray_available():
+        raise UserError("--workers and --ray-address need Ray; install it with: pip install 'nodekd[cluster]'.")
+    if distributed:  # tasks may run on other nodes, in other working folders
+        data_dir, manual_dir = (None if p is None else p.resolve() for p in (data_dir, manual_dir))
+    chosen = study.preset(preset)
+    steps = study.expand(
+        chosen,
+        root=runs_dir.resolve() if distributed else runs_dir,
+        datasets=_names(datasets),
+        teacher_models=_names(teachers),
+        temperatures=_numbers(temperatures, "--temperatures"),
+        t1=_numbers(t1, "--t1"),
+        attacks=_names(attacks),
+        eps_max=eps_max,
+        epochs_scale=epochs_scale,
+        seeds=seeds,
+        attack_images=-1 if attack_images is None else attack_images,
+        teacher_checkpoints=teacher_checkpoints,
+    )
+    states = {step.name: study.state(step) for step in steps}
+    estimate_device = device if distributed else local_device
+    if dry_run:
+        costs = study.estimates(steps, "cuda" if estimate_device == "auto" else estimate_device)
+        output.study_plan(f"Study {preset}: {chosen.description}", steps, states, costs, estimate_device)
+        return
+    todo = sum(state != "done" for state in states.values())
+    output.info(f"Study {preset}: {len(steps)} steps, {len(steps) - todo} done, {todo} to run under {runs_dir}.")
+    progress = output.StudyProgress(steps)
+    try:
+        with progress:
+            if distributed:
+                outcomes = study.run_on_ray(
+                    steps,
+                    workers=workers,
+                    address=ray_address,
+                    device=device,
+                    on_start=progress.start,
+                    on_end=progress.end,
+                    data_dir=data_dir,
+                    manual_dir=manual_dir,
+                )
+            else:
+                outcomes = study.run_sequential(
+                    steps,
+                    on_start=progress.start,
+                    on_end=progress.end,
+                    reporter_for=progress.reporter,
+                    progress_for=progress.attack_progress,
+                    device=local_device,
+                    data_dir=data_dir,
+                    manual_dir=manual_dir,
+                )
+    except KeyboardInterrupt:
+        output.error("Interrupted; run the same command again to resume the study where it stopped.")
+        raise typer.Exit(130) from None
+    output.study_summary(outcomes)
+    _report(runs_dir)
+    if any(outcome.status in ("failed", "blocked") for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+def _report(runs_dir):
+    from nodekd_cli import figure
+    from nodekd_cli.commands.report import build_report
+
+    out = runs_dir / "report"
+    try:
+        result = build_report(runs_dir, out)
+    except UserError as error:
+        output.error(str(error))
+        return
+    result.figures = figure.write_figure1(result.series, out)
+    output.report(result)

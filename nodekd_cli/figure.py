@@ -1,0 +1,92 @@
+"""Figure 1: accuracy against eps, one PNG per data set with one panel per attack, one line per model family.
+
+Drawn with matplotlib's object API on the Agg canvas: no display, no pyplot state. Each PNG carries a JSON
+description of its panels and lines (title, label, colour) in its "Description" text chunk, for tools and tests.
+"""
+
+import json
+from pathlib import Path
+
+from nodekd_cli.report import ATTACK_TITLES
+
+# Fixed colours per family, so that a family looks the same in every panel and every report.
+FAMILY_COLORS = {
+    "NODEs(1)": "#1f77b4",
+    "NODEs(1) + KD": "#ff7f0e",
+    "NODEs(100)": "#2ca02c",
+    "NODEs(100) + KD": "#d62728",
+    "NODEs(500)": "#9467bd",
+    "NODEs(500) + KD": "#8c564b",
+}
+TEACHER_COLORS = ("#000000", "#7f7f7f", "#bcbd22", "#17becf", "#e377c2")
+OTHER_COLORS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
+
+
+def family_colors(families):
+    """A colour for every family: the paper's NODE families fixed, teachers in greys, the rest in turn."""
+    colors, teachers, others = {}, iter(TEACHER_COLORS), iter(OTHER_COLORS)
+    for family in families:
+        if family in FAMILY_COLORS:
+            colors[family] = FAMILY_COLORS[family]
+        elif family.startswith("ResNet"):
+            colors[family] = next(teachers, "#000000")
+        else:
+            colors[family] = next(others, "#444444")
+    return colors
+
+
+def write_figure1(series, out):
+    """Writes figure1-<data set>.png into `out` for every data set with attack results; returns their paths."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out = Path(out)
+    datasets = list(dict.fromkeys(s["dataset"] for s in series))
+    colors = family_colors(sorted({s["family"] for s in series}, key=_family_order))
+    written = []
+    for dataset in datasets:
+        lines = [s for s in series if s["dataset"] == dataset]
+        attacks = list(dict.fromkeys(s["attack"] for s in lines))
+        figure = Figure(figsize=(5.5 * len(attacks), 4.2), layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(1, len(attacks), squeeze=False)[0]
+        panels = []
+        for ax, attack in zip(axes, attacks):
+            title = f"{ATTACK_TITLES.get(attack, attack)} on {dataset}"
+            panel = {"title": title, "attack": attack, "lines": []}
+            for line in sorted((s for s in lines if s["attack"] == attack), key=lambda s: _family_order(s["family"])):
+                label = line["family"] + (f" ({line['runs']} runs)" if line["runs"] > 1 else "")
+                color = colors[line["family"]]
+                style = "--" if line["family"].startswith("ResNet") else "-"
+                ax.plot(line["eps"], line["accuracy"], style, marker="o", markersize=3, color=color, label=label)
+                panel["lines"].append({"family": line["family"], "label": label, "color": color})
+            ax.set_title(title)
+            ax.set_xlabel("eps (/255)")
+            ax.set_ylabel("accuracy (%)")
+            ax.set_ylim(0, 100)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+            panels.append(panel)
+        path = out / f"figure1-{_file_name(dataset)}.png"
+        out.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.stem}.partial.png")
+        description = json.dumps({"figure": "Figure 1", "dataset": dataset, "panels": panels})
+        figure.savefig(temporary, dpi=100, metadata={"Title": f"Figure 1: {dataset}", "Description": description})
+        temporary.replace(path)
+        written.append(path)
+    return written
+
+
+def _family_order(family):
+    """Teachers first (by depth), then NODEs by t1, each without then with distillation."""
+    if family.startswith("ResNet"):
+        return (0, int(family.removeprefix("ResNet") or 0), 0)
+    try:
+        t1 = float(family.split("(")[1].split(")")[0])
+    except (IndexError, ValueError):
+        return (2, 0, family)
+    return (1, t1, "KD" in family)
+
+
+def _file_name(dataset):
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in dataset)

@@ -1,0 +1,521 @@
+"""The paper's Tables 1-3 and Figure 1, filled from run folders and set beside the paper's own numbers.
+
+Runs are matched to cells by their `config.json`, never by folder names:
+- Table 1: teachers by model and data set; NODEs(t1) are students without distillation (lambda 0) at t1 = 1, 100.
+- Table 2: distilled students (lambda 0.9, the paper's) at t1 = 1, by data set, T and teacher model.
+- Table 3: students without distillation under PGD (`attacks/pgd.json`), by data set and t1; clean accuracy is the
+  run's test accuracy.
+- Figure 1: accuracy against eps from `attacks/<attack>.json`, per data set and attack, one line per family
+  (each ResNet teacher; NODEs(t1) with and without distillation, averaged over their runs).
+Students fill the paper's cells only when solved with the paper's dopri5 and trained with lambda 0 or 0.9; every
+run appears in the run table. Several runs in one cell (seeds) give their mean and their count.
+
+The module computes; `nodekd_cli.output` renders to the terminal, and `to_markdown`, `to_json`, `write_csv` here
+turn a report into text for papers and scripts.
+"""
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from nodekd_cli import runs as run_files
+from nodekd_cli import teachers
+
+PAPER_TEACHERS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
+PAPER_SOLVER = "dopri5"
+PAPER_LAMBDA = 0.9
+TABLE1_T1 = (1.0, 100.0)
+TABLE2_T1 = 1.0
+TABLE3_EPS = (8, 12, 16, 20)
+FIGURE_ATTACKS = ("pgd", "mifgsm", "fgsm")
+ATTACK_TITLES = {"pgd": "PGD", "mifgsm": "MI-FGSM", "fgsm": "FGSM"}
+CHECK_FILE = "check.json"
+
+
+def paper_results():
+    """The paper's numbers (REFERENCE.md), shipped with the package as `paper_results.json`."""
+    return json.loads(resources.files("nodekd_cli").joinpath("paper_results.json").read_text())
+
+
+@dataclass
+class Run:
+    folder: Path
+    config: dict
+    metrics: dict
+    attacks: dict = field(default_factory=dict)  # attack name -> attacks/<attack>.json
+    check: dict | None = None
+
+    @property
+    def distilled(self):
+        return self.config.get("teacher") is not None
+
+    @property
+    def accuracy(self):
+        return 100 * self.metrics["test_accuracy"]
+
+    @property
+    def in_paper_setup(self):
+        """Teachers always; students solved with dopri5 and trained with lambda 0 or the paper's 0.9."""
+        if self.config["kind"] == "teacher":
+            return True
+        solver = self.config.get("solver") or {}
+        return solver.get("method") == PAPER_SOLVER and self.config.get("lambda") in (0.0, PAPER_LAMBDA)
+
+    def family(self):
+        """The run's line in Figure 1."""
+        if self.config["kind"] == "teacher":
+            return teacher_label(self.config["model"])
+        return f"NODEs({self.config['t1']:g})" + (" + KD" if self.distilled else "")
+
+
+@dataclass
+class Cell:
+    paper: float | None
+    values: list = field(default_factory=list)
+    folders: list = field(default_factory=list)
+    command: str | None = None  # what would fill the cell while it is empty
+
+    def add(self, value, folder):
+        self.values.append(value)
+        self.folders.append(str(folder))
+
+    @property
+    def value(self):
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def difference(self):
+        return None if self.value is None or self.paper is None else self.value - self.paper
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    row_fields: tuple  # names of the fields that label a row, e.g. ("dataset", "T")
+    columns: list  # (key, label)
+    rows: list  # tuples of row field values
+    cells: dict  # (row, column key) -> Cell
+    notes: list = field(default_factory=list)
+
+    def cell_dicts(self):
+        for row in self.rows:
+            for column, _ in self.columns:
+                cell = self.cells[row, column]
+                yield {
+                    **dict(zip(self.row_fields, row)),
+                    "column": column,
+                    "value": cell.value,
+                    "runs": len(cell.values),
+                    "paper": cell.paper,
+                    "difference": cell.difference,
+                    "folders": cell.folders,
+                }
+
+
+@dataclass
+class Report:
+    root: Path
+    runs: list
+    skipped: list  # (path, reason)
+    tables: list
+    series: list  # Figure 1 lines: dataset, attack, family, eps, accuracy, runs
+    missing: list  # commands that would fill the empty cells
+    paper_source: str
+    figures: list = field(default_factory=list)  # written PNG files (see nodekd_cli.figure)
+
+
+def teacher_label(model):
+    return "ResNet" + model.removeprefix("resnet")
+
+
+def collect(root, exclude=()):
+    """The finished runs under `root` (any depth) and the (path, reason) of everything skipped."""
+    root = Path(root)
+    excluded = [Path(e).resolve() for e in exclude]
+
+    def is_excluded(path):
+        path = path.resolve()
+        return any(path == e or e in path.parents for e in excluded)
+
+    found, skipped = [], []
+    folders = sorted(p.parent for p in root.rglob(run_files.CONFIG) if run_files.ATTACKS_DIR not in p.parent.parts)
+    for folder in folders:
+        if is_excluded(folder):
+            continue
+        try:
+            run, unreadable = read_run(folder)
+        except SkipRun as reason:
+            skipped.append((folder, str(reason)))
+            continue
+        found.append(run)
+        skipped.extend(unreadable)
+    for child in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if not is_excluded(child) and not any(f == child or child in f.parents for f in folders):
+            skipped.append((child, f"not a nodekd run folder (no {run_files.CONFIG})"))
+    return found, skipped
+
+
+class SkipRun(Exception):
+    """Why a folder holds no run the report can use."""
+
+
+def read_run(folder):
+    """The run in `folder` and the (path, reason) of its unreadable attack results; `SkipRun` if unusable."""
+    folder = Path(folder)
+    try:
+        config = run_files.read_json(folder / run_files.CONFIG)
+    except (OSError, ValueError):
+        raise SkipRun(f"{run_files.CONFIG} is unreadable") from None
+    if not isinstance(config, dict) or config.get("kind") not in ("teacher", "student") or "dataset" not in config:
+        raise SkipRun(f"{run_files.CONFIG} is not a nodekd run configuration")
+    if not run_files.is_finished(folder):
+        raise SkipRun(f"unfinished (no {run_files.METRICS}); run its command again to finish it")
+    try:
+        metrics = run_files.read_json(folder / run_files.METRICS)
+        float(metrics["test_accuracy"])
+    except (OSError, ValueError, TypeError, KeyError):
+        raise SkipRun(f"{run_files.METRICS} is unreadable") from None
+    if config["kind"] == "student" and not isinstance(config.get("t1"), (int, float)):
+        raise SkipRun(f"{run_files.CONFIG} of a student has no t1")
+    run, unreadable = Run(folder, config, metrics), []
+    for path in sorted((folder / run_files.ATTACKS_DIR).glob("*.json")):
+        try:
+            result = run_files.read_json(path)
+            if path.name == CHECK_FILE:
+                bool(result["masking"]), list(result["checks"])
+                run.check = result
+            else:
+                if len(result["eps"]) != len(result["accuracy"]):
+                    raise ValueError
+                run.attacks[path.stem] = result
+        except (OSError, ValueError, TypeError, KeyError):
+            unreadable.append((path, "unreadable attack result"))
+    return run, unreadable
+
+
+def _datasets(runs, *paper_tables):
+    """The paper's data sets first, then every other data set with runs."""
+    names = [d for table in paper_tables for d in table]
+    names += sorted({r.config["dataset"] for r in runs})
+    return list(dict.fromkeys(names))
+
+
+def _empty_cells(rows, columns, paper):
+    return {(row, column): Cell(paper(row, column)) for row in rows for column, _ in columns}
+
+
+def _student_folder(root, dataset, t1, teacher_model=None, temperature=None):
+    from nodekd_cli.students import default_folder
+
+    config = {"dataset": dataset, "t1": float(t1), "teacher": teacher_model, "teacher_model": teacher_model}
+    return Path(root) / default_folder({**config, "T": temperature}).name
+
+
+def table1(runs, paper, root):
+    columns = [(f"node_t1_{t1:g}", f"NODEs({t1:g})") for t1 in TABLE1_T1]
+    columns += [(model, teacher_label(model)) for model in PAPER_TEACHERS]
+    rows = [(d,) for d in _datasets(runs, paper["table1"])]
+    cells = _empty_cells(rows, columns, lambda row, column: paper["table1"].get(row[0], {}).get(column))
+    for run in runs:
+        if run.config["kind"] == "teacher":
+            column = run.config["model"]
+        elif run.in_paper_setup and not run.distilled and run.config["t1"] in TABLE1_T1:
+            column = f"node_t1_{run.config['t1']:g}"
+        else:
+            continue
+        if ((run.config["dataset"],), column) in cells:
+            cells[(run.config["dataset"],), column].add(run.accuracy, run.folder)
+    for (row, column), cell in cells.items():
+        dataset = row[0]
+        if column.startswith("node_t1_"):
+            t1 = column.removeprefix("node_t1_")
+            cell.command = (
+                f"nodekd student train --dataset {dataset} --t1 {t1} --out {_student_folder(root, dataset, t1)}"
+            )
+        else:
+            folder = teachers.dataset_folder(root, column, dataset)
+            cell.command = f"nodekd teacher train {column} --dataset {dataset} --out {folder}"
+    return Table(
+        "table1",
+        "Table 1: clean test accuracy (%) without distillation for Neural ODEs",
+        ("dataset",),
+        columns,
+        rows,
+        cells,
+        [n for n in paper["notes"] if n.startswith("Table 1")],
+    )
+
+
+def table2(runs, paper, root):
+    columns = [(model, teacher_label(model)) for model in PAPER_TEACHERS]
+    distilled = [r for r in runs if r.distilled and r.in_paper_setup and r.config["t1"] == TABLE2_T1]
+    rows = []
+    for dataset in _datasets(distilled, paper["table2"]):
+        temperatures = {float(t) for t in paper["table2"].get(dataset, {})}
+        temperatures |= {float(r.config["T"]) for r in distilled if r.config["dataset"] == dataset}
+        rows += [(dataset, t) for t in sorted(temperatures)]
+
+    def paper_value(row, column):
+        return paper["table2"].get(row[0], {}).get(f"{row[1]:g}", {}).get(column)
+
+    cells = _empty_cells(rows, columns, paper_value)
+    for run in distilled:
+        key = ((run.config["dataset"], float(run.config["T"])), run.config["teacher_model"])
+        if key in cells:
+            cells[key].add(run.accuracy, run.folder)
+    teacher_runs = {(r.config["model"], r.config["dataset"]): r.folder for r in runs if r.config["kind"] == "teacher"}
+    for ((dataset, temperature), column), cell in cells.items():
+        student = _student_folder(root, dataset, TABLE2_T1, column, temperature)
+        teacher = teacher_runs.get((column, dataset))
+        train = ""
+        if teacher is None:
+            teacher = teachers.dataset_folder(root, column, dataset)
+            train = f"nodekd teacher train {column} --dataset {dataset} --out {teacher} && "
+        cell.command = f"{train}nodekd distill --teacher {teacher} --T {temperature:g} --t1 1 --out {student}"
+    return Table(
+        "table2",
+        "Table 2: clean test accuracy (%) of NODEs(1) distilled from each teacher",
+        ("dataset", "T"),
+        columns,
+        rows,
+        cells,
+        [n for n in paper["notes"] if n.startswith("Table 2")],
+    )
+
+
+def table3(runs, paper, root):
+    columns = [("clean", "clean")] + [(str(e), f"eps {e}/255") for e in TABLE3_EPS]
+    baselines = [r for r in runs if r.config["kind"] == "student" and not r.distilled and r.in_paper_setup]
+    rows = []
+    for dataset in _datasets(baselines, paper["table3"]):
+        horizons = {float(t) for t in paper["table3"].get(dataset, {})}
+        horizons |= {float(r.config["t1"]) for r in baselines if r.config["dataset"] == dataset}
+        rows += [(dataset, t1) for t1 in sorted(horizons)]
+
+    def paper_value(row, column):
+        return paper["table3"].get(row[0], {}).get(f"{row[1]:g}", {}).get(column)
+
+    cells = _empty_cells(rows, columns, paper_value)
+    attacked = {}
+    for run in baselines:
+        row = (run.config["dataset"], float(run.config["t1"]))
+        if (row, "clean") not in cells:
+            continue
+        cells[row, "clean"].add(run.accuracy, run.folder)
+        pgd = run.attacks.get("pgd")
+        if pgd is not None:
+            attacked.setdefault(row, run.folder)
+            for e, accuracy in zip(pgd["eps"], pgd["accuracy"]):
+                if (row, str(e)) in cells:
+                    cells[row, str(e)].add(100 * accuracy, run.folder)
+        else:
+            attacked.setdefault(row, None)
+    for ((dataset, t1), column), cell in cells.items():
+        folder = _student_folder(root, dataset, t1)
+        train = f"nodekd student train --dataset {dataset} --t1 {t1:g} --out {folder}"
+        if column == "clean":
+            cell.command = train
+            continue
+        if (dataset, t1) in attacked:
+            folder = next(f for f in cells[(dataset, t1), "clean"].folders)
+            train = ""
+        cell.command = f"{train}{' && ' if train else ''}nodekd attack pgd --run {folder} --eps-max 20"
+    return Table(
+        "table3",
+        "Table 3: accuracy (%) of NODEs(t1) without distillation under PGD",
+        ("dataset", "t1"),
+        columns,
+        rows,
+        cells,
+        [n for n in paper["notes"] if n.startswith("Table 3")],
+    )
+
+
+def figure_series(runs):
+    """Figure 1's lines: for each data set, attack and family, the mean accuracy (%) at the eps all its runs have."""
+    groups = {}
+    for run in runs:
+        if not run.in_paper_setup:
+            continue
+        for attack, result in run.attacks.items():
+            groups.setdefault((run.config["dataset"], attack, run.family()), []).append(result)
+    attack_order = {a: i for i, a in enumerate(FIGURE_ATTACKS)}
+    series = []
+    for (dataset, attack, family), results in sorted(
+        groups.items(), key=lambda item: (item[0][0], attack_order.get(item[0][1], 99), item[0][1], item[0][2])
+    ):
+        eps = sorted(set.intersection(*(set(r["eps"]) for r in results)))
+        accuracy = [statistics.fmean(100 * r["accuracy"][r["eps"].index(e)] for r in results) for e in eps]
+        series.append(
+            {
+                "dataset": dataset,
+                "attack": attack,
+                "family": family,
+                "eps": eps,
+                "accuracy": accuracy,
+                "runs": len(results),
+            }
+        )
+    return series
+
+
+def run_rows(report):
+    """One row per run: what it is, how it did, and which attacks and checks it has."""
+    rows = []
+    for run in report.runs:
+        config, metrics = run.config, run.metrics
+        solver = config.get("solver") or {}
+        rows.append(
+            {
+                "folder": str(run.folder),
+                "kind": config["kind"],
+                "model": config.get("model"),
+                "dataset": config["dataset"],
+                "teacher": config.get("teacher_model"),
+                "t1": config.get("t1"),
+                "T": config.get("T"),
+                "lambda": config.get("lambda"),
+                "solver": solver.get("method"),
+                "rtol": solver.get("rtol"),
+                "atol": solver.get("atol"),
+                "seed": config.get("seed"),
+                "params": metrics.get("params"),
+                "accuracy": run.accuracy,
+                "nfe": metrics.get("test_nfe"),
+                "train_seconds": metrics.get("train_seconds"),
+                "attacks": {name: {"eps": r["eps"], "n": r.get("n")} for name, r in sorted(run.attacks.items())},
+                "check": None if run.check is None else ("possible masking" if run.check["masking"] else "passed"),
+                "in_paper_setup": run.in_paper_setup,
+            }
+        )
+    return rows
+
+
+def build(root, exclude=()):
+    """The report over the runs under `root`."""
+    root = Path(root)
+    runs, skipped = collect(root, exclude)
+    paper = paper_results()
+    tables = [table1(runs, paper, root), table2(runs, paper, root), table3(runs, paper, root)]
+    with_runs = {r.config["dataset"] for r in runs}
+    missing, whole = [], []
+    for table in tables:
+        for (row, _), cell in table.cells.items():
+            if cell.values:
+                continue
+            if row[0] not in with_runs:
+                whole.append(f"nodekd reproduce --preset paper --datasets {row[0]}")
+            else:
+                missing.append(cell.command)
+    missing = list(dict.fromkeys(missing + whole))
+    return Report(root, runs, skipped, tables, figure_series(runs), missing, paper["source"])
+
+
+def _number(value, digits=2):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _signed(value):
+    return "" if value is None else f" ({value:+.2f})"
+
+
+def row_label(table, row):
+    labels = []
+    for name, value in zip(table.row_fields, row):
+        labels.append(f"{value:g}" if isinstance(value, float) else str(value))
+    return labels
+
+
+def to_markdown(report):
+    """The tables as Markdown: each cell "this project (runs) / the paper (difference)"."""
+    legend = "Each cell: this project's value (number of runs when more than one) / the paper's (difference)."
+    lines = [f"{legend} Paper: {report.paper_source}.", ""]
+    for table in report.tables:
+        lines += [f"### {table.title}", ""]
+        header = list(table.row_fields) + [label for _, label in table.columns]
+        lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        for row in table.rows:
+            cells = []
+            for column, _ in table.columns:
+                cell = table.cells[row, column]
+                count = f" ({len(cell.values)} runs)" if len(cell.values) > 1 else ""
+                cells.append(f"{_number(cell.value)}{count} / {_number(cell.paper)}{_signed(cell.difference)}")
+            lines.append("| " + " | ".join(row_label(table, row) + cells) + " |")
+        lines += [""] + [f"- {note}" for note in table.notes] + ([""] if table.notes else [])
+    lines += ["### Figure 1: accuracy against eps", ""]
+    lines += [f"![{Path(f).stem}]({f})" for f in report.figures] or ["No attack results yet."]
+    lines += ["", "### Runs", "", "| run | kind | data set | t1 | T | lambda | solver | params | accuracy | NFE |"]
+    lines.append("|" + " --- |" * 10)
+    for row in run_rows(report):
+        lines.append(
+            f"| {row['folder']} | {row['model'] if row['kind'] == 'teacher' else 'student'} | {row['dataset']} | "
+            f"{_maybe(row['t1'])} | {_maybe(row['T'])} | {_maybe(row['lambda'])} | {row['solver'] or '-'} | "
+            f"{_maybe(row['params'])} | {row['accuracy']:.2f} | {_number(row['nfe'], 1)} |"
+        )
+    if report.missing:
+        lines += ["", "### Commands that fill the empty cells", "", "```"] + report.missing + ["```"]
+    return "\n".join(lines) + "\n"
+
+
+def _maybe(value):
+    if value is None:
+        return "-"
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def to_json(report):
+    """One document with every table cell by cell (this project's value or null, beside the paper's)."""
+    document = {
+        "runs_dir": str(report.root),
+        "paper_source": report.paper_source,
+        "tables": {
+            table.key: {
+                "title": table.title,
+                "row_fields": list(table.row_fields),
+                "columns": [{"key": key, "label": label} for key, label in table.columns],
+                "cells": list(table.cell_dicts()),
+                "notes": table.notes,
+            }
+            for table in report.tables
+        },
+        "figure1": {"files": [str(f) for f in report.figures], "series": report.series},
+        "runs": run_rows(report),
+        "skipped": [{"path": str(path), "reason": reason} for path, reason in report.skipped],
+        "missing": report.missing,
+    }
+    return json.dumps(document, indent=2)
+
+
+def write_csv(report, out):
+    """One CSV per table (a row per cell), the run table and Figure 1's points, into `out`; returns the paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def write(name, rows, fields):
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        run_files.atomic_write_text(out / name, buffer.getvalue())
+        written.append(out / name)
+
+    for table in report.tables:
+        rows = [{**c, "folders": ";".join(c["folders"])} for c in table.cell_dicts()]
+        write(
+            f"{table.key}.csv", rows, [*table.row_fields, "column", "value", "runs", "paper", "difference", "folders"]
+        )
+    runs = [{**r, "attacks": ";".join(r["attacks"])} for r in run_rows(report)]
+    write("runs.csv", runs, list(runs[0]) if runs else ["folder"])
+    points = [
+        {**{k: s[k] for k in ("dataset", "attack", "family", "runs")}, "eps": e, "accuracy": a}
+        for s in report.series
+        for e, a in zip(s["eps"], s["accuracy"])
+    ]
+    write("figure1.csv", points, ["dataset", "attack", "family", "runs", "eps", "accuracy"])
+    return written

@@ -1,0 +1,501 @@
+"""The paper's study as steps in dependency order, run in this process or spread over Ray (`nodekd reproduce`).
+
+A step trains a teacher (or imports one), trains a student (without or with distillation), attacks a finished run
+or checks its robustness. Each writes into its run folder, so a finished step is skipped, an unfinished one resumes
+from its checkpoint, and a failed step blocks only the steps that need its run. Ray is optional
+(`pip install 'nodekd[cluster]'`); a Ray task runs the very same `execute` as the sequential loop.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nodekd_cli import data, report, runs, students, teachers
+from nodekd_cli.errors import UserError
+
+TRAINING = ("teacher", "import", "student")
+CHECK_EPS = 8  # eps (in 1/255) of the robustness checks, as `nodekd attack check`
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a study runs: data sets, teachers, temperatures, time horizons, attacks, and the budgets."""
+
+    description: str
+    datasets: tuple
+    teachers: tuple
+    temperatures: tuple
+    t1: tuple  # students without distillation (Tables 1 and 3, Figure 1)
+    kd_t1: tuple  # distilled students (Table 2 at t1 = 1, Figure 1)
+    attacks: tuple
+    eps_max: int
+    eps_step: int
+    attack_images: int | None  # the first n test images; None: all
+    check_images: int
+    teacher: dict = field(default_factory=dict)  # teacher_config overrides (None: the paper's defaults)
+    student: dict = field(default_factory=dict)  # student_config overrides
+    sgd_lr: float | None = None  # learning rate of the students trained with SGD (distilled, t1 <= 5)
+
+
+PRESETS = {
+    "quick": Preset(
+        description="the whole study on digits with small budgets, minutes on a laptop CPU",
+        datasets=("digits",),
+        teachers=("resnet20",),
+        temperatures=(3.0,),
+        t1=(1.0, 100.0),
+        kd_t1=(1.0, 100.0),
+        attacks=("pgd", "mifgsm"),
+        eps_max=20,
+        eps_step=4,
+        attack_images=100,
+        check_images=20,
+        # 8 epochs at batch 64 instead of 20 at 32; SGD then needs a larger step (lr 0.01: about 50%, 0.05: 76%).
+        student={"epochs": 8, "batch_size": 64},
+        sgd_lr=0.05,
+    ),
+    "paper": Preset(
+        description="the paper's setup on CIFAR-10 and SVHN: every teacher, T in 3, 10, 20, t1 in 1, 100 (and 500 "
+        "without distillation, Table 3)",
+        datasets=("cifar10", "svhn"),
+        teachers=report.PAPER_TEACHERS,
+        temperatures=(3.0, 10.0, 20.0),
+        t1=(1.0, 100.0, 500.0),
+        kd_t1=(1.0, 100.0),
+        attacks=("pgd", "mifgsm"),
+        eps_max=20,
+        eps_step=1,
+        attack_images=None,
+        check_images=100,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of the study. `config` is the run's resolved configuration (training steps); `after` names the
+    steps whose runs this one needs."""
+
+    kind: str  # teacher | import | student | attack | check
+    folder: Path  # the run folder it writes (attacks and checks: the run they attack)
+    config: dict = field(default_factory=dict)
+    attack: str | None = None
+    eps: tuple = ()
+    images: int | None = None
+    after: tuple = ()
+    teacher: Path | None = None  # a distilled student's teacher run
+    checkpoint: Path | None = None  # an imported teacher's checkpoint
+
+    @property
+    def name(self):
+        label = {"attack": self.attack}.get(self.kind, self.kind)
+        return f"{label} {self.folder.name}"
+
+
+def preset(name):
+    if name not in PRESETS:
+        raise UserError(f"Unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.")
+    return PRESETS[name]
+
+
+def _narrow(chosen, available):
+    return tuple(available if chosen is None else chosen)
+
+
+def _scaled(epochs, scale):
+    return max(1, round(epochs * scale))
+
+
+def teacher_folder(root, model, dataset, seed=0):
+    return _seeded(teachers.dataset_folder(root, model, dataset), seed)
+
+
+def _seeded(folder, seed):
+    return folder if seed == 0 else folder.with_name(f"{folder.name}-seed{seed}")
+
+
+def find_checkpoint(directory, model, dataset):
+    """An akamaster-style checkpoint for `model`: DIR/<data set>/<model>*.th, or for cifar10 also DIR/<model>*.th."""
+    if directory is None:
+        return None
+    places = [Path(directory) / dataset] + ([Path(directory)] if dataset == "cifar10" else [])
+    for place in places:
+        found = sorted(place.glob(f"{model}.th")) + sorted(place.glob(f"{model}-*.th"))
+        if found:
+            return found[0]
+    return None
+
+
+def expand(
+    chosen,
+    *,
+    root="runs",
+    datasets=None,
+    teacher_models=None,
+    temperatures=None,
+    t1=None,
+    attacks=None,
+    eps_max=None,
+    epochs_scale=1.0,
+    seeds=1,
+    attack_images=-1,
+    teacher_checkpoints=None,
+):
+    """The steps of the study `chosen` (a Preset), narrowed by the options, in an order that respects `after`:
+    teachers, students without distillation, distilled students, attack sweeps, robustness checks."""
+    from nodekd_cli.attacks import ATTACKS
+
+    root = Path(root)
+    datasets = _narrow(datasets, chosen.datasets)
+    teacher_models = _narrow(teacher_models, chosen.teachers)
+    temperatures = tuple(float(t) for t in _narrow(temperatures, chosen.temperatures))
+    baseline_t1 = tuple(float(t) for t in (chosen.t1 if t1 is None else t1))
+    kd_t1 = tuple(float(t) for t in (chosen.kd_t1 if t1 is None else t1))
+    attacks = _narrow(attacks, chosen.attacks)
+    eps_max = chosen.eps_max if eps_max is None else eps_max
+    images = chosen.attack_images if attack_images == -1 else attack_images
+    for name in datasets:
+        data.check_name(name)
+    for model in teacher_models:
+        teachers.check_model(model)
+    for attack in attacks:
+        if attack not in ATTACKS:
+            raise UserError(f"Unknown attack {attack!r}; choose one of: {', '.join(ATTACKS)}.")
+    if epochs_scale <= 0 or any(t <= 0 for t in temperatures + baseline_t1 + kd_t1):
+        raise UserError("--epochs-scale, --temperatures and --t1 must be positive.")
+    if seeds < 1 or eps_max < 0 or (images is not None and images < 1):
+        raise UserError("--seeds and --attack-images must be at least 1, and --eps-max at least 0.")
+    family_of = {name: data.check_name(name) for name in datasets}
+
+    teacher_steps, baseline_steps, kd_steps = [], [], []
+    for dataset in datasets:
+        family = family_of[dataset]
+        student_epochs = _scaled(chosen.student.get("epochs", students.DEFAULT_EPOCHS[family]), epochs_scale)
+        student_options = {**chosen.student, "epochs": student_epochs}
+        for seed in range(seeds):
+            teacher_of = {}
+            for model in teacher_models:
+                folder = teacher_folder(root, model, dataset, seed)
+                checkpoint = find_checkpoint(teacher_checkpoints, model, dataset) if seed == 0 else None
+                if checkpoint is not None:
+                    step = Step(
+                        "import", folder, teachers.import_config(model, dataset, checkpoint), checkpoint=checkpoint
+                    )
+                else:
+                    epochs = _scaled(chosen.teacher.get("epochs", teachers.DEFAULT_EPOCHS[family]), epochs_scale)
+                    options = {**chosen.teacher, "epochs": epochs}
+                    step = Step("teacher", folder, teachers.teacher_config(model, dataset, seed=seed, **options))
+                teacher_steps.append(step)
+                teacher_of[model] = step
+            for horizon in baseline_t1:
+                config = students.student_config(dataset, t1=horizon, seed=seed, **student_options)
+                folder = _seeded(root / students.default_folder(config).name, seed)
+                baseline_steps.append(Step("student", folder, config))
+            for model in teacher_models:
+                teacher = teacher_of[model]
+                for temperature in temperatures:
+                    for horizon in kd_t1:
+                        options = dict(student_options)
+                        if (
+                            chosen.sgd_lr
+                            and students.resolve_optimizer(options.get("optimizer", "auto"), horizon, True) == "sgd"
+                        ):
+                            options["lr"] = chosen.sgd_lr
+                        config = students.student_config(
+                            dataset,
+                            t1=horizon,
+                            teacher=(teacher.folder, {"model": model}),
+                            temperature=temperature,
+                            seed=seed,
+                            **options,
+                        )
+                        folder = _seeded(root / students.default_folder(config).name, seed)
+                        kd_steps.append(Step("student", folder, config, after=(teacher.name,), teacher=teacher.folder))
+    trained = teacher_steps + baseline_steps + kd_steps
+    eps = tuple(range(0, eps_max + 1, chosen.eps_step))
+    attack_steps = [
+        Step("attack", step.folder, attack=attack, eps=eps, images=images, after=(step.name,))
+        for step in trained
+        for attack in attacks
+    ]
+    check_steps = [
+        Step("check", step.folder, images=chosen.check_images, eps=(CHECK_EPS,), after=(step.name, *step.after))
+        for step in baseline_steps + kd_steps
+    ]
+    return trained + attack_steps + check_steps
+
+
+def state(step):
+    """'done', 'resume' (an unfinished run to pick up), 'todo', or 'conflict: ...' (another run is in the way)."""
+    if step.kind in TRAINING:
+        try:
+            found = runs.run_state(step.folder, step.config)
+        except UserError as error:
+            return f"conflict: {_study_advice(str(error))}"
+        return {"finished": "done", "resume": "resume", "new": "todo"}[found]
+    name = report.CHECK_FILE if step.kind == "check" else f"{step.attack}.json"
+    path = step.folder / runs.ATTACKS_DIR / name
+    try:
+        result = runs.read_json(path)
+    except (OSError, ValueError):
+        return "todo"
+    if step.kind == "check":
+        same = result.get("n") is not None and result.get("eps") == step.eps[0] and result.get("seed") == 0
+        return "done" if same and step.images in (None, result["n"]) else "todo"
+    settings = result.get("settings") or {}
+    same = settings.get("eps") == list(step.eps) and settings.get("n") == step.images and settings.get("seed") == 0
+    return "done" if same and settings.get("sweep") == "independent" else "todo"
+
+
+# Rough cost model for --dry-run: seconds per training image and epoch (or per attack image and step), measured
+# on a 2-core CPU (digits: 8x8 images, 32-channel students, batch 32-64) and on one H100 (CIFAR-10: 32x32 images,
+# 512-channel students at 1/4 resolution, batch 128), scaled by depth, pixels, channels and a guess of how the
+# function evaluations grow with t1 (NFE 20 at t1 = 1, about 60-90 at t1 = 100).
+COSTS = {
+    "cpu": {"teacher": 1.6e-4, "student": 2.2e-3, "pixels": 64, "channels": 32},
+    "cuda": {"teacher": 4.0e-5, "student": 1.44e-3, "pixels": 1024 / 16, "channels": 512},
+}
+SIZES = {"digits": (1437, 360, 64), "cifar10": (50000, 10000, 1024), "svhn": (73257, 26032, 1024)}
+CHECK_IMAGE_STEPS = 600  # PGD at 8, 64 and 255 /255, 4x steps x 3 restarts, margin, transfer, fixed step, queries
+
+
+def estimate(step, device="cpu"):
+    """A rough guess of the seconds a training step takes on `device` (see COSTS)."""
+    profile = COSTS["cuda" if str(device).startswith("cuda") else "cpu"]
+    config = step.config
+    dataset = config.get("dataset") if config else None
+    train, _, pixels = SIZES.get(data.check_name(dataset), SIZES["cifar10"])
+    if step.kind == "import":
+        return 0.0
+    if step.kind == "teacher":
+        depth = int(config["model"].removeprefix("resnet"))
+        per_image = profile["teacher"] * depth / 20 * pixels / 64
+    else:
+        per_image = student_image_cost(config, pixels, profile)
+    return per_image * train * config["epochs"] * 1.15  # + evaluation
+
+
+def student_image_cost(config, pixels, profile):
+    solved = pixels / 4 ** config["downsample"] / profile["pixels"]
+    return (
+        profile["student"] * solved * (config["channels"] / profile["channels"]) ** 2 * (1 + math.log10(config["t1"]))
+    )
+
+
+def estimates(steps, device="cpu"):
+    """`estimate` of every step by name; attacks and checks cost what a training image costs, per image step."""
+    from nodekd_cli.attacks import num_steps
+
+    profile = COSTS["cuda" if str(device).startswith("cuda") else "cpu"]
+    found, trained = {}, {}
+    for step in steps:
+        if step.kind in TRAINING:
+            found[step.name] = estimate(step, device)
+            trained[step.folder] = step
+            continue
+        run = trained.get(step.folder)
+        if run is None:
+            found[step.name] = None
+            continue
+        config = run.config
+        _, test, pixels = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])
+        images = min(test, step.images or test)
+        if config["kind"] == "teacher":
+            depth = int(config["model"].removeprefix("resnet"))
+            per_image = profile["teacher"] * depth / 20 * pixels / 64
+        else:
+            per_image = student_image_cost(config, pixels, profile)
+        image_steps = CHECK_IMAGE_STEPS if step.kind == "check" else sum(num_steps(e) + 1 for e in step.eps)
+        found[step.name] = per_image * images * image_steps
+    return found
+
+
+@dataclass
+class Outcome:
+    step: Step
+    status: str  # done (before this command), finished, failed, blocked
+    message: str = ""
+    seconds: float = 0.0
+    summary: dict = field(default_factory=dict)
+
+
+def _load(dataset, data_dir, manual_dir, cache={}):  # noqa: B006  (a per-process cache of data sets)
+    key = (dataset, data_dir, manual_dir)
+    if key not in cache:
+        from nodekd_cli.data import load_dataset
+
+        cache.clear()
+        cache[key] = load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
+    return cache[key]
+
+
+def execute(step, *, device="cpu", data_dir=None, manual_dir=None, reporter=None, progress=None):
+    """Runs one step in this process (Keras must already be on `device`); returns a short summary of its result."""
+    from nodekd_cli import attacks
+
+    if step.kind in TRAINING:
+        try:
+            found = runs.run_state(step.folder, step.config)
+        except UserError as error:  # its advice names --out, which a study does not have
+            raise UserError(_study_advice(str(error))) from None
+        if found == "finished":
+            return {"accuracy": runs.read_json(step.folder / runs.METRICS)["test_accuracy"]}
+        dataset = _load(step.config["dataset"], data_dir, manual_dir)
+        circumstances = {"versions": runs.versions(), "device": device}
+        if step.kind == "import":
+            model = teachers.import_akamaster(step.config["model"], step.checkpoint, dataset)
+            runs.open_run(step.folder, {**step.config, **circumstances})
+            metrics = teachers.import_run(step.folder, model, dataset)
+        elif step.kind == "teacher":
+            cuda_graph = device.startswith("cuda")
+            runs.open_run(step.folder, {**step.config, **circumstances, "cuda_graph": cuda_graph})
+            metrics = teachers.train(step.folder, step.config, dataset, reporter, cuda_graph)
+        else:
+            teacher = None
+            if step.teacher is not None:
+                _, teacher = students.load_teacher(step.teacher, step.config["dataset"])
+            students.check_fits(step.config, dataset)
+            runs.open_run(step.folder, {**step.config, **circumstances})
+            metrics = students.train(step.folder, step.config, dataset, teacher, reporter)
+        return {"accuracy": metrics["test_accuracy"], "nfe": metrics.get("test_nfe")}
+    if step.kind == "attack":
+        result, _ = attacks.attack_run(
+            step.folder,
+            step.attack,
+            list(step.eps),
+            n=step.images,
+            data_dir=data_dir,
+            manual_dir=manual_dir,
+            progress=progress,
+        )
+        return {"eps": result["eps"], "accuracy": result["accuracy"]}
+    result = attacks.check_run(
+        step.folder, eps=step.eps[0], n=step.images, data_dir=data_dir, manual_dir=manual_dir, progress=progress
+    )
+    return {"masking": result["masking"]}
+
+
+def _study_advice(message):
+    for advice in ("; pass --out DIR to start a new run elsewhere.", "; pass --out DIR."):
+        message = message.replace(advice, "; remove it, or give the study another --runs folder.")
+    return message.replace(" or pass --out DIR.", " or give the study another --runs folder.")
+
+
+def _attempt(step, **kwargs):
+    """`execute` with every failure turned into a failed outcome (a message), so that the others go on."""
+    started = time.perf_counter()
+    try:
+        summary = execute(step, **kwargs)
+    except UserError as error:
+        return Outcome(step, "failed", str(error), time.perf_counter() - started)
+    except Exception as error:  # noqa: BLE001  (any failure of one run must not stop the study)
+        message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        return Outcome(step, "failed", message, time.perf_counter() - started)
+    return Outcome(step, "finished", seconds=time.perf_counter() - started, summary=summary)
+
+
+def _blocked_by(step, outcomes):
+    return [name for name in step.after if name in outcomes and outcomes[name].status in ("failed", "blocked")]
+
+
+def run_sequential(steps, *, on_start=None, on_end=None, reporter_for=None, progress_for=None, **kwargs):
+    """Runs the steps one after another in this process; returns an Outcome per step."""
+    outcomes = {}
+    for step in steps:
+        if state(step) == "done":
+            outcomes[step.name] = Outcome(step, "done")
+        else:
+            blockers = _blocked_by(step, outcomes)
+            if blockers:
+                outcomes[step.name] = Outcome(step, "blocked", f"needs {blockers[0]}, which did not finish")
+            else:
+                if on_start:
+                    on_start(step)
+                reporter = reporter_for(step) if reporter_for else None
+                progress = progress_for(step) if progress_for else None
+                outcomes[step.name] = _attempt(step, reporter=reporter, progress=progress, **kwargs)
+        if on_end:
+            on_end(outcomes[step.name])
+    return list(outcomes.values())
+
+
+def ray_available():
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ray_task(step, device, data_dir, manual_dir):
+    """A step in a Ray worker: Keras on the device Ray gave the task, torch threads = the task's CPUs."""
+    import ray
+    import torch
+
+    from nodekd_cli import backend
+
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    if device == "auto":
+        device = "cuda" if assigned.get("GPU") else "cpu"
+    device = backend.select(device)
+    torch.set_num_threads(max(1, int(assigned.get("CPU", 1))))
+    return _attempt(step, device=device, data_dir=data_dir, manual_dir=manual_dir)
+
+
+def run_on_ray(steps, *, workers=None, address=None, on_start=None, on_end=None, device="auto", **kwargs):
+    """Runs the steps as Ray tasks: each waits for the steps it needs, one GPU each when the cluster has GPUs.
+
+    With `address`, joins that Ray cluster; otherwise starts a local Ray with `workers` CPUs, one task per CPU.
+    Run folders must be on storage every node sees: tasks read and write them directly.
+    """
+    import logging
+
+    import ray
+
+    logging.getLogger("ray").setLevel(logging.ERROR)  # nodekd reports each step itself
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address:
+        ray.init(address=address, **quiet)
+    else:
+        ray.init(num_cpus=workers, num_gpus=0 if device == "cpu" else None, include_dashboard=False, **quiet)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0) if device != "cpu" else 0
+        task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=0)(_ray_task)
+        outcomes, waiting, running = {}, [], {}
+        names = {step.name for step in steps}
+        for step in steps:
+            if state(step) == "done":
+                outcomes[step.name] = Outcome(step, "done")
+                if on_end:
+                    on_end(outcomes[step.name])
+            else:
+                waiting.append(step)
+        while waiting or running:
+            for step in list(waiting):
+                blockers = _blocked_by(step, outcomes)
+                if blockers:
+                    outcomes[step.name] = Outcome(step, "blocked", f"needs {blockers[0]}, which did not finish")
+                elif all(name in outcomes or name not in names for name in step.after):
+                    if on_start:
+                        on_start(step)
+                    running[task.remote(step, device, kwargs.get("data_dir"), kwargs.get("manual_dir"))] = step
+                else:
+                    continue
+                waiting.remove(step)
+                if step.name in outcomes and on_end:
+                    on_end(outcomes[step.name])
+            if not running:
+                continue
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                step = running.pop(ref)
+                try:
+                    outcomes[step.name] = ray.get(ref)
+                except Exception as error:  # noqa: BLE001  (a worker that died, not a failing run)
+                    outcomes[step.name] = Outcome(step, "failed", f"Ray task failed: {type(error).__name__}")
+                if on_end:
+                    on_end(outcomes[step.name])
+        return [outcomes[step.name] for step in steps]
+    finally:
+        ray.shutdown()

@@ -1,0 +1,206 @@
+"""`nodekd report`: run folders written by the test land in the right cells, beside the paper's values."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from nodekd_cli.app import app
+
+SOLVER = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3, "step_size": None, "max_num_steps": None, "adjoint": False}
+EPS = [0, 4, 8, 12, 16, 20]
+
+
+def write_run(folder, config, accuracy, attacks=None, check=None, finished=True):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    if finished:
+        (folder / "metrics.json").write_text(
+            json.dumps({"test_accuracy": accuracy, "params": 1234, "train_seconds": 5.0, "test_nfe": 20.0})
+        )
+    for name, values in (attacks or {}).items():
+        (folder / "attacks").mkdir(exist_ok=True)
+        result = {"attack": name, "eps": EPS, "accuracy": values, "steps": [0] * len(EPS), "n": 100}
+        (folder / "attacks" / f"{name}.json").write_text(json.dumps(result))
+    if check is not None:
+        (folder / "attacks" / "check.json").write_text(json.dumps(check))
+
+
+def teacher(model, dataset):
+    return {"kind": "teacher", "model": model, "dataset": dataset, "seed": 0}
+
+
+def student(dataset, t1, *, teacher_model=None, T=None, lam=None, seed=0, solver=SOLVER):
+    distilled = teacher_model is not None
+    return {
+        "kind": "student",
+        "model": "node",
+        "dataset": dataset,
+        "t1": float(t1),
+        "T": T,
+        "lambda": (0.9 if lam is None else lam) if distilled else 0.0,
+        "teacher": f"/somewhere/{teacher_model}" if distilled else None,
+        "teacher_model": teacher_model,
+        "solver": solver,
+        "seed": seed,
+    }
+
+
+@pytest.fixture
+def study(tmp_path):
+    """A small study: folder names deliberately say nothing, cells come from the configs."""
+    root = tmp_path / "runs"
+    pgd_teacher = [0.97, 0.9, 0.8, 0.7, 0.6, 0.5]
+    pgd_node = [0.9, 0.6, 0.4, 0.3, 0.2, 0.1]
+    write_run(root / "a", teacher("resnet20", "svhn"), 0.9)
+    write_run(root / "b", teacher("resnet20", "digits"), 0.95, {"pgd": pgd_teacher, "mifgsm": pgd_teacher})
+    write_run(root / "c", student("svhn", 1, seed=0), 0.80)
+    write_run(root / "d", student("svhn", 1, seed=1), 0.90)
+    write_run(root / "e", student("svhn", 1, teacher_model="resnet32", T=3.0), 0.93)
+    rk4 = {**SOLVER, "method": "rk4", "step_size": 0.1}
+    write_run(root / "f", student("svhn", 1, teacher_model="resnet32", T=3.0, solver=rk4), 0.10)
+    write_run(root / "g", student("svhn", 1, teacher_model="resnet32", T=3.0, lam=0.5), 0.20)
+    check = {"masking": True, "checks": [{"check": "x", "passed": False}]}
+    write_run(root / "h", student("digits", 100), 0.9, {"pgd": pgd_node, "mifgsm": pgd_node}, check)
+    write_run(root / "nested" / "i", student("digits", 1, teacher_model="resnet20", T=3.0), 0.96, {"pgd": pgd_node})
+    write_run(root / "unfinished", student("digits", 1), 0.5, finished=False)
+    (root / "corrupt").mkdir()
+    (root / "corrupt" / "config.json").write_text("{not json")
+    (root / "stray").mkdir()
+    return root
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, ["report", *map(str, args)], env={"COLUMNS": "250"})
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def cells(document, table):
+    found = {}
+    for cell in document["tables"][table]["cells"]:
+        row = tuple(cell[f] for f in document["tables"][table]["row_fields"])
+        found[row, cell["column"]] = cell
+    return found
+
+
+def test_json_puts_each_run_in_its_cell_beside_the_paper(study):
+    result = invoke("--runs", study, "--format", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    table1 = cells(document, "table1")
+    assert table1[("svhn",), "resnet20"]["value"] == pytest.approx(90.0)
+    assert table1[("svhn",), "resnet20"]["paper"] == 91.68
+    assert table1[("svhn",), "resnet20"]["difference"] == pytest.approx(90.0 - 91.68)
+    # Two seeds of one cell: their mean and their count.
+    assert table1[("svhn",), "node_t1_1"]["value"] == pytest.approx(85.0)
+    assert table1[("svhn",), "node_t1_1"]["runs"] == 2
+    assert table1[("svhn",), "node_t1_1"]["paper"] == 88.36
+    assert table1[("digits",), "node_t1_100"]["value"] == pytest.approx(90.0)
+    assert table1[("digits",), "node_t1_100"]["paper"] is None
+    # Every cell is present, value or null: 3 data sets x (2 NODEs + 5 ResNets).
+    assert len(table1) == 21
+    assert table1[("cifar10",), "resnet56"] == {
+        "dataset": "cifar10",
+        "column": "resnet56",
+        "value": None,
+        "runs": 0,
+        "paper": 89.95,
+        "difference": None,
+        "folders": [],
+    }
+    table2 = cells(document, "table2")
+    # The rk4 student and the lambda 0.5 student are not the paper's setup: only the dopri5, lambda 0.9 one counts.
+    assert table2[("svhn", 3.0), "resnet32"]["value"] == pytest.approx(93.0)
+    assert table2[("svhn", 3.0), "resnet32"]["runs"] == 1
+    assert table2[("svhn", 3.0), "resnet32"]["paper"] == 92.89
+    assert table2[("svhn", 10.0), "resnet110"]["paper"] == 93.14
+    assert table2[("cifar10", 3.0), "resnet20"]["paper"] is None  # the paper's unattributed values
+    assert table2[("digits", 3.0), "resnet20"]["value"] == pytest.approx(96.0)
+    assert table2[("digits", 3.0), "resnet20"]["folders"] == [str(study / "nested" / "i")]
+    table3 = cells(document, "table3")
+    assert table3[("cifar10", 500.0), "12"]["paper"] == 23.6
+    assert table3[("cifar10", 500.0), "12"]["value"] is None
+    assert table3[("digits", 100.0), "clean"]["value"] == pytest.approx(90.0)
+    assert [table3[("digits", 100.0), str(e)]["value"] for e in (8, 12, 16, 20)] == pytest.approx([40, 30, 20, 10])
+    assert table3[("svhn", 1.0), "8"]["value"] is None  # the svhn baselines have no PGD sweep
+    assert any("nodekd attack pgd --run" in c and str(study / "c") in c for c in document["missing"])
+    assert "nodekd reproduce --preset paper --datasets cifar10" in document["missing"]
+    runs = {row["folder"]: row for row in document["runs"]}
+    assert len(runs) == 9
+    assert runs[str(study / "h")]["check"] == "possible masking"
+    assert runs[str(study / "f")]["in_paper_setup"] is False
+    skipped = {entry["path"]: entry["reason"] for entry in document["skipped"]}
+    assert set(skipped) == {str(study / "unfinished"), str(study / "corrupt"), str(study / "stray")}
+    assert "unfinished" in skipped[str(study / "unfinished")]
+    assert "unreadable" in skipped[str(study / "corrupt")]
+    # Skipped folders are named on stderr, one line each, so that stdout stays one JSON document.
+    assert f"Skipped {study / 'corrupt'}: config.json is unreadable." in result.stderr
+    series = {(s["dataset"], s["attack"], s["family"]): s for s in document["figure1"]["series"]}
+    assert set(series) == {
+        ("digits", "pgd", "ResNet20"),
+        ("digits", "mifgsm", "ResNet20"),
+        ("digits", "pgd", "NODEs(100)"),
+        ("digits", "mifgsm", "NODEs(100)"),
+        ("digits", "pgd", "NODEs(1) + KD"),
+    }
+    assert series["digits", "pgd", "NODEs(100)"]["accuracy"] == pytest.approx([90, 60, 40, 30, 20, 10])
+
+
+def test_figure_has_a_panel_per_attack_and_a_line_per_family(study):
+    out = study.parent / "report"
+    result = invoke("--runs", study, "--out", out)
+    assert result.exit_code == 0, result.output
+    path = out / "figure1-digits.png"
+    assert str(path) in " ".join(result.stdout.split())
+    image = Image.open(path)
+    assert image.format == "PNG"
+    description = json.loads(image.text["Description"])
+    assert [p["title"] for p in description["panels"]] == ["PGD on digits", "MI-FGSM on digits"]
+    assert [line["family"] for line in description["panels"][0]["lines"]] == ["ResNet20", "NODEs(1) + KD", "NODEs(100)"]
+    assert [line["family"] for line in description["panels"][1]["lines"]] == ["ResNet20", "NODEs(100)"]
+    # Each line is drawn in its own panel (left half PGD, right half MI-FGSM): its colour is in those pixels.
+    pixels = np.asarray(image.convert("RGB"))
+    half = pixels.shape[1] // 2
+    for panel, region in zip(description["panels"], (pixels[:, :half], pixels[:, half:])):
+        for line in panel["lines"]:
+            rgb = tuple(int(line["color"][i : i + 2], 16) for i in (1, 3, 5))
+            assert (region == rgb).all(axis=-1).sum() > 50, (panel["title"], line)
+    kd_orange = tuple(int("ff7f0e"[i : i + 2], 16) for i in (0, 2, 4))
+    assert (pixels[:, half:] == kd_orange).all(axis=-1).sum() == 0  # no KD line in the MI-FGSM panel
+
+
+def test_markdown_and_csv(study):
+    result = invoke("--runs", study, "--format", "markdown")
+    assert result.exit_code == 0
+    assert "85.00 (2 runs) / 88.36 (-3.36)" in result.stdout
+    assert "| svhn | 3 | - / 93.46 | 93.00 / 92.89 (+0.11) |" in result.stdout
+    out = study.parent / "csv"
+    result = invoke("--runs", study, "--format", "csv", "--out", out)
+    assert result.exit_code == 0
+    with open(out / "table1.csv", newline="") as file:
+        rows = {(r["dataset"], r["column"]): r for r in csv.DictReader(file)}
+    assert float(rows["svhn", "node_t1_1"]["value"]) == pytest.approx(85.0)
+    assert rows["svhn", "node_t1_1"]["runs"] == "2" and rows["svhn", "node_t1_1"]["paper"] == "88.36"
+    assert {p.name for p in out.iterdir()} >= {"table2.csv", "table3.csv", "runs.csv", "figure1.csv"}
+
+
+def test_rich_table_shows_both_values(study):
+    result = invoke("--runs", study)
+    text = " ".join(result.stdout.replace("│", " ").split())
+    assert "85.00 x2" in text and "paper 88.36 -3.36" in text
+    assert "masking?" in text
+    assert "To fill the empty cells:" in text
+
+
+def test_empty_folder_says_what_to_run_first(tmp_path):
+    result = invoke("--runs", tmp_path)
+    assert result.exit_code == 1
+    assert "nodekd reproduce --preset quick" in " ".join(result.stderr.split())
+    result = invoke("--runs", tmp_path / "missing")
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    result = invoke("--runs", tmp_path, "--format", "xml")
+    assert result.exit_code == 1 and "Unknown format 'xml'" in result.stderr

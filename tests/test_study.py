@@ -1,0 +1,268 @@
+"""`nodekd reproduce`: the study's steps and order, skipping and resuming, failures, and Ray against sequential."""
+
+import json
+import os
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nodekd_cli import runs, study
+from nodekd_cli.app import app
+from nodekd_cli.errors import UserError
+from tests.test_training import _Interrupt
+
+# A study small enough for the tests: digits, one teacher, 8-channel students, a few epochs and images.
+TINY = study.Preset(
+    description="tiny",
+    datasets=("digits",),
+    teachers=("resnet20",),
+    temperatures=(3.0,),
+    t1=(1.0,),
+    kd_t1=(1.0,),
+    attacks=("pgd",),
+    eps_max=4,
+    eps_step=4,
+    attack_images=24,
+    check_images=8,
+    teacher={"epochs": 2},
+    student={"epochs": 2, "channels": 8, "batch_size": 128},
+)
+
+
+def names(steps):
+    return [step.name for step in steps]
+
+
+def test_quick_preset_expands_in_the_papers_order(tmp_path):
+    steps = study.expand(study.PRESETS["quick"], root=tmp_path)
+    kinds = [step.kind for step in steps]
+    # 1 teacher; students without distillation at t1 1 and 100; 1 teacher x 1 T x 2 t1 distilled; every trained
+    # run under 2 attacks; every student checked.
+    assert kinds == ["teacher"] + ["student"] * 4 + ["attack"] * 10 + ["check"] * 4
+    assert names(steps)[:5] == [
+        "teacher resnet20-digits",
+        "student node-digits-t1_1",
+        "student node-digits-t1_100",
+        "student kd-resnet20-digits-T3-t1_1",
+        "student kd-resnet20-digits-T3-t1_100",
+    ]
+    position = {step.name: i for i, step in enumerate(steps)}
+    for step in steps:
+        assert all(position[name] < position[step.name] for name in step.after), step.name
+    kd = steps[3]
+    assert kd.after == ("teacher resnet20-digits",)
+    assert kd.config["teacher"] == str((tmp_path / "resnet20-digits").resolve())
+    assert (kd.config["T"], kd.config["t1"], kd.config["lambda"], kd.config["optimizer"]) == (3.0, 1.0, 0.9, "sgd")
+    assert kd.config["lr"] == 0.05  # the preset's SGD step
+    assert (steps[4].config["optimizer"], steps[4].config["lr"]) == ("adam", 0.001)  # t1 = 100: the paper's Adam
+    assert steps[1].config["lambda"] == 0.0 and steps[1].config["teacher"] is None
+    assert steps[0].config["epochs"] == 15 and steps[1].config["epochs"] == 8
+    checks = [step for step in steps if step.kind == "check"]
+    assert checks[2].after == ("student kd-resnet20-digits-T3-t1_1", "teacher resnet20-digits")
+    assert all(step.eps == (0, 4, 8, 12, 16, 20) and step.images == 100 for step in steps if step.kind == "attack")
+
+
+def test_paper_preset_and_narrowing(tmp_path):
+    steps = study.expand(study.PRESETS["paper"], root=tmp_path)
+    # Per data set: 5 teachers, 3 students without distillation (t1 1, 100, 500), 5 x 3 T x 2 t1 distilled.
+    trained = 2 * (5 + 3 + 30)
+    assert len(steps) == trained + 2 * trained + 2 * 33
+    teacher = next(s for s in steps if s.name == "teacher resnet110-cifar10")
+    assert (teacher.config["epochs"], teacher.config["lr"]) == (300, 0.01)
+    svhn_student = next(s for s in steps if s.name == "student kd-resnet56-svhn-T20-t1_100")
+    assert (svhn_student.config["epochs"], svhn_student.config["channels"]) == (40, 512)
+    assert all(s.images is None and s.eps == tuple(range(21)) for s in steps if s.kind == "attack")
+
+    narrowed = study.expand(
+        study.PRESETS["paper"],
+        root=tmp_path,
+        datasets=["svhn"],
+        teacher_models=["resnet20"],
+        temperatures=[10],
+        t1=[1],
+        attacks=["mifgsm"],
+        eps_max=8,
+        epochs_scale=0.25,
+        seeds=2,
+    )
+    runs_in_order = [
+        "resnet20-svhn",
+        "resnet20-svhn-seed1",
+        "node-svhn-t1_1",
+        "node-svhn-t1_1-seed1",
+        "kd-resnet20-svhn-T10-t1_1",
+        "kd-resnet20-svhn-T10-t1_1-seed1",
+    ]
+    assert names(narrowed) == [
+        *(f"teacher {f}" for f in runs_in_order[:2]),
+        *(f"student {f}" for f in runs_in_order[2:]),
+        *(f"mifgsm {f}" for f in runs_in_order),
+        *(f"check {f}" for f in runs_in_order[2:]),
+    ]
+    assert narrowed[0].config["epochs"] == 10 and narrowed[2].config["epochs"] == 10  # 40 x 0.25
+    assert narrowed[1].config["seed"] == 1 and narrowed[5].after == ("teacher resnet20-svhn-seed1",)
+    assert narrowed[6].eps == tuple(range(9))
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("datasets", ["mnist"], "Unknown data set 'mnist'"),
+        ("teacher_models", ["resnet18"], "Unknown teacher 'resnet18'"),
+        ("attacks", ["cw"], "Unknown attack 'cw'; choose one of: pgd, mifgsm, fgsm"),
+        ("epochs_scale", 0, "--epochs-scale"),
+    ],
+)
+def test_wrong_names_are_refused(tmp_path, option, value, message):
+    with pytest.raises(UserError, match=message):
+        study.expand(study.PRESETS["quick"], root=tmp_path, **{option: value})
+
+
+def test_teacher_checkpoints_are_imported_where_found(tmp_path):
+    checkpoints = tmp_path / "weights"
+    (checkpoints / "svhn").mkdir(parents=True)
+    (checkpoints / "resnet20-12fca82f.th").touch()
+    (checkpoints / "svhn" / "resnet32.th").touch()
+    steps = study.expand(
+        study.PRESETS["paper"], root=tmp_path, t1=[1], temperatures=[3], teacher_checkpoints=checkpoints
+    )
+    kinds = {step.folder.name: step.kind for step in steps if step.kind in ("teacher", "import")}
+    assert kinds["resnet20-cifar10"] == "import"
+    assert kinds["resnet20-svhn"] == "teacher"  # an akamaster file at the top is CIFAR-10's
+    assert kinds["resnet32-svhn"] == "import"
+    assert kinds["resnet32-cifar10"] == "teacher"
+    imported = next(step for step in steps if step.folder.name == "resnet20-cifar10")
+    assert imported.checkpoint == checkpoints / "resnet20-12fca82f.th"
+    student = next(step for step in steps if step.name == "student kd-resnet20-cifar10-T3-t1_1")
+    assert student.after == ("import resnet20-cifar10",)
+
+
+def statuses(outcomes):
+    return {outcome.step.name: outcome.status for outcome in outcomes}
+
+
+def test_tiny_study_skips_what_is_done_and_resumes_what_is_not(tmp_path):
+    root = tmp_path / "runs"
+    steps = study.expand(TINY, root=root)
+    assert [study.state(step) for step in steps] == ["todo"] * len(steps)
+    student = steps[1]
+    # Ctrl-C in the second epoch of the first student: the study stops there, the teacher is kept.
+    with pytest.raises(KeyboardInterrupt):
+        study.run_sequential(steps, reporter_for=lambda step: _Interrupt(epoch=2) if step is student else None)
+    assert study.state(steps[0]) == "done" and study.state(student) == "resume"
+    first_epoch = runs.read_history(student.folder / runs.HISTORY)
+    assert [row["epoch"] for row in first_epoch] == [1]
+
+    outcomes = study.run_sequential(steps)
+    assert statuses(outcomes) == {
+        "teacher resnet20-digits": "done",
+        **{step.name: "finished" for step in steps[1:]},
+    }
+    history = runs.read_history(student.folder / runs.HISTORY)
+    assert history[0] == first_epoch[0]  # resumed after epoch 1, not trained again
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(study.state(step) == "done" for step in steps)
+    check = runs.read_json(steps[-1].folder / "attacks" / "check.json")
+    assert check["n"] == 8 and check["transfer_from"] == str((root / "resnet20-digits").resolve())
+
+    # Again: nothing to do, and nothing is written.
+    written = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    outcomes = study.run_sequential(steps)
+    assert set(statuses(outcomes).values()) == {"done"}
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == written
+
+
+def test_a_failing_run_blocks_only_the_steps_that_need_it(tmp_path):
+    root = tmp_path / "runs"
+    steps = study.expand(TINY, root=root)
+    (root / "resnet20-digits").mkdir(parents=True)
+    (root / "resnet20-digits" / "notes.txt").write_text("not a run")
+    assert study.state(steps[0]).startswith("conflict: ")
+    outcomes = {outcome.step.name: outcome for outcome in study.run_sequential(steps)}
+    assert outcomes["teacher resnet20-digits"].status == "failed"
+    assert "is not a nodekd run folder; remove it, or give the study another --runs folder." in (
+        outcomes["teacher resnet20-digits"].message
+    )
+    assert {name: o.status for name, o in outcomes.items() if o.status != "failed"} == {
+        "student node-digits-t1_1": "finished",
+        "student kd-resnet20-digits-T3-t1_1": "blocked",
+        "pgd resnet20-digits": "blocked",
+        "pgd node-digits-t1_1": "finished",
+        "pgd kd-resnet20-digits-T3-t1_1": "blocked",
+        "check node-digits-t1_1": "finished",
+        "check kd-resnet20-digits-T3-t1_1": "blocked",
+    }
+    assert "teacher resnet20-digits" in outcomes["student kd-resnet20-digits-T3-t1_1"].message
+
+
+def test_cli_runs_the_study_then_does_nothing_new(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(study.PRESETS, "tiny", TINY)
+
+    def invoke(*args):
+        result = CliRunner().invoke(app, ["reproduce", "--preset", "tiny", *args], env={"COLUMNS": "250"})
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        return result.exit_code, " ".join(result.output.replace("│", " ").split())
+
+    code, text = invoke("--dry-run")
+    assert code == 0 and "0 of 8 steps done" in text and "runs/kd-resnet20-digits-T3-t1_1" in text
+    code, text = invoke()
+    assert code == 0, text
+    assert "Study: 8 ran now." in text and "Table 2" in text
+    assert (tmp_path / "runs" / "report" / "figure1-digits.png").exists()
+    code, text = invoke()
+    assert code == 0 and "Study: 8 done before." in text
+    code, text = invoke("--dry-run")
+    assert "8 of 8 steps done" in text
+
+
+def test_workers_without_ray_say_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study, "ray_available", lambda: False)
+    result = CliRunner().invoke(app, ["reproduce", "--workers", "2"])
+    assert result.exit_code == 1
+    assert "pip install 'nodekd[cluster]'" in " ".join(result.output.split())
+
+
+def report_cells(root):
+    from nodekd_cli import report
+
+    document = json.loads(report.to_json(report.build(root)))
+    return {key: [(c["column"], c["value"]) for c in table["cells"]] for key, table in document["tables"].items()}
+
+
+def test_ray_with_two_workers_gives_the_sequential_results(tmp_path):
+    ray = pytest.importorskip("ray", reason="the test extra installs Ray")
+    del ray
+    # Floating-point sums depend on the thread count: Ray's 1-CPU tasks use one thread, so does the reference.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sequential = study.run_sequential(study.expand(TINY, root=tmp_path / "sequential"))
+    finally:
+        torch.set_num_threads(threads)
+    assert set(statuses(sequential).values()) == {"finished"}
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    steps = study.expand(TINY, root=(tmp_path / "ray").resolve())
+    parallel = study.run_on_ray(steps, workers=2, device="cpu")
+    assert statuses(parallel) == statuses(sequential)
+    files = {side: sorted((tmp_path / side).rglob("*.json")) for side in ("sequential", "ray")}
+    assert [p.relative_to(tmp_path / "sequential") for p in files["sequential"]] == [
+        p.relative_to(tmp_path / "ray") for p in files["ray"]
+    ]
+    compared = 0
+    for a, b in zip(files["sequential"], files["ray"]):
+        left, right = runs.read_json(a), runs.read_json(b)
+        if a.name == "metrics.json":
+            left.pop("train_seconds"), right.pop("train_seconds")
+            assert left == right, a
+        elif a.name == "check.json":
+            assert [c["accuracy"] for c in left["checks"]] == [c["accuracy"] for c in right["checks"]]
+        elif a.parent.name == "attacks":
+            assert left["accuracy"] == right["accuracy"], a
+        else:
+            continue
+        compared += 1
+    assert compared == 3 + 3 + 2  # three runs, three sweeps, two checks
+    assert report_cells(tmp_path / "ray") == report_cells(tmp_path / "sequential")
