@@ -205,6 +205,20 @@ def _datasets(runs, *paper_tables):
     return list(dict.fromkeys(names))
 
 
+def _rows_by(runs, paper_table, key):
+    """Rows (data set, value of `key`): the paper's, then those of the runs; and the paper's value of a cell."""
+    rows = []
+    for dataset in _datasets(runs, paper_table):
+        values = {float(v) for v in paper_table.get(dataset, {})}
+        values |= {float(r.config[key]) for r in runs if r.config["dataset"] == dataset}
+        rows += [(dataset, v) for v in sorted(values)]
+
+    def paper_value(row, column):
+        return paper_table.get(row[0], {}).get(f"{row[1]:g}", {}).get(column)
+
+    return rows, paper_value
+
+
 def _empty_cells(rows, columns, paper):
     return {(row, column): Cell(paper(row, column)) for row in rows for column, _ in columns}
 
@@ -254,15 +268,7 @@ def table1(runs, paper, root):
 def table2(runs, paper, root):
     columns = [(model, teacher_label(model)) for model in PAPER_TEACHERS]
     distilled = [r for r in runs if r.distilled and r.in_paper_setup and r.config["t1"] == TABLE2_T1]
-    rows = []
-    for dataset in _datasets(distilled, paper["table2"]):
-        temperatures = {float(t) for t in paper["table2"].get(dataset, {})}
-        temperatures |= {float(r.config["T"]) for r in distilled if r.config["dataset"] == dataset}
-        rows += [(dataset, t) for t in sorted(temperatures)]
-
-    def paper_value(row, column):
-        return paper["table2"].get(row[0], {}).get(f"{row[1]:g}", {}).get(column)
-
+    rows, paper_value = _rows_by(distilled, paper["table2"], "T")
     cells = _empty_cells(rows, columns, paper_value)
     for run in distilled:
         key = ((run.config["dataset"], float(run.config["T"])), run.config["teacher_model"])
@@ -291,15 +297,7 @@ def table2(runs, paper, root):
 def table3(runs, paper, root):
     columns = [("clean", "clean")] + [(str(e), f"eps {e}/255") for e in TABLE3_EPS]
     baselines = [r for r in runs if r.config["kind"] == "student" and not r.distilled and r.in_paper_setup]
-    rows = []
-    for dataset in _datasets(baselines, paper["table3"]):
-        horizons = {float(t) for t in paper["table3"].get(dataset, {})}
-        horizons |= {float(r.config["t1"]) for r in baselines if r.config["dataset"] == dataset}
-        rows += [(dataset, t1) for t1 in sorted(horizons)]
-
-    def paper_value(row, column):
-        return paper["table3"].get(row[0], {}).get(f"{row[1]:g}", {}).get(column)
-
+    rows, paper_value = _rows_by(baselines, paper["table3"], "t1")
     cells = _empty_cells(rows, columns, paper_value)
     attacked = {}
     for run in baselines:
