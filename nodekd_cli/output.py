@@ -193,10 +193,6 @@ def report(report):
         console.print(rich_table)
         for note in table.notes:
             info(f"[dim]{note}[/]")
-    if report.figures:
-        info("Figure 1 (accuracy against eps): " + ", ".join(str(f) for f in report.figures))
-    else:
-        info("Figure 1: no attack results yet (nodekd attack pgd, nodekd attack mifgsm).")
     runs_table = Table(title="Runs", title_justify="left")
     for column in ("run", "model", "data set", "t1", "T", "lambda", "solver", "params", "accuracy (%)", "NFE"):
         runs_table.add_column(column, justify="right" if column in ("params", "accuracy (%)", "NFE") else "left")
@@ -222,6 +218,10 @@ def report(report):
         info("To fill the empty cells:")
         for command in report.missing:
             console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
+    if report.figures:
+        info("Figure 1 (accuracy against eps): " + ", ".join(str(f) for f in report.figures))
+    else:
+        info("Figure 1: no attack results yet (nodekd attack pgd, nodekd attack mifgsm).")
 
 
 def _plain_number(value):

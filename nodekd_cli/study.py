@@ -253,61 +253,48 @@ def state(step):
 # 512-channel students at 1/4 resolution, batch 128), scaled by depth, pixels, channels and a guess of how the
 # function evaluations grow with t1 (NFE 20 at t1 = 1, about 60-90 at t1 = 100).
 COSTS = {
-    "cpu": {"teacher": 1.6e-4, "student": 2.2e-3, "pixels": 64, "channels": 32},
-    "cuda": {"teacher": 4.0e-5, "student": 1.44e-3, "pixels": 1024 / 16, "channels": 512},
+    "cpu": {"teacher": 1.6e-4, "teacher_pixels": 64, "student": 2.2e-3, "pixels": 64, "channels": 32},
+    "cuda": {"teacher": 4.0e-5, "teacher_pixels": 1024, "student": 1.44e-3, "pixels": 1024 / 16, "channels": 512},
 }
 SIZES = {"digits": (1437, 360, 64), "cifar10": (50000, 10000, 1024), "svhn": (73257, 26032, 1024)}
 CHECK_IMAGE_STEPS = 600  # PGD at 8, 64 and 255 /255, 4x steps x 3 restarts, margin, transfer, fixed step, queries
 
 
-def estimate(step, device="cpu"):
-    """A rough guess of the seconds a training step takes on `device` (see COSTS)."""
-    profile = COSTS["cuda" if str(device).startswith("cuda") else "cpu"]
-    config = step.config
-    dataset = config.get("dataset") if config else None
-    train, _, pixels = SIZES.get(data.check_name(dataset), SIZES["cifar10"])
-    if step.kind == "import":
-        return 0.0
-    if step.kind == "teacher":
+def _image_cost(config, profile):
+    """Seconds per image of one training pass (forward and backward) of the run of `config`."""
+    pixels = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])[2]
+    if config["kind"] == "teacher":
         depth = int(config["model"].removeprefix("resnet"))
-        per_image = profile["teacher"] * depth / 20 * pixels / 64
-    else:
-        per_image = student_image_cost(config, pixels, profile)
-    return per_image * train * config["epochs"] * 1.15  # + evaluation
-
-
-def student_image_cost(config, pixels, profile):
+        return profile["teacher"] * depth / 20 * pixels / profile["teacher_pixels"]
     solved = pixels / 4 ** config["downsample"] / profile["pixels"]
-    return (
-        profile["student"] * solved * (config["channels"] / profile["channels"]) ** 2 * (1 + math.log10(config["t1"]))
-    )
+    width = (config["channels"] / profile["channels"]) ** 2
+    return profile["student"] * solved * width * (1 + math.log10(config["t1"]))
 
 
 def estimates(steps, device="cpu"):
-    """`estimate` of every step by name; attacks and checks cost what a training image costs, per image step."""
+    """A rough guess of the seconds each step takes on `device` (see COSTS), by step name: training is images x
+    epochs (+15% for evaluation); attacks and checks are attacked images x steps, each step a training pass."""
     from nodekd_cli.attacks import num_steps
 
     profile = COSTS["cuda" if str(device).startswith("cuda") else "cpu"]
     found, trained = {}, {}
     for step in steps:
+        if step.kind == "import":
+            found[step.name] = 0.0
+        elif step.kind in TRAINING:
+            train = SIZES.get(data.check_name(step.config["dataset"]), SIZES["cifar10"])[0]
+            found[step.name] = _image_cost(step.config, profile) * train * step.config["epochs"] * 1.15
         if step.kind in TRAINING:
-            found[step.name] = estimate(step, device)
-            trained[step.folder] = step
+            trained[step.folder] = step.config
             continue
-        run = trained.get(step.folder)
-        if run is None:
+        config = trained.get(step.folder)
+        if config is None:
             found[step.name] = None
             continue
-        config = run.config
-        _, test, pixels = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])
+        test = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])[1]
         images = min(test, step.images or test)
-        if config["kind"] == "teacher":
-            depth = int(config["model"].removeprefix("resnet"))
-            per_image = profile["teacher"] * depth / 20 * pixels / 64
-        else:
-            per_image = student_image_cost(config, pixels, profile)
         image_steps = CHECK_IMAGE_STEPS if step.kind == "check" else sum(num_steps(e) + 1 for e in step.eps)
-        found[step.name] = per_image * images * image_steps
+        found[step.name] = _image_cost(config, profile) * images * image_steps
     return found
 
 
@@ -428,8 +415,9 @@ def ray_available():
     return True
 
 
-def _ray_task(step, device, data_dir, manual_dir):
-    """A step in a Ray worker: Keras on the device Ray gave the task, torch threads = the task's CPUs."""
+def _ray_task(step, device, data_dir, manual_dir, threads=None):
+    """A step in a Ray worker: Keras on the device Ray gave the task, `threads` torch threads (default: the task's
+    CPUs)."""
     import ray
     import torch
 
@@ -439,11 +427,11 @@ def _ray_task(step, device, data_dir, manual_dir):
     if device == "auto":
         device = "cuda" if assigned.get("GPU") else "cpu"
     device = backend.select(device)
-    torch.set_num_threads(max(1, int(assigned.get("CPU", 1))))
+    torch.set_num_threads(threads or max(1, int(assigned.get("CPU", 1))))
     return _attempt(step, device=device, data_dir=data_dir, manual_dir=manual_dir)
 
 
-def run_on_ray(steps, *, workers=None, address=None, on_start=None, on_end=None, device="auto", **kwargs):
+def run_on_ray(steps, *, workers=None, address=None, on_start=None, on_end=None, device="auto", threads=None, **kwargs):
     """Runs the steps as Ray tasks: each waits for the steps it needs, one GPU each when the cluster has GPUs.
 
     With `address`, joins that Ray cluster; otherwise starts a local Ray with `workers` CPUs, one task per CPU.
@@ -479,7 +467,8 @@ def run_on_ray(steps, *, workers=None, address=None, on_start=None, on_end=None,
                 elif all(name in outcomes or name not in names for name in step.after):
                     if on_start:
                         on_start(step)
-                    running[task.remote(step, device, kwargs.get("data_dir"), kwargs.get("manual_dir"))] = step
+                    arguments = (step, device, kwargs.get("data_dir"), kwargs.get("manual_dir"), threads)
+                    running[task.remote(*arguments)] = step
                 else:
                     continue
                 waiting.remove(step)

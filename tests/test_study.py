@@ -217,6 +217,15 @@ def test_cli_runs_the_study_then_does_nothing_new(tmp_path, monkeypatch):
     assert "8 of 8 steps done" in text
 
 
+def test_wrong_workers_or_threads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for option in ("--workers", "--threads"):
+        result = CliRunner().invoke(app, ["reproduce", option, "0"])
+        assert result.exit_code == 1 and "--workers and --threads must be at least 1" in result.output
+    result = CliRunner().invoke(app, ["reproduce", "--preset", "huge", "--dry-run"])
+    assert result.exit_code == 1 and "Unknown preset 'huge'; choose one of: quick, paper" in result.output
+
+
 def test_workers_without_ray_say_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(study, "ray_available", lambda: False)

@@ -53,6 +53,14 @@ def reproduce(
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="Submit the steps to this Ray cluster (e.g. auto).")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="CPU threads per run (default: every core; with Ray, the task's one CPU). CPU results are "
+            "bit-identical across runs only at equal thread counts.",
+        ),
+    ] = None,
     device: options.Device = "auto",
     data_dir: options.DataDir = None,
     manual_dir: options.ManualDir = None,
@@ -61,14 +69,19 @@ def reproduce(
     from nodekd_cli import backend
 
     distributed = workers is not None or ray_address is not None
-    if workers is not None and workers < 1:
-        raise UserError("--workers must be at least 1.")
+    if (workers is not None and workers < 1) or (threads is not None and threads < 1):
+        raise UserError("--workers and --threads must be at least 1.")
     if teacher_checkpoints is not None and not teacher_checkpoints.is_dir():
         raise UserError(f"--teacher-checkpoints {teacher_checkpoints} is not a folder.")
     # The driver of a Ray study computes nothing: its Keras stays on the CPU; tasks pick their own device.
-    local_device = backend.select("cpu" if distributed else device)
+    # A dry run computes nothing either: it estimates for --device even without that device here.
+    local_device = backend.select("cpu" if distributed or dry_run else device)
     from nodekd_cli import study
 
+    if threads is not None and not distributed:
+        import torch
+
+        torch.set_num_threads(threads)
     if distributed and not dry_run and not study.ray_available():
         raise UserError("--workers and --ray-address need Ray; install it with: pip install 'nodekd[cluster]'.")
     if distributed:  # tasks may run on other nodes, in other working folders
@@ -89,10 +102,13 @@ def reproduce(
         teacher_checkpoints=teacher_checkpoints,
     )
     states = {step.name: study.state(step) for step in steps}
-    estimate_device = device if distributed else local_device
     if dry_run:
-        costs = study.estimates(steps, "cuda" if estimate_device == "auto" else estimate_device)
-        output.study_plan(f"Study {preset}: {chosen.description}", steps, states, costs, estimate_device)
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        costs = study.estimates(steps, device)
+        output.study_plan(f"Study {preset}: {chosen.description}", steps, states, costs, device)
         return
     todo = sum(state != "done" for state in states.values())
     output.info(f"Study {preset}: {len(steps)} steps, {len(steps) - todo} done, {todo} to run under {runs_dir}.")
@@ -105,6 +121,7 @@ def reproduce(
                     workers=workers,
                     address=ray_address,
                     device=device,
+                    threads=threads,
                     on_start=progress.start,
                     on_end=progress.end,
                     data_dir=data_dir,
