@@ -204,3 +204,16 @@ def test_empty_folder_says_what_to_run_first(tmp_path):
     assert result.exit_code == 1 and "does not exist" in result.stderr
     result = invoke("--runs", tmp_path, "--format", "xml")
     assert result.exit_code == 1 and "Unknown format 'xml'" in result.stderr
+
+
+def test_an_unreadable_attack_result_is_skipped_and_its_run_kept(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root / "t", teacher("resnet20", "digits"), 0.95, {"pgd": [0.97, 0.9, 0.8, 0.7, 0.6, 0.5]})
+    (root / "t" / "attacks" / "mifgsm.json").write_text('{"eps": [0, 4], "accuracy": [0.9]}')  # lengths differ
+    result = invoke("--runs", root, "--format", "json")
+    document = json.loads(result.stdout)
+    assert document["skipped"] == [
+        {"path": str(root / "t" / "attacks" / "mifgsm.json"), "reason": "unreadable attack result"}
+    ]
+    assert [(s["attack"], s["family"]) for s in document["figure1"]["series"]] == [("pgd", "ResNet20")]
+    assert cells(document, "table1")[("digits",), "resnet20"]["value"] == pytest.approx(95.0)
