@@ -307,12 +307,11 @@ class Outcome:
     summary: dict = field(default_factory=dict)
 
 
-def _load(dataset, data_dir, manual_dir, cache={}):  # noqa: B006  (a per-process cache of data sets)
+def _load(dataset, data_dir, manual_dir, cache={}):  # noqa: B006  (a per-process cache: a study has 1-2 data sets)
     key = (dataset, data_dir, manual_dir)
     if key not in cache:
         from nodekd_cli.data import load_dataset
 
-        cache.clear()
         cache[key] = load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
     return cache[key]
 
