@@ -299,30 +299,25 @@ def table3(runs, paper, root):
     baselines = [r for r in runs if r.config["kind"] == "student" and not r.distilled and r.in_paper_setup]
     rows, paper_value = _rows_by(baselines, paper["table3"], "t1")
     cells = _empty_cells(rows, columns, paper_value)
-    attacked = {}
     for run in baselines:
         row = (run.config["dataset"], float(run.config["t1"]))
         if (row, "clean") not in cells:
             continue
         cells[row, "clean"].add(run.accuracy, run.folder)
-        pgd = run.attacks.get("pgd")
-        if pgd is not None:
-            attacked.setdefault(row, run.folder)
-            for e, accuracy in zip(pgd["eps"], pgd["accuracy"]):
-                if (row, str(e)) in cells:
-                    cells[row, str(e)].add(100 * accuracy, run.folder)
-        else:
-            attacked.setdefault(row, None)
+        pgd = run.attacks.get("pgd", {"eps": [], "accuracy": []})
+        for e, accuracy in zip(pgd["eps"], pgd["accuracy"]):
+            if (row, str(e)) in cells:
+                cells[row, str(e)].add(100 * accuracy, run.folder)
     for ((dataset, t1), column), cell in cells.items():
         folder = _student_folder(root, dataset, t1)
         train = f"nodekd student train --dataset {dataset} --t1 {t1:g} --out {folder}"
+        trained = cells[(dataset, t1), "clean"].folders
         if column == "clean":
             cell.command = train
-            continue
-        if (dataset, t1) in attacked:
-            folder = next(f for f in cells[(dataset, t1), "clean"].folders)
-            train = ""
-        cell.command = f"{train}{' && ' if train else ''}nodekd attack pgd --run {folder} --eps-max 20"
+        elif trained:
+            cell.command = f"nodekd attack pgd --run {trained[0]} --eps-max 20"
+        else:
+            cell.command = f"{train} && nodekd attack pgd --run {folder} --eps-max 20"
     return Table(
         "table3",
         "Table 3: accuracy (%) of NODEs(t1) without distillation under PGD",
