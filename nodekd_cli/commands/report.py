@@ -24,14 +24,12 @@ def report(
     ] = None,
 ):
     """Tables 1-3 and Figure 1 of the paper filled from the runs, each cell beside the paper's value."""
-    from nodekd_cli import figure
     from nodekd_cli import report as reports
 
     if format not in FORMATS:
         raise UserError(f"Unknown format {format!r}; choose one of: {', '.join(FORMATS)}.")
     out = out or runs_dir / "report"
     result = build_report(runs_dir, out)
-    result.figures = figure.write_figure1(result.series, out)
     if format == "rich":
         output.report(result)
     elif format == "markdown":
@@ -44,7 +42,9 @@ def report(
 
 
 def build_report(runs_dir, out):
-    """The report over `runs_dir` (skipped folders named on stderr); a `UserError` when there is nothing to show."""
+    """The report over `runs_dir`, its figures written into `out` (skipped folders named on stderr); a `UserError`
+    when there is nothing to show."""
+    from nodekd_cli import figure
     from nodekd_cli import report as reports
 
     if not runs_dir.is_dir():
@@ -57,4 +57,5 @@ def build_report(runs_dir, out):
             f"No finished runs under {runs_dir}; run nodekd reproduce --preset quick (the whole study on digits) "
             f"or nodekd teacher train resnet20 first."
         )
+    result.figures = figure.write_figure1(result.series, out)
     return result

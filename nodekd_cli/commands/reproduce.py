@@ -148,14 +148,9 @@ def reproduce(
 
 
 def _report(runs_dir):
-    from nodekd_cli import figure
     from nodekd_cli.commands.report import build_report
 
-    out = runs_dir / "report"
     try:
-        result = build_report(runs_dir, out)
+        output.report(build_report(runs_dir, runs_dir / "report"))
     except UserError as error:
         output.error(str(error))
-        return
-    result.figures = figure.write_figure1(result.series, out)
-    output.report(result)
