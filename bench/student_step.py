@@ -29,12 +29,17 @@ class _Reference:
         from models.ode import group_count
 
         groups = group_count(channels)
+        design = keras_model.get_layer("ode").func
+        if design.norm != "pre":
+            raise ValueError("The reference student has pre-norm dynamics (GroupNorm -> ReLU -> conv).")
+        time_scale = {"raw": 1.0, "scaled": 1.0 / t1, "none": None}[design.time_input]
 
         class Func(nn.Module):
             def __init__(self):
                 super().__init__()
+                inputs = channels + (0 if time_scale is None else 1)
                 self.norms = nn.ModuleList(nn.GroupNorm(groups, channels) for _ in range(5))
-                self.convs = nn.ModuleList(nn.Conv2d(channels + 1, channels, 3, padding=1) for _ in range(4))
+                self.convs = nn.ModuleList(nn.Conv2d(inputs, channels, 3, padding=1) for _ in range(4))
                 self.nfe = 0
 
             def forward(self, t, y):
@@ -42,7 +47,9 @@ class _Reference:
                 h = y
                 for norm, conv in zip(self.norms, self.convs):
                     h = torch.relu(norm(h))
-                    h = conv(torch.cat([torch.ones_like(h[:, :1]) * t, h], dim=1))
+                    if time_scale is not None:
+                        h = torch.cat([torch.ones_like(h[:, :1]) * (t * time_scale), h], dim=1)
+                    h = conv(h)
                 return self.norms[-1](h)
 
         in_channels = keras_model.input_shape[-1]

@@ -31,37 +31,83 @@ def solver_methods():
     return sorted(SOLVERS)
 
 
+# The design choices of the dynamics, each a registry feeding the CLI's choices (README, "Long time horizons").
+TIME_INPUTS = {
+    "raw": "t as a constant extra input channel of every convolution (odenet)",
+    "scaled": "t / t1 as that channel, in [0, 1] whatever the horizon",
+    "none": "no time input: autonomous dynamics f(y)",
+}
+NORMS = {
+    "pre": "GroupNorm -> ReLU -> conv, four times, then a last GroupNorm (odenet)",
+    "post": "conv -> GroupNorm -> ReLU, four times, without the last ReLU",
+}
+INITS = {
+    "he": "He initialization of the convolutions, GroupNorm scales 1 (odenet)",
+    "identity": "as he, but the last GroupNorm's scale starts at 0: f = 0, so y(t1) = y(0) for every t1",
+    "horizon": "as he, but the last GroupNorm's scale starts at 1 / t1: the flow moves as far as a t1 = 1 one",
+}
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"Unknown {name} {value!r}; valid: {', '.join(choices)}. Received: {name}={value!r}")
+
+
 @keras.saving.register_keras_serializable(package="nodekd")
 class ConvODEFunc(keras.layers.Layer):
-    """f(t, y): `num_layers` times GroupNorm -> ReLU -> 3x3 conv of [t, h], then a last GroupNorm.
+    """f(t, y): the paper's "4 layers convolutional neural network with 3x3 kernel size", with GroupNorm.
 
-    The layout of torchdiffeq's `odenet_mnist.py` (time enters every convolution as a constant extra input
-    channel; GroupNorm, here with `group_count(channels)` groups), with the paper's four convolutions. Inputs are
-    channels-first.
+    The defaults are the layout of torchdiffeq's `odenet_mnist.py`: `num_layers` times GroupNorm -> ReLU -> 3x3 conv
+    of [t, h] (time enters every convolution as a constant extra input channel), then a last GroupNorm, with
+    `group_count(channels)` groups. Three choices change that layout (`TIME_INPUTS`, `NORMS`, `INITS`); they decide
+    whether long time horizons train (README, "Long time horizons"). Inputs are channels-first.
 
     Args:
         channels: channels of the state y (and of every hidden layer).
         num_layers: number of convolutions.
+        time_input: "raw" (t), "scaled" (t / horizon) or "none" (no time channel).
+        horizon: t1, the end of the time horizon, which "scaled" divides by.
+        norm: "pre" (GroupNorm before each convolution and after the last) or "post" (after each convolution).
+        init: "he"; "identity" (the last GroupNorm's scale starts at 0, so that f = 0 and the flow is the
+            identity at initialization whatever t1); or "horizon" (that scale starts at 1 / horizon, so that the
+            flow over [0, horizon] starts as far from the identity as odenet's over [0, 1]).
     """
 
-    def __init__(self, channels, num_layers=4, **kwargs):
+    def __init__(self, channels, num_layers=4, time_input="raw", horizon=1.0, norm="pre", init="he", **kwargs):
         super().__init__(**kwargs)
-        if channels < 1 or num_layers < 1:
-            raise ValueError(f"channels and num_layers must be positive. Received: {channels}, {num_layers}")
+        if channels < 1 or num_layers < 1 or horizon <= 0:
+            raise ValueError(
+                f"channels, num_layers and horizon must be positive. Received: channels={channels}, "
+                f"num_layers={num_layers}, horizon={horizon}"
+            )
+        _check_choice("time_input", time_input, TIME_INPUTS)
+        _check_choice("norm", norm, NORMS)
+        _check_choice("init", init, INITS)
         self.channels = channels
         self.num_layers = num_layers
+        self.time_input = time_input
+        self.horizon = float(horizon)
+        self.norm = norm
+        self.init = init
         self.groups = group_count(channels)
+
+    @property
+    def num_norms(self):
+        return self.num_layers + (1 if self.norm == "pre" else 0)
 
     def build(self, input_shape):
         if input_shape[1] != self.channels:
             raise ValueError(f"Expected {self.channels} channels on axis 1. Received: input_shape={input_shape}")
         self.kernels, self.biases, self.gammas, self.betas = [], [], [], []
-        for i in range(self.num_layers + 1):
-            self.gammas.append(self.add_weight((self.channels,), "ones", name=f"norm{i}_gamma"))
+        last_scale = {"he": 1.0, "identity": 0.0, "horizon": 1.0 / self.horizon}[self.init]
+        for i in range(self.num_norms):
+            scale = keras.initializers.Constant(last_scale if i == self.num_norms - 1 else 1.0)
+            self.gammas.append(self.add_weight((self.channels,), scale, name=f"norm{i}_gamma"))
             self.betas.append(self.add_weight((self.channels,), "zeros", name=f"norm{i}_beta"))
+        inputs = self.channels + (0 if self.time_input == "none" else 1)
         for i in range(self.num_layers):
-            # Keras's (kh, kw, in, out) layout, so that he_normal sees the right fan-in; one extra input for t.
-            kernel_shape = (3, 3, self.channels + 1, self.channels)
+            # Keras's (kh, kw, in, out) layout, so that he_normal sees the right fan-in (with the time channel).
+            kernel_shape = (3, 3, inputs, self.channels)
             self.kernels.append(self.add_weight(kernel_shape, "he_normal", name=f"conv{i}_kernel"))
             self.biases.append(self.add_weight((self.channels,), "zeros", name=f"conv{i}_bias"))
 
@@ -76,16 +122,31 @@ class ConvODEFunc(keras.layers.Layer):
         import torch
         import torch.nn.functional as F
 
-        n = self.num_layers
+        n, m = self.num_layers, self.num_norms
         params = self.solve_params() if params is None else params
         kernels, biases = params[:n], params[n : 2 * n]
-        gammas, betas = params[2 * n : 3 * n + 1], params[3 * n + 1 :]
+        gammas, betas = params[2 * n : 2 * n + m], params[2 * n + m :]
+        time = None if self.time_input == "none" else t.to(y.dtype)
+        if self.time_input == "scaled":
+            time = time / self.horizon
+
+        def conv(i, h):
+            if time is not None:
+                h = torch.cat([torch.ones_like(h[:, :1]) * time, h], dim=1)
+            return F.conv2d(h, kernels[i], biases[i], padding=1)
+
+        def norm(i, h):
+            return F.group_norm(h, self.groups, gammas[i], betas[i], eps=1e-5)
+
         h = y
+        if self.norm == "pre":
+            for i in range(n):
+                h = conv(i, F.relu(norm(i, h)))
+            return norm(n, h)
         for i in range(n):
-            h = F.relu(F.group_norm(h, self.groups, gammas[i], betas[i], eps=1e-5))
-            time = torch.ones_like(h[:, :1]) * t.to(h.dtype)
-            h = F.conv2d(torch.cat([time, h], dim=1), kernels[i], biases[i], padding=1)
-        return F.group_norm(h, self.groups, gammas[n], betas[n], eps=1e-5)
+            h = norm(i, conv(i, h))
+            h = F.relu(h) if i < n - 1 else h
+        return h
 
     def call(self, y, t=0.0):
         import torch
@@ -94,7 +155,16 @@ class ConvODEFunc(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"channels": self.channels, "num_layers": self.num_layers})
+        config.update(
+            {
+                "channels": self.channels,
+                "num_layers": self.num_layers,
+                "time_input": self.time_input,
+                "horizon": self.horizon,
+                "norm": self.norm,
+                "init": self.init,
+            }
+        )
         return config
 
 
@@ -171,7 +241,7 @@ class ODEBlock(keras.layers.Layer):
 
         if self.method not in solver_methods():
             raise ValueError(f"Unknown ODE method {self.method!r}; valid: {', '.join(solver_methods())}")
-        t = torch.tensor([0.0, self.t1], device=y0.device)
+        t = torch.tensor([0.0, self.t1], dtype=y0.dtype, device=y0.device)
         kwargs = {"rtol": self.rtol, "atol": self.atol, "method": self.method, "options": self._options()}
         self.nfe_forward = self.nfe_backward = 0
         # A func may prepare what its dynamics read once per solve (`solve_params`); the adjoint differentiates
@@ -210,11 +280,10 @@ class ODEBlock(keras.layers.Layer):
 
 
 def ode_blocks(model):
-    """The ODEBlock layers of `model` and of the models nested in it."""
+    """The ODEBlock layers of `model` and of the models nested in it, each once (a model that keeps a list of its
+    student's blocks, as `Distiller` does, lists them among its layers a second time)."""
     found = []
     for layer in model.layers:
-        if isinstance(layer, ODEBlock):
-            found.append(layer)
-        elif isinstance(layer, keras.Model):
-            found += ode_blocks(layer)
+        inner = [layer] if isinstance(layer, ODEBlock) else ode_blocks(layer) if isinstance(layer, keras.Model) else []
+        found += [block for block in inner if all(block is not seen for seen in found)]
     return found

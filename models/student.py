@@ -6,8 +6,10 @@ design (REFERENCE.md):
 
 - stem: a 3x3 convolution to `channels`, then `downsample` times GroupNorm -> ReLU -> 4x4 convolution with stride 2
   (odenet uses 2, giving 1/4 resolution: 8x8 for 32x32 images);
-- ODE block: `ConvODEFunc` (time as an extra input channel of every convolution, GroupNorm), integrated from 0
-  to t1;
+- ODE block: `ConvODEFunc`, integrated from 0 to t1. odenet's dynamics (time as an extra input channel of every
+  convolution, GroupNorm -> ReLU -> conv, a last GroupNorm) are kept, but by default without the time channel and
+  with the last GroupNorm's scale starting at 1 / t1 (`time_input="none"`, `init="horizon"`): odenet's own left
+  t1 = 100 and 500 at chance (README, "Long time horizons"); `time_input="raw", init="he"` is odenet's;
 - GroupNorm everywhere with `group_count(C)` groups: odenet's 32 at 512 channels, and at least 16 channels per
   group for narrow students (one channel per group erases what the pooling head needs);
 - head: GroupNorm -> ReLU -> global average pooling -> dense logits.
@@ -34,6 +36,9 @@ def build_student(
     channels=512,
     downsample=2,
     t1=1.0,
+    time_input="none",
+    norm="pre",
+    init="horizon",
     mean=None,
     std=None,
     method="dopri5",
@@ -44,7 +49,8 @@ def build_student(
     adjoint=False,
     name="ode_student",
 ):
-    """Builds the Neural ODE student; solver arguments go to `ODEBlock`."""
+    """Builds the Neural ODE student; `time_input`, `norm` and `init` go to `ConvODEFunc`, the solver arguments to
+    `ODEBlock`."""
     if downsample < 0 or input_shape[0] % (2**downsample) or input_shape[1] % (2**downsample):
         raise ValueError(f"The image size must divide by 2**downsample. Received: {input_shape}, {downsample}")
     conv = {"kernel_initializer": "he_normal", "data_format": "channels_first"}
@@ -60,7 +66,7 @@ def build_student(
         x = layers.ReLU(name=f"stem_relu{i}")(x)
         x = layers.ZeroPadding2D(1, data_format="channels_first", name=f"stem_pad{i}")(x)
         x = layers.Conv2D(channels, 4, strides=2, name=f"stem_down{i}", **conv)(x)
-    func = ConvODEFunc(channels, name="dynamics")
+    func = ConvODEFunc(channels, time_input=time_input, horizon=t1, norm=norm, init=init, name="dynamics")
     x = ODEBlock(
         func,
         t1=t1,

@@ -69,6 +69,18 @@ StudentEpochs = Annotated[
     typer.Option("--epochs", help="Epochs (default: the paper's: cifar10 200, svhn 40; digits 20)."),
 ]
 StudentBatchSize = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 128; digits 32).")]
+TimeInput = Annotated[
+    str | None,
+    typer.Option("--time-input", help="Time input of the dynamics: raw (t, odenet), scaled (t / t1) or none."),
+]
+Norm = Annotated[
+    str | None,
+    typer.Option("--norm", help="GroupNorm in the dynamics: pre (before each conv and after the last, odenet) or post."),
+]
+Init = Annotated[
+    str | None,
+    typer.Option("--init", help="he (odenet), or identity (f = 0 at the start: y(t1) = y(0) whatever t1)."),
+]
 Method = Annotated[str, typer.Option("--method", help="torchdiffeq solver, e.g. dopri5, rk4, euler.")]
 Rtol = Annotated[float, typer.Option("--rtol", help="Relative tolerance of adaptive solvers.")]
 Atol = Annotated[float, typer.Option("--atol", help="Absolute tolerance of adaptive solvers.")]

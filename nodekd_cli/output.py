@@ -89,6 +89,8 @@ def run_summary(title, folder, config, metrics):
     for key in keys:
         if config.get(key) is not None:
             table.add_row(key.replace("_", " "), str(config[key]))
+    if config.get("dynamics"):
+        table.add_row("dynamics", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in config["dynamics"].items()))
     if config.get("solver"):
         table.add_row("solver", ", ".join(f"{k} {v}" for k, v in config["solver"].items() if v is not None))
     table.add_row("parameters", f"{metrics['params']:,}")
@@ -194,7 +196,7 @@ def report(report):
         for note in table.notes:
             info(f"[dim]{note}[/]")
     runs_table = Table(title="Runs", title_justify="left")
-    for column in ("run", "model", "data set", "t1", "T", "lambda", "solver", "params", "accuracy (%)", "NFE"):
+    for column in ("run", "model", "data set", "t1", "T", "lambda", "dynamics", "solver", "params", "accuracy (%)", "NFE"):
         runs_table.add_column(column, justify="right" if column in ("params", "accuracy (%)", "NFE") else "left")
     runs_table.add_column("train time", justify="right")
     runs_table.add_column("attacks / check")
@@ -206,6 +208,7 @@ def report(report):
             row["model"] if row["kind"] == "teacher" else f"NODE ({row['teacher']})" if row["teacher"] else "NODE",
             row["dataset"],
             *(_plain_number(row[key]) for key in ("t1", "T", "lambda")),
+            row["dynamics"] or "-",
             row["solver"] or "-",
             "-" if row["params"] is None else f"{row['params']:,}",
             f"{row['accuracy']:.2f}",

@@ -7,8 +7,8 @@ Runs are matched to cells by their `config.json`, never by folder names:
   run's test accuracy.
 - Figure 1: accuracy against eps from `attacks/<attack>.json`, per data set and attack, one line per family
   (each ResNet teacher; NODEs(t1) with and without distillation, averaged over their runs).
-Students fill the paper's cells only when solved with the paper's dopri5 and trained with lambda 0 or 0.9; every
-run appears in the run table. Several runs in one cell (seeds) give their mean and their count.
+Students fill the paper's cells only when built with nodekd's default dynamics, solved with the paper's dopri5 and
+trained with lambda 0 or 0.9; every run appears in the run table. Several runs in one cell (seeds) give their mean and their count.
 
 The module computes; `nodekd_cli.output` renders to the terminal, and `to_markdown`, `to_json`, `write_csv` here
 turn a report into text for papers and scripts.
@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from nodekd_cli import runs as run_files
-from nodekd_cli import teachers
+from nodekd_cli import students, teachers
 
 PAPER_TEACHERS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 PAPER_SOLVER = "dopri5"
@@ -59,11 +59,16 @@ class Run:
 
     @property
     def in_paper_setup(self):
-        """Teachers always; students solved with dopri5 and trained with lambda 0 or the paper's 0.9."""
+        """Teachers always; students of nodekd's default dynamics, solved with dopri5 and trained with lambda 0 or the
+        paper's 0.9."""
         if self.config["kind"] == "teacher":
             return True
         solver = self.config.get("solver") or {}
-        return solver.get("method") == PAPER_SOLVER and self.config.get("lambda") in (0.0, PAPER_LAMBDA)
+        return (
+            solver.get("method") == PAPER_SOLVER
+            and self.config.get("lambda") in (0.0, PAPER_LAMBDA)
+            and students.dynamics_of(self.config) == students.DEFAULT_DYNAMICS
+        )
 
     def family(self):
         """The run's line in Figure 1."""
@@ -373,6 +378,7 @@ def run_rows(report):
                 "t1": config.get("t1"),
                 "T": config.get("T"),
                 "lambda": config.get("lambda"),
+                "dynamics": None if config["kind"] == "teacher" else students.dynamics_label(students.dynamics_of(config)),
                 "solver": solver.get("method"),
                 "rtol": solver.get("rtol"),
                 "atol": solver.get("atol"),
@@ -442,12 +448,13 @@ def to_markdown(report):
         lines += [""] + [f"- {note}" for note in table.notes] + ([""] if table.notes else [])
     lines += ["### Figure 1: accuracy against eps", ""]
     lines += [f"![{Path(f).stem}]({f})" for f in report.figures] or ["No attack results yet."]
-    lines += ["", "### Runs", "", "| run | kind | data set | t1 | T | lambda | solver | params | accuracy | NFE |"]
-    lines.append("|" + " --- |" * 10)
+    lines += ["", "### Runs", "", "| run | kind | data set | t1 | T | lambda | dynamics | solver | params | accuracy | NFE |"]
+    lines.append("|" + " --- |" * 11)
     for row in run_rows(report):
         lines.append(
             f"| {row['folder']} | {row['model'] if row['kind'] == 'teacher' else 'student'} | {row['dataset']} | "
-            f"{_maybe(row['t1'])} | {_maybe(row['T'])} | {_maybe(row['lambda'])} | {row['solver'] or '-'} | "
+            f"{_maybe(row['t1'])} | {_maybe(row['T'])} | {_maybe(row['lambda'])} | {row['dynamics'] or '-'} | "
+            f"{row['solver'] or '-'} | "
             f"{_maybe(row['params'])} | {row['accuracy']:.2f} | {_number(row['nfe'], 1)} |"
         )
     if report.missing:

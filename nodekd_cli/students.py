@@ -32,6 +32,11 @@ SGD_MAX_T1 = 5
 OPTIMIZERS = ("auto", "sgd", "adam")
 SOFT_TARGETS = ("precomputed", "online")
 SOFT_TARGETS_FILE = "soft_targets.npy"
+# The student's dynamics (README, "Long time horizons"): odenet's design left t1 = 100 and 500 at chance; without
+# its time channel and with the flow's scale starting at 1 / t1 they learn (`bench/long_horizon.py`). The same
+# defaults as `models.build_student`'s.
+ODENET = {"time_input": "raw", "norm": "pre", "init": "he"}
+DEFAULT_DYNAMICS = {"time_input": "none", "norm": "pre", "init": "horizon"}
 
 
 def resolve_optimizer(requested, t1, distilled):
@@ -60,6 +65,29 @@ def solver_config(method="dopri5", rtol=1e-3, atol=1e-3, step_size=None, max_num
     }
 
 
+def dynamics_config(time_input=None, norm=None, init=None):
+    """The design of the student's dynamics (`models.ConvODEFunc`); a choice left as None takes nodekd's default."""
+    from models.ode import INITS, NORMS, TIME_INPUTS
+
+    chosen = {"time_input": time_input, "norm": norm, "init": init}
+    registries = {"time_input": TIME_INPUTS, "norm": NORMS, "init": INITS}
+    for key, value in chosen.items():
+        if value is not None and value not in registries[key]:
+            option = "--" + key.replace("_", "-")
+            raise UserError(f"Unknown {option} {value!r}; choose one of: {', '.join(registries[key])}.")
+    return {key: DEFAULT_DYNAMICS[key] if value is None else value for key, value in chosen.items()}
+
+
+def dynamics_of(config):
+    """The dynamics design of a student run's config (runs made before the choice existed used odenet's)."""
+    return config.get("dynamics") or ODENET
+
+
+def dynamics_label(dynamics):
+    """A short name for a dynamics design: "odenet", or time input/norm/init as in "scaled/pre/identity"."""
+    return "odenet" if dynamics == ODENET else "/".join(dynamics[key] for key in ("time_input", "norm", "init"))
+
+
 def student_config(
     dataset,
     *,
@@ -78,6 +106,7 @@ def student_config(
     crop_padding=None,
     flip=None,
     solver=None,
+    dynamics=None,
 ):
     """The resolved configuration of a student run. `teacher` is (run folder, teacher config) for distillation."""
     family = data.check_name(dataset)
@@ -117,6 +146,7 @@ def student_config(
         "crop_padding": augmentation.crop_padding if crop_padding is None else crop_padding,
         "flip": augmentation.flip if flip is None else flip,
         "solver": solver or solver_config(),
+        "dynamics": dynamics or dynamics_config(),
     }
     for key in ("epochs", "batch_size", "channels"):
         if config[key] < 1:
@@ -186,6 +216,7 @@ def build(config, dataset):
             channels=config["channels"],
             downsample=config["downsample"],
             t1=config["t1"],
+            **dynamics_of(config),
             mean=mean,
             std=[max(s, 1e-3) for s in std],
             **config["solver"],

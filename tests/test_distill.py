@@ -203,3 +203,35 @@ def test_a_downsample_the_images_cannot_take_leaves_no_run_folder(tmp_path):
     code, text = invoke("student", "train", "--downsample", "4", "--out", str(tmp_path / "s"), "--device", "cpu")
     assert code == 1 and "--downsample 4 needs image sides divisible by 16" in text
     assert not (tmp_path / "s").exists()
+
+
+def test_dynamics_options_reach_the_config_and_the_saved_model(tmp_path):
+    out = tmp_path / "s"
+    design = ["--time-input", "scaled", "--norm", "post", "--init", "identity"]
+    code, text = invoke("student", "train", "--t1", "5", "--out", str(out), *design, *SMALL[:2], "--channels", "8")
+    assert code == 0, text
+    config, _ = runs.read_run(out, kind="student")
+    assert config["dynamics"] == {"time_input": "scaled", "norm": "post", "init": "identity"}
+    func = models.ode_blocks(keras.saving.load_model(out / "model.keras"))[0].func
+    assert (func.time_input, func.horizon, func.norm, func.init) == ("scaled", 5.0, "post", "identity")
+    # The run table names the design; odenet's is called by its name.
+    assert students.dynamics_label(config["dynamics"]) == "scaled/post/identity"
+    assert students.dynamics_label(students.ODENET) == "odenet"
+    code, text = invoke("student", "train", "--time-input", "clock", "--out", str(tmp_path / "x"))
+    assert code == 1 and "Unknown --time-input 'clock'; choose one of: raw, scaled, none." in text
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_default_dynamics_are_build_students():
+    import inspect
+
+    defaults = inspect.signature(models.build_student).parameters
+    assert students.dynamics_config() == {key: defaults[key].default for key in students.DEFAULT_DYNAMICS}
+
+
+def test_a_digits_student_at_t1_100_learns_well_above_chance(tmp_path, digits):
+    # The default design at a long horizon, on a test-sized budget (odenet's design stays at 10% here).
+    config = students.student_config("digits", t1=100, epochs=3, batch_size=64)
+    runs.open_run(tmp_path, config)
+    metrics = students.train(tmp_path, config, digits)
+    assert metrics["test_accuracy"] > 0.4

@@ -13,11 +13,13 @@ LAYERS = [
     (lambda: models.BatchNorm(axis=1, momentum=0.9, epsilon=1e-5), (2, 3, 4, 4)),
     (lambda: models.BasicBlock(32, stride=2, data_format="channels_first"), (2, 16, 8, 8)),
     (lambda: models.ConvODEFunc(8, num_layers=2), (2, 8, 4, 4)),
+    (lambda: models.ConvODEFunc(8, time_input="scaled", horizon=100.0, norm="post", init="horizon"), (2, 8, 4, 4)),
+    (lambda: models.ConvODEFunc(8, num_layers=3, time_input="none", init="identity"), (2, 8, 4, 4)),
     (lambda: models.ODEBlock(models.ConvODEFunc(8), t1=3.0, method="rk4", step_size=0.5, adjoint=True), (2, 8, 4, 4)),
 ]
 
 
-@pytest.mark.parametrize("make, shape", LAYERS, ids=lambda v: type(v()).__name__ if callable(v) else None)
+@pytest.mark.parametrize("make, shape", LAYERS, ids=lambda v: type(v()).__name__ if callable(v) else "")
 def test_config_round_trip_and_save_load(make, shape, tmp_path):
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     layer = make()

@@ -136,11 +136,85 @@ def test_solver_settings_can_change_on_a_loaded_model(tmp_path):
     assert block.nfe_forward == 4 * 4  # four rk4 steps of four evaluations
 
 
-def test_student_at_the_papers_width_has_the_expected_parameters():
-    # stem 3x3 (3 -> 512) and two 4x4 stride-2 convs with biases; 5 GroupNorms and 4 3x3 convs (513 -> 512) in the
-    # ODE function; head GroupNorm and dense; two stem GroupNorms.
+@pytest.mark.parametrize(
+    "time_input, norm, norms", [("raw", "pre", 5), ("scaled", "pre", 5), ("none", "pre", 5), ("none", "post", 4)]
+)
+def test_student_at_the_papers_width_has_the_expected_parameters(time_input, norm, norms):
+    # stem 3x3 (3 -> 512) and two 4x4 stride-2 convs with biases; two stem GroupNorms; in the ODE function 4 3x3
+    # convs (512 -> 512, with a time channel 513 -> 512) and 5 GroupNorms (pre) or 4 (post); head GroupNorm and dense.
     c = 512
-    expected = (27 * c + c) + 2 * (16 * c * c + c) + 2 * 2 * c + 5 * 2 * c + 4 * (9 * (c + 1) * c + c) + 2 * c
+    inputs = c if time_input == "none" else c + 1
+    expected = (27 * c + c) + 2 * (16 * c * c + c) + 2 * 2 * c + norms * 2 * c + 4 * (9 * inputs * c + c) + 2 * c
     expected += c * 10 + 10
-    model = models.build_student(channels=c)
+    model = models.build_student(channels=c, time_input=time_input, norm=norm)
     assert sum(int(np.prod(v.shape)) for v in model.trainable_weights) == expected
+
+
+DESIGNS = [("raw", "pre"), ("scaled", "pre"), ("none", "pre"), ("scaled", "post"), ("none", "post")]
+
+
+@pytest.mark.parametrize("t1", [1.0, 100.0, 500.0])
+@pytest.mark.parametrize("time_input, norm", DESIGNS)
+def test_identity_init_starts_as_the_identity_flow(t1, time_input, norm):
+    keras.utils.set_random_seed(3)
+    func = ConvODEFunc(8, time_input=time_input, horizon=t1, norm=norm, init="identity", dtype="float64")
+    y0 = torch.randn(2, 8, 4, 4, dtype=torch.float64)
+    func.build(y0.shape)
+    with torch.no_grad():
+        assert torch.count_nonzero(func.dynamics(torch.tensor(t1 / 2), y0)) == 0  # f = 0 exactly
+        y1 = ODEBlock(func, t1=t1, dtype="float64")(y0)
+    # y(t1) = y(0) whatever the horizon, up to the rounding of dopri5's interpolation at t1.
+    np.testing.assert_allclose(y1.numpy(), y0.numpy(), rtol=0, atol=1e-12)
+
+
+def _unit_horizon_twin(func):
+    """The same dynamics over [0, 1]: equal weights, except that the last GroupNorm's scale is 1 (horizon init's
+    1 / t1 times t1)."""
+    twin = ConvODEFunc(
+        func.channels, time_input=func.time_input, horizon=1.0, norm=func.norm, init="he", dtype=func.dtype
+    )
+    twin.build((None, func.channels, None, None))
+    twin.set_weights(func.get_weights())
+    twin.gammas[-1].assign(func.gammas[-1].numpy() * func.horizon)
+    return twin
+
+
+@pytest.mark.parametrize("t1", [100.0, 500.0])
+@pytest.mark.parametrize("time_input, norm", [d for d in DESIGNS if d[0] != "raw"])
+def test_horizon_init_starts_as_the_unit_horizon_flow(t1, time_input, norm):
+    # y over [0, t1] with f = g / t1 at time t / t1 is z over [0, 1] with g at time s: z(s) = y(s t1), and
+    # Runge-Kutta steps on grids rescaled with time agree to rounding. (dopri5 agrees only to its tolerance: its
+    # first step is not chosen scale-free.)
+    keras.utils.set_random_seed(4)
+    func = ConvODEFunc(4, time_input=time_input, horizon=t1, norm=norm, init="horizon", dtype="float64")
+    func.build((None, 4, None, None))
+    twin = _unit_horizon_twin(func)
+    np.testing.assert_allclose(func.gammas[-1].numpy(), 1 / t1)
+    y0 = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    long = ODEBlock(func, t1=t1, method="rk4", step_size=t1 / 8, dtype="float64")
+    unit = ODEBlock(twin, t1=1.0, method="rk4", step_size=1 / 8, dtype="float64")
+    with torch.no_grad():
+        y_long, y_unit = long(y0), unit(y0)
+    np.testing.assert_allclose(y_long.numpy(), y_unit.numpy(), rtol=0, atol=1e-12)
+    assert not torch.allclose(y_long, y0, atol=1e-2)  # a flow that moves, unlike identity init's
+
+
+def test_dynamics_choices_are_checked():
+    for arguments, name in (({"time_input": "t"}, "time_input"), ({"norm": "mid"}, "norm"), ({"init": "x"}, "init")):
+        with pytest.raises(ValueError, match=f"Unknown {name}"):
+            ConvODEFunc(4, **arguments)
+    with pytest.raises(ValueError, match="horizon must be positive"):
+        ConvODEFunc(4, horizon=0.0)
+
+
+def test_a_distillers_blocks_are_counted_once():
+    # Distiller keeps its student's ODE blocks in a list, which Keras tracks as its layers too: the evaluation NFE
+    # of a distiller must still be the block's own count, not twice it.
+    from nodekd_cli.training import evaluate
+
+    student = models.build_student(input_shape=(8, 8, 1), channels=8, downsample=0, mean=[0.3], std=[0.4])
+    distiller = models.Distiller(student, lam=0.0)
+    assert models.ode_blocks(distiller) == models.ode_blocks(student)
+    x = np.random.default_rng(0).integers(0, 255, (6, 8, 8, 1), dtype=np.uint8)
+    result = evaluate(distiller, x, np.zeros(6, dtype=np.int64))
+    assert result["nfe"] == models.ode_blocks(student)[0].nfe_forward > 0

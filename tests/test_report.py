@@ -9,6 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nodekd_cli.app import app
+from nodekd_cli.students import DEFAULT_DYNAMICS
 
 SOLVER = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3, "step_size": None, "max_num_steps": None, "adjoint": False}
 EPS = [0, 4, 8, 12, 16, 20]
@@ -33,9 +34,9 @@ def teacher(model, dataset):
     return {"kind": "teacher", "model": model, "dataset": dataset, "seed": 0}
 
 
-def student(dataset, t1, *, teacher_model=None, T=None, lam=None, seed=0, solver=SOLVER):
+def student(dataset, t1, *, teacher_model=None, T=None, lam=None, seed=0, solver=SOLVER, dynamics=None):
     distilled = teacher_model is not None
-    return {
+    config = {
         "kind": "student",
         "model": "node",
         "dataset": dataset,
@@ -46,7 +47,11 @@ def student(dataset, t1, *, teacher_model=None, T=None, lam=None, seed=0, solver
         "teacher_model": teacher_model,
         "solver": solver,
         "seed": seed,
+        "dynamics": dynamics or DEFAULT_DYNAMICS,
     }
+    if dynamics == "before the choice":
+        del config["dynamics"]  # a run made before the dynamics were a choice: odenet's design
+    return config
 
 
 @pytest.fixture
@@ -63,6 +68,7 @@ def study(tmp_path):
     rk4 = {**SOLVER, "method": "rk4", "step_size": 0.1}
     write_run(root / "f", student("svhn", 1, teacher_model="resnet32", T=3.0, solver=rk4), 0.10)
     write_run(root / "g", student("svhn", 1, teacher_model="resnet32", T=3.0, lam=0.5), 0.20)
+    write_run(root / "j", student("svhn", 1, teacher_model="resnet32", T=3.0, dynamics="before the choice"), 0.30)
     check = {"masking": True, "checks": [{"check": "x", "passed": False}]}
     write_run(root / "h", student("digits", 100), 0.9, {"pgd": pgd_node, "mifgsm": pgd_node}, check)
     write_run(root / "nested" / "i", student("digits", 1, teacher_model="resnet20", T=3.0), 0.96, {"pgd": pgd_node})
@@ -113,7 +119,8 @@ def test_json_puts_each_run_in_its_cell_beside_the_paper(study):
         "folders": [],
     }
     table2 = cells(document, "table2")
-    # The rk4 student and the lambda 0.5 student are not the paper's setup: only the dopri5, lambda 0.9 one counts.
+    # The rk4, the lambda 0.5 and the odenet-dynamics students are not the setup of the paper's cells: only the
+    # dopri5, lambda 0.9 one of nodekd's default dynamics counts.
     assert table2[("svhn", 3.0), "resnet32"]["value"] == pytest.approx(93.0)
     assert table2[("svhn", 3.0), "resnet32"]["runs"] == 1
     assert table2[("svhn", 3.0), "resnet32"]["paper"] == 92.89
@@ -130,7 +137,9 @@ def test_json_puts_each_run_in_its_cell_beside_the_paper(study):
     assert any("nodekd attack pgd --run" in c and str(study / "c") in c for c in document["missing"])
     assert "nodekd reproduce --preset paper --datasets cifar10" in document["missing"]
     runs = {row["folder"]: row for row in document["runs"]}
-    assert len(runs) == 9
+    assert len(runs) == 10
+    assert runs[str(study / "j")]["in_paper_setup"] is False and runs[str(study / "j")]["dynamics"] == "odenet"
+    assert runs[str(study / "e")]["dynamics"] == "none/pre/horizon"
     assert runs[str(study / "h")]["check"] == "possible masking"
     assert runs[str(study / "f")]["in_paper_setup"] is False
     skipped = {entry["path"]: entry["reason"] for entry in document["skipped"]}

@@ -44,6 +44,9 @@ def distill(
     lr: options.StudentLr = None,
     channels: options.Channels = None,
     downsample: options.Downsample = None,
+    time_input: options.TimeInput = None,
+    norm: options.Norm = None,
+    init: options.Init = None,
     method: options.Method = "dopri5",
     rtol: options.Rtol = 1e-3,
     atol: options.Atol = 1e-3,
@@ -82,6 +85,7 @@ def distill(
         crop_padding=crop_padding,
         flip=flip,
         solver=students.solver_config(method, rtol, atol, step_size, max_num_steps, adjoint),
+        dynamics=students.dynamics_config(time_input, norm, init),
     )
     _run(config, out, device, teacher_config["dataset"], data_dir, manual_dir, teacher_model)
 
@@ -99,6 +103,9 @@ def train(
     lr: options.StudentLr = None,
     channels: options.Channels = None,
     downsample: options.Downsample = None,
+    time_input: options.TimeInput = None,
+    norm: options.Norm = None,
+    init: options.Init = None,
     method: options.Method = "dopri5",
     rtol: options.Rtol = 1e-3,
     atol: options.Atol = 1e-3,
@@ -132,5 +139,6 @@ def train(
         crop_padding=crop_padding,
         flip=flip,
         solver=students.solver_config(method, rtol, atol, step_size, max_num_steps, adjoint),
+        dynamics=students.dynamics_config(time_input, norm, init),
     )
     _run(config, out, device, dataset, data_dir, manual_dir)
