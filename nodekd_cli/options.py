@@ -75,7 +75,7 @@ TimeInput = Annotated[
 ]
 Norm = Annotated[
     str | None,
-    typer.Option("--norm", help="GroupNorm in the dynamics: pre (before each conv and after the last, odenet) or post."),
+    typer.Option("--norm", help="GroupNorm in the dynamics: pre (before each conv and after the last; odenet), post."),
 ]
 Init = Annotated[
     str | None,

@@ -196,7 +196,8 @@ def report(report):
         for note in table.notes:
             info(f"[dim]{note}[/]")
     runs_table = Table(title="Runs", title_justify="left")
-    for column in ("run", "model", "data set", "t1", "T", "lambda", "dynamics", "solver", "params", "accuracy (%)", "NFE"):
+    columns = ("run", "model", "data set", "t1", "T", "lambda", "dynamics", "solver", "params", "accuracy (%)", "NFE")
+    for column in columns:
         runs_table.add_column(column, justify="right" if column in ("params", "accuracy (%)", "NFE") else "left")
     runs_table.add_column("train time", justify="right")
     runs_table.add_column("attacks / check")

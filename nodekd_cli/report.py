@@ -8,7 +8,8 @@ Runs are matched to cells by their `config.json`, never by folder names:
 - Figure 1: accuracy against eps from `attacks/<attack>.json`, per data set and attack, one line per family
   (each ResNet teacher; NODEs(t1) with and without distillation, averaged over their runs).
 Students fill the paper's cells only when built with nodekd's default dynamics, solved with the paper's dopri5 and
-trained with lambda 0 or 0.9; every run appears in the run table. Several runs in one cell (seeds) give their mean and their count.
+trained with lambda 0 or 0.9; every run appears in the run table. Several runs in one cell (seeds) give their mean
+and their count.
 
 The module computes; `nodekd_cli.output` renders to the terminal, and `to_markdown`, `to_json`, `write_csv` here
 turn a report into text for papers and scripts.
@@ -368,6 +369,7 @@ def run_rows(report):
     for run in report.runs:
         config, metrics = run.config, run.metrics
         solver = config.get("solver") or {}
+        teacher = config["kind"] == "teacher"
         rows.append(
             {
                 "folder": str(run.folder),
@@ -378,7 +380,7 @@ def run_rows(report):
                 "t1": config.get("t1"),
                 "T": config.get("T"),
                 "lambda": config.get("lambda"),
-                "dynamics": None if config["kind"] == "teacher" else students.dynamics_label(students.dynamics_of(config)),
+                "dynamics": None if teacher else students.dynamics_label(students.dynamics_of(config)),
                 "solver": solver.get("method"),
                 "rtol": solver.get("rtol"),
                 "atol": solver.get("atol"),
@@ -448,8 +450,8 @@ def to_markdown(report):
         lines += [""] + [f"- {note}" for note in table.notes] + ([""] if table.notes else [])
     lines += ["### Figure 1: accuracy against eps", ""]
     lines += [f"![{Path(f).stem}]({f})" for f in report.figures] or ["No attack results yet."]
-    lines += ["", "### Runs", "", "| run | kind | data set | t1 | T | lambda | dynamics | solver | params | accuracy | NFE |"]
-    lines.append("|" + " --- |" * 11)
+    header = ("run", "kind", "data set", "t1", "T", "lambda", "dynamics", "solver", "params", "accuracy", "NFE")
+    lines += ["", "### Runs", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in run_rows(report):
         lines.append(
             f"| {row['folder']} | {row['model'] if row['kind'] == 'teacher' else 'student'} | {row['dataset']} | "
