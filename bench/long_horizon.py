@@ -39,9 +39,15 @@ CANDIDATES = {
 }
 
 
-def cifar_folder(archives, train_images, seed=0):
-    """The real CIFAR-10 JPEG images as a data set: `train_images` training images drawn evenly from the classes
-    with `seed`, and all 10,000 test images."""
+def balanced(labels, count, rng, classes=10):
+    """Sorted indices of `count` items drawn evenly from the classes."""
+    per_class = count // classes
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(classes)]))
+
+
+def cifar_folder(archives, train_images, test_images=10000, seed=0):
+    """The real CIFAR-10 JPEG images as a data set: `train_images` training and `test_images` test images, each
+    drawn evenly from the classes with `seed`."""
     from nodekd_cli.data import Dataset, folder
 
     root = Path(tempfile.mkdtemp(prefix="cifar10-jpeg-"))
@@ -50,11 +56,9 @@ def cifar_folder(archives, train_images, seed=0):
             archive.extractall(root, filter="data")
     full = folder.load(str(root), name=f"folder:{root}")
     rng = np.random.default_rng(seed)
-    per_class = train_images // full.num_classes
-    chosen = np.sort(
-        np.concatenate([rng.permutation(np.flatnonzero(full.y_train == c))[:per_class] for c in range(10)])
-    )
-    return Dataset(full.name, full.x_train[chosen], full.y_train[chosen], full.x_test, full.y_test, full.classes)
+    train, test = balanced(full.y_train, train_images, rng), balanced(full.y_test, test_images, rng)
+    return Dataset(full.name, full.x_train[train], full.y_train[train], full.x_test[test], full.y_test[test],
+                   full.classes)
 
 
 def run(candidate, t1, dataset, name, budget):
@@ -122,6 +126,7 @@ def main():
     parser.add_argument("--channels", type=int)
     parser.add_argument("--lr", type=float, help="learning rate of every candidate (default: its own)")
     parser.add_argument("--train-images", type=int, default=10000, help="CIFAR-10 training images")
+    parser.add_argument("--test-images", type=int, default=10000, help="CIFAR-10 test images")
     parser.add_argument("--cifar", default="../shared/data/cifar10-jpeg", help="folder of train/test.tar.xz")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--out", default="bench/results/long_horizon.jsonl")
@@ -144,11 +149,11 @@ def main():
     budget = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                 ("channels", args.channels), ("lr", args.lr)) if v is not None}
     if args.dataset == "cifar10":
-        dataset = cifar_folder(args.cifar, args.train_images)
-        budget["train_images"] = len(dataset.x_train)
+        dataset = cifar_folder(args.cifar, args.train_images, args.test_images)
+        budget.update(train_images=len(dataset.x_train), test_images=len(dataset.x_test))
     else:
         dataset = load_dataset("digits")
-    training_budget = {k: v for k, v in budget.items() if k != "train_images"}
+    training_budget = {k: v for k, v in budget.items() if not k.endswith("_images")}
     for candidate in args.candidates.split(","):
         if candidate not in CANDIDATES:
             parser.error(f"unknown candidate {candidate!r}; choose from: {', '.join(CANDIDATES)}")

@@ -218,6 +218,10 @@ def report(report):
             (", ".join(row["attacks"]) or "-") + checks[row["check"]],
         )
     console.print(runs_table)
+    if report.comparisons:
+        info("What the runs show:")
+        for comparison in report.comparisons:
+            console.print(f"  {comparison['text']}", highlight=False, markup=False, soft_wrap=True)
     if report.missing:
         info("To fill the empty cells:")
         for command in report.missing:

@@ -18,6 +18,7 @@ turn a report into text for papers and scripts.
 import csv
 import io
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from importlib import resources
@@ -35,6 +36,8 @@ TABLE3_EPS = (8, 12, 16, 20)
 FIGURE_ATTACKS = ("pgd", "mifgsm", "fgsm")
 ATTACK_TITLES = {"pgd": "PGD", "mifgsm": "MI-FGSM", "fgsm": "FGSM"}
 CHECK_FILE = "check.json"
+BUDGET_KEYS = ("epochs", "batch_size", "channels", "downsample")
+Z95 = 1.96
 
 
 def paper_results():
@@ -133,6 +136,7 @@ class Report:
     missing: list  # commands that would fill the empty cells
     paper_source: str
     figures: list = field(default_factory=list)  # written PNG files (see nodekd_cli.figure)
+    comparisons: list = field(default_factory=list)  # see `comparisons`
 
 
 def teacher_label(model):
@@ -363,6 +367,120 @@ def figure_series(runs):
     return series
 
 
+def _side(label, group, value_of, n_of):
+    """One side of a comparison: the mean over a group of runs (seeds) and the test images behind it."""
+    values = [value_of(r) for r in group]
+    if any(v is None for v in values):
+        return None
+    sizes = {n_of(r) for r in group}
+    return {"label": label, "value": statistics.fmean(values), "n": sizes.pop() if len(sizes) == 1 else None,
+            "runs": [str(r.folder) for r in group]}
+
+
+def _budget(first, second):
+    """What the two groups' training budgets share, and where they differ (epochs, batch, width, stem, optimizer)."""
+    a, b = first[0].config, second[0].config
+    if a["kind"] == "teacher" or b["kind"] == "teacher":
+        return {"same": None, "text": "a teacher against a student: budgets of different models"}
+    differ = [f"{k.replace('_', ' ')} {a.get(k)} vs {b.get(k)}" for k in BUDGET_KEYS if a.get(k) != b.get(k)]
+    if differ:
+        text = "budgets differ: " + ", ".join(differ)
+    else:
+        text = f"same budget ({a.get('epochs')} epochs at batch {a.get('batch_size')}, {a.get('channels')} channels)"
+    if (a.get("optimizer"), a.get("lr")) != (b.get("optimizer"), b.get("lr")):
+        text += f"; optimizer {a.get('optimizer')} (lr {a.get('lr')}) vs {b.get('optimizer')} (lr {b.get('lr')})"
+    return {"same": not differ, "text": text}
+
+
+def _compare(dataset, measure, first, second, budget):
+    """`first` against `second` (sides from `_side`): the difference in points and its 95% interval (normal
+    approximation for two independent samples of test images, so conservative for the paired images here)."""
+    difference = first["value"] - second["value"]
+    half = None
+    if first["n"] and second["n"]:
+        p, q = first["value"] / 100, second["value"] / 100
+        half = 100 * Z95 * math.sqrt(max(p * (1 - p), 0) / first["n"] + max(q * (1 - q), 0) / second["n"])
+    if half is None:
+        verdict = "higher" if difference > 0 else "lower" if difference < 0 else "equal"
+    elif abs(difference) <= half:
+        verdict = "within noise"
+    else:
+        verdict = "higher" if difference > 0 else "lower"
+    interval = "" if half is None else f", 95% interval {difference - half:+.2f} to {difference + half:+.2f}"
+    return {
+        "dataset": dataset,
+        "measure": measure,
+        "first": first,
+        "second": second,
+        "difference": difference,
+        "interval": None if half is None else [difference - half, difference + half],
+        "verdict": verdict,
+        "same_budget": budget["same"],
+        "text": f"{dataset}, {measure}: {first['label']} {first['value']:.2f}% vs {second['label']} "
+        f"{second['value']:.2f}%, {difference:+.2f} points ({verdict}{interval}); {budget['text']}.",
+    }
+
+
+def _robustness(run, attack, eps):
+    """Mean accuracy (%) of `run` under `attack` over `eps` (> 0), or None if the run lacks one of them."""
+    result = run.attacks.get(attack)
+    if result is None or not set(eps) <= set(result["eps"]):
+        return None
+    return 100 * statistics.fmean(result["accuracy"][result["eps"].index(e)] for e in eps)
+
+
+def comparisons(runs):
+    """What the runs show, pair by pair, per data set: distillation against the same student trained alone (clean
+    accuracy, and robustness as the mean accuracy over the attacked eps > 0 both have), each teacher against the
+    students trained alone, and each longer horizon against t1 = 1. Paper-setup runs only; seeds are averaged."""
+    found = []
+    for dataset in sorted({r.config["dataset"] for r in runs}):
+        mine = [r for r in runs if r.config["dataset"] == dataset and r.in_paper_setup]
+        alone, distilled, teacher_runs = {}, {}, {}
+        for run in mine:
+            if run.config["kind"] == "teacher":
+                teacher_runs.setdefault(run.config["model"], []).append(run)
+            elif run.distilled:
+                key = (run.config["t1"], run.config["teacher_model"], run.config["T"])
+                distilled.setdefault(key, []).append(run)
+            else:
+                alone.setdefault(run.config["t1"], []).append(run)
+        pairs = []  # (first label, first runs, second label, second runs)
+        for (t1, model, temperature), group in sorted(distilled.items()):
+            if t1 in alone:
+                label = f"NODEs({t1:g}) + KD ({teacher_label(model)}, T = {temperature:g})"
+                pairs.append((label, group, f"NODEs({t1:g})", alone[t1]))
+        for model, group in sorted(teacher_runs.items()):
+            for t1, students_alone in sorted(alone.items()):
+                pairs.append((teacher_label(model), group, f"NODEs({t1:g})", students_alone))
+        horizons = sorted(alone)
+        for t1 in horizons[1:] if horizons and horizons[0] == 1.0 else []:
+            pairs.append((f"NODEs({t1:g})", alone[t1], "NODEs(1)", alone[1.0]))
+        for first_label, first, second_label, second in pairs:
+            budget = _budget(first, second)
+            clean = [
+                _side(label, group, lambda r: r.accuracy, lambda r: r.metrics.get("test_images"))
+                for label, group in ((first_label, first), (second_label, second))
+            ]
+            found.append(_compare(dataset, "clean accuracy", *clean, budget))
+            if first[0].config["kind"] == "teacher":
+                continue
+            for attack in FIGURE_ATTACKS:
+                both = [r for r in first + second if attack in r.attacks]
+                if len(both) < len(first) + len(second):
+                    continue
+                eps = sorted(set.intersection(*(set(r.attacks[attack]["eps"]) for r in both)) - {0})
+                if not eps:
+                    continue
+                sides = [
+                    _side(label, group, lambda r: _robustness(r, attack, eps), lambda r: r.attacks[attack].get("n"))
+                    for label, group in ((first_label, first), (second_label, second))
+                ]
+                measure = f"{ATTACK_TITLES.get(attack, attack)} accuracy, mean over eps {', '.join(map(str, eps))}"
+                found.append(_compare(dataset, measure, *sides, budget))
+    return found
+
+
 def run_rows(report):
     """One row per run: what it is, how it did, and which attacks and checks it has."""
     rows = []
@@ -414,7 +532,9 @@ def build(root, exclude=()):
             else:
                 missing.append(cell.command)
     missing = list(dict.fromkeys(missing + whole))
-    return Report(root, runs, skipped, tables, figure_series(runs), missing, paper["source"])
+    return Report(
+        root, runs, skipped, tables, figure_series(runs), missing, paper["source"], comparisons=comparisons(runs)
+    )
 
 
 def _number(value, digits=2):
@@ -448,6 +568,8 @@ def to_markdown(report):
                 cells.append(f"{_number(cell.value)}{count} / {_number(cell.paper)}{_signed(cell.difference)}")
             lines.append("| " + " | ".join(row_label(table, row) + cells) + " |")
         lines += [""] + [f"- {note}" for note in table.notes] + ([""] if table.notes else [])
+    if report.comparisons:
+        lines += ["### What the runs show", ""] + [f"- {c['text']}" for c in report.comparisons] + [""]
     lines += ["### Figure 1: accuracy against eps", ""]
     lines += [f"![{Path(f).stem}]({f})" for f in report.figures] or ["No attack results yet."]
     header = ("run", "kind", "data set", "t1", "T", "lambda", "dynamics", "solver", "params", "accuracy", "NFE")
@@ -485,6 +607,7 @@ def to_json(report):
             }
             for table in report.tables
         },
+        "comparisons": report.comparisons,
         "figure1": {"files": [str(f) for f in report.figures], "series": report.series},
         "runs": run_rows(report),
         "skipped": [{"path": str(path), "reason": reason} for path, reason in report.skipped],

@@ -259,6 +259,7 @@ def import_run(folder, model, dataset):
     metrics = {
         "test_accuracy": result["accuracy"],
         "test_loss": result["loss"],
+        "test_images": len(dataset.y_test),
         "params": training.count_params(model),
         "epochs": 0,
         "train_seconds": 0.0,

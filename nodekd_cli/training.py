@@ -193,6 +193,7 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
     metrics.update(
         {
             "params": count_params(final),
+            "test_images": len(dataset.y_test),
             "epochs": len(history),
             "train_seconds": sum(row["seconds"] for row in history),
         }

@@ -226,3 +226,45 @@ def test_an_unreadable_attack_result_is_skipped_and_its_run_kept(tmp_path):
     ]
     assert [(s["attack"], s["family"]) for s in document["figure1"]["series"]] == [("pgd", "ResNet20")]
     assert cells(document, "table1")[("digits",), "resnet20"]["value"] == pytest.approx(95.0)
+
+
+def test_comparisons_give_differences_intervals_and_budgets_computed_by_hand(tmp_path):
+    from nodekd_cli import report
+
+    root = tmp_path / "runs"
+
+    def run(folder, config, accuracy, pgd=None, **budget):
+        config = {**config, "epochs": 10, "batch_size": 32, "channels": 32, "optimizer": "adam", "lr": 1e-3, **budget}
+        write_run(root / folder, config, accuracy, {"pgd": pgd} if pgd else None)
+        metrics = json.loads((root / folder / "metrics.json").read_text())
+        (root / folder / "metrics.json").write_text(json.dumps({**metrics, "test_images": 400}))
+
+    run("teacher", teacher("resnet20", "digits"), 0.90)
+    run("alone1", student("digits", 1), 0.95, [0.95, 0.5, 0.3, 0.2, 0.1, 0.0])
+    run("alone100", student("digits", 100), 0.95, [0.95, 0.6, 0.4, 0.3, 0.2, 0.1])
+    run("kd1", student("digits", 1, teacher_model="resnet20", T=3.0), 0.80, optimizer="sgd", lr=0.05)
+    run("kd100", student("digits", 100, teacher_model="resnet20", T=3.0), 0.95, epochs=5)
+    found = {(c["first"]["label"], c["second"]["label"], c["measure"]): c for c in report.build(root).comparisons}
+    kd = found["NODEs(1) + KD (ResNet20, T = 3)", "NODEs(1)", "clean accuracy"]
+    # 80% vs 95% on 400 images each: 1.96 * sqrt(0.8 * 0.2 / 400 + 0.95 * 0.05 / 400) = 4.464 points.
+    assert kd["difference"] == pytest.approx(-15.0)
+    assert kd["interval"] == pytest.approx([-19.464, -10.536], abs=1e-3)
+    assert kd["verdict"] == "lower" and kd["same_budget"] is True
+    assert "optimizer sgd (lr 0.05) vs adam (lr 0.001)" in kd["text"]
+    later = found["NODEs(100) + KD (ResNet20, T = 3)", "NODEs(100)", "clean accuracy"]
+    assert later["same_budget"] is False and "budgets differ: epochs 5 vs 10" in later["text"]
+    assert later["verdict"] == "within noise"
+    weaker = found["ResNet20", "NODEs(1)", "clean accuracy"]
+    # The teacher (90%) is weaker than the student trained alone (95%): 1.96 * sqrt(.09/400 + .0475/400) = 3.634.
+    assert weaker["difference"] == pytest.approx(-5.0) and weaker["verdict"] == "lower"
+    assert weaker["interval"] == pytest.approx([-8.634, -1.366], abs=1e-3)
+    robust = found["NODEs(100)", "NODEs(1)", "PGD accuracy, mean over eps 4, 8, 12, 16, 20"]
+    # Means over eps > 0: 32% vs 22% on 100 images: 1.96 * sqrt(.32 * .68 / 100 + .22 * .78 / 100) = 12.23 points.
+    assert robust["difference"] == pytest.approx(10.0)
+    assert robust["interval"] == pytest.approx([-2.228, 22.228], abs=1e-3)
+    assert robust["verdict"] == "within noise"
+    assert ("ResNet20", "NODEs(1)", "PGD accuracy, mean over eps 4, 8, 12, 16, 20") not in found  # no teacher attack
+    assert ("NODEs(1) + KD (ResNet20, T = 3)", "NODEs(1)", "PGD accuracy, mean over eps 4, 8, 12, 16, 20") not in found
+    markdown = invoke("--runs", root, "--format", "markdown").stdout
+    assert "### What the runs show" in markdown and kd["text"] in markdown
+    assert weaker["text"] in invoke("--runs", root).stdout.replace("\n  ", " ")

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from nodekd_cli import runs, study
 from nodekd_cli.app import app
 from nodekd_cli.errors import UserError
+from nodekd_cli.students import DEFAULT_DYNAMICS
 from tests.test_training import _Interrupt
 
 # A study small enough for the tests: digits, one teacher, 8-channel students, a few epochs and images.
@@ -57,10 +58,14 @@ def test_quick_preset_expands_in_the_papers_order(tmp_path):
     assert kd.config["lr"] == 0.05  # the preset's SGD step
     assert (steps[4].config["optimizer"], steps[4].config["lr"]) == ("adam", 0.001)  # t1 = 100: the paper's Adam
     assert steps[1].config["lambda"] == 0.0 and steps[1].config["teacher"] is None
-    assert steps[0].config["epochs"] == 15 and steps[1].config["epochs"] == 8
+    assert steps[0].config["epochs"] == 15
+    # Both arms of every comparison get the same budget: every student the same epochs, batch, width and dynamics.
+    keys = ("epochs", "batch_size", "channels", "downsample", "dynamics")
+    budgets = {tuple(str(s.config[key]) for key in keys) for s in steps[1:5]}
+    assert budgets == {("16", "64", "32", "1", str(DEFAULT_DYNAMICS))}
     checks = [step for step in steps if step.kind == "check"]
     assert checks[2].after == ("student kd-resnet20-digits-T3-t1_1", "teacher resnet20-digits")
-    assert all(step.eps == (0, 4, 8, 12, 16, 20) and step.images == 100 for step in steps if step.kind == "attack")
+    assert all(step.eps == (0, 4, 8, 12, 16, 20) and step.images == 50 for step in steps if step.kind == "attack")
 
 
 def test_paper_preset_and_narrowing(tmp_path):
