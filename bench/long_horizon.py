@@ -93,7 +93,8 @@ def markdown(results):
         return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["budget"].items()) or "the data set's defaults"
 
     lines = []
-    for dataset, budget in dict.fromkeys((r["dataset"], budget_of(r)) for r in results):
+    groups = dict.fromkeys((r["dataset"], budget_of(r)) for r in results)
+    for dataset, budget in sorted(groups, key=lambda group: group[0] != "digits"):  # digits first, else as run
         group = [r for r in results if (r["dataset"], budget_of(r)) == (dataset, budget)]
         horizons = sorted({r["t1"] for r in group})
         by_key = {(r["candidate"], r["t1"]): r for r in group}
