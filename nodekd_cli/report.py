@@ -368,13 +368,15 @@ def figure_series(runs):
 
 
 def _side(label, group, value_of, n_of):
-    """One side of a comparison: the mean over a group of runs (seeds) and the test images behind it."""
-    values = [value_of(r) for r in group]
-    if any(v is None for v in values):
-        return None
+    """One side of a comparison: the mean over a group of runs (seeds), and the test images behind it when all the
+    runs used the same number."""
     sizes = {n_of(r) for r in group}
-    return {"label": label, "value": statistics.fmean(values), "n": sizes.pop() if len(sizes) == 1 else None,
-            "runs": [str(r.folder) for r in group]}
+    return {
+        "label": label,
+        "value": statistics.fmean(value_of(r) for r in group),
+        "n": sizes.pop() if len(sizes) == 1 else None,
+        "runs": [str(r.folder) for r in group],
+    }
 
 
 def _budget(first, second):
@@ -399,7 +401,7 @@ def _compare(dataset, measure, first, second, budget):
     half = None
     if first["n"] and second["n"]:
         p, q = first["value"] / 100, second["value"] / 100
-        half = 100 * Z95 * math.sqrt(max(p * (1 - p), 0) / first["n"] + max(q * (1 - q), 0) / second["n"])
+        half = 100 * Z95 * math.sqrt(p * (1 - p) / first["n"] + q * (1 - q) / second["n"])
     if half is None:
         verdict = "higher" if difference > 0 else "lower" if difference < 0 else "equal"
     elif abs(difference) <= half:
@@ -422,10 +424,8 @@ def _compare(dataset, measure, first, second, budget):
 
 
 def _robustness(run, attack, eps):
-    """Mean accuracy (%) of `run` under `attack` over `eps` (> 0), or None if the run lacks one of them."""
-    result = run.attacks.get(attack)
-    if result is None or not set(eps) <= set(result["eps"]):
-        return None
+    """Mean accuracy (%) of `run` under `attack` over `eps`, which its sweep must hold."""
+    result = run.attacks[attack]
     return 100 * statistics.fmean(result["accuracy"][result["eps"].index(e)] for e in eps)
 
 
@@ -643,4 +643,13 @@ def write_csv(report, out):
         for e, a in zip(s["eps"], s["accuracy"])
     ]
     write("figure1.csv", points, ["dataset", "attack", "family", "runs", "eps", "accuracy"])
+    compared = []
+    for c in report.comparisons:
+        row = {k: c[k] for k in ("dataset", "measure", "difference", "verdict", "same_budget", "text")}
+        for side in ("first", "second"):
+            row.update({side: c[side]["label"], f"{side}_value": c[side]["value"], f"{side}_n": c[side]["n"]})
+        row["low"], row["high"] = c["interval"] or (None, None)
+        compared.append(row)
+    fields = ["dataset", "measure", "first", "first_value", "first_n", "second", "second_value", "second_n"]
+    write("comparisons.csv", compared, fields + ["difference", "low", "high", "verdict", "same_budget", "text"])
     return written
