@@ -150,10 +150,31 @@ def sweep(model, x, y, attack, eps_values, *, batch_size=256, seed=0, monotone=F
     return {"accuracy": accuracy, "steps": steps, "seconds": time.perf_counter() - started}
 
 
+def sample_rule(n, seed):
+    """How `test_images` chooses: every test image, or `n` drawn with `seed`, each class in proportion."""
+    return "all" if n is None else f"stratified by class, seed {seed}"
+
+
+def sample_indices(labels, n, seed):
+    """Sorted indices of `n` of `labels`: each class gets its share of `n` (largest remainders first, ties to the
+    smaller class label), its images drawn with `seed`. Every index when `n` is None or not below len(labels). A
+    data set stored class by class (a folder data set) is thus attacked on all its classes, not the first few."""
+    labels = np.asarray(labels)
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * n / len(labels)
+    take = np.floor(share).astype(int)
+    take[np.argsort(take - share, kind="stable")[: n - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
 @functools.lru_cache(maxsize=2)
-def test_images(dataset, n=None, data_dir=None, manual_dir=None):
-    """The first `n` test images of `dataset` as [0, 1] pixels and labels on Keras's device, loaded once for all
-    the runs of a data set that one command attacks."""
+def test_images(dataset, n=None, data_dir=None, manual_dir=None, seed=0):
+    """(pixels in [0, 1], labels, indices) of the test images of `dataset` that `sample_rule(n, seed)` chooses, on
+    Keras's device, loaded once for all the runs of a data set that one command attacks."""
     from keras.src.backend.torch.core import get_device
 
     from nodekd_cli.data import load_dataset
@@ -161,7 +182,8 @@ def test_images(dataset, n=None, data_dir=None, manual_dir=None):
 
     data = load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
     device = get_device()
-    return pixels(to_device(data.x_test[:n], device)), to_device(data.y_test[:n], device)
+    chosen = sample_indices(data.y_test, n, seed)
+    return pixels(to_device(data.x_test[chosen], device)), to_device(data.y_test[chosen], device), chosen
 
 
 SWEEPS = ("independent", "monotone")
@@ -221,6 +243,7 @@ def attack_run(
         "sweep": sweep_mode,
         "eps": [int(e) for e in eps_values],
         "n": n,
+        "sample": sample_rule(n, seed),
         "seed": seed,
         "batch_size": batch_size,
         # Gradients and predictions both go through the model's own solver (`attack check` also tries a fixed step).
@@ -235,7 +258,7 @@ def attack_run(
             previous = None
         if previous is not None and previous.get("settings") == settings:
             return previous, True
-    x, y = test_images(config["dataset"], n, data_dir, manual_dir)
+    x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
     count = len(y)
     outcome = sweep(
         model,
@@ -256,6 +279,7 @@ def attack_run(
         "steps": outcome["steps"],
         "n": count,
         "seed": seed,
+        "images": None if n is None else chosen.tolist(),  # test-set indices; None: all of them
         "seconds": outcome["seconds"],
     }
     path.parent.mkdir(exist_ok=True)
@@ -405,7 +429,7 @@ def check_run(
         grad_model = keras.saving.load_model(folder / runs.MODEL)
         for block in models.ode_blocks(grad_model):
             block.method, block.step_size = grad_method, grad_step_size or block.t1 / 10
-    x, y = test_images(config["dataset"], n, data_dir, manual_dir)
+    x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
     started = time.perf_counter()
     result = masking_checks(
         model,
@@ -423,6 +447,8 @@ def check_run(
         {
             "eps": eps,
             "n": len(y),
+            "sample": sample_rule(n, seed),
+            "images": None if n is None else chosen.tolist(),
             "seed": seed,
             "transfer_from": None if transfer_from is None else str(transfer_from),
             "gradient_solver": None if grad_model is None else models.ode_blocks(grad_model)[0].solver_settings(),

@@ -236,6 +236,8 @@ def state(step):
         except UserError as error:
             return f"conflict: {_study_advice(str(error))}"
         return {"finished": "done", "resume": "resume", "new": "todo"}[found]
+    from nodekd_cli.attacks import sample_rule
+
     name = report.CHECK_FILE if step.kind == "check" else f"{step.attack}.json"
     path = step.folder / runs.ATTACKS_DIR / name
     try:
@@ -244,9 +246,11 @@ def state(step):
         return "todo"
     if step.kind == "check":
         same = result.get("n") is not None and result.get("eps") == step.eps[0] and result.get("seed") == 0
-        return "done" if same and step.images in (None, result["n"]) else "todo"
+        sampled = result.get("sample") == sample_rule(step.images, 0)
+        return "done" if same and sampled and step.images in (None, result["n"]) else "todo"
     settings = result.get("settings") or {}
     same = settings.get("eps") == list(step.eps) and settings.get("n") == step.images and settings.get("seed") == 0
+    same = same and settings.get("sample") == sample_rule(step.images, 0)
     return "done" if same and settings.get("sweep") == "independent" else "todo"
 
 

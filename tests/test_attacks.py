@@ -118,9 +118,12 @@ def test_attack_every_run_writes_results_and_eps_zero_is_the_clean_accuracy(atta
     for name in ("resnet20", "node"):
         result = json.loads((attack_runs / name / "attacks" / f"{attack}.json").read_text())
         assert result["eps"] == [0, 1, 2, 3, 4] and result["steps"] == [0, 1, 2, 3, 5] and result["n"] == 60
+        chosen = result["images"]  # the class-stratified sample: 6 of each digit (36 of 360 test images each)
+        assert len(set(chosen)) == 60 and np.bincount(digits.y_test[chosen], minlength=10).tolist() == [6] * 10
+        assert result["settings"]["sample"] == "stratified by class, seed 0"
         model = keras.saving.load_model(attack_runs / name / "model.keras")
-        logits = keras.ops.convert_to_numpy(model(digits.x_test[:60].astype(np.float32) / 255, training=False))
-        assert result["accuracy"][0] == pytest.approx(np.mean(logits.argmax(1) == digits.y_test[:60]))
+        logits = keras.ops.convert_to_numpy(model(digits.x_test[chosen].astype(np.float32) / 255, training=False))
+        assert result["accuracy"][0] == pytest.approx(np.mean(logits.argmax(1) == digits.y_test[chosen]))
         assert all(0 <= a <= result["accuracy"][0] + 1e-9 for a in result["accuracy"])
     student = json.loads((attack_runs / "node" / "attacks" / f"{attack}.json").read_text())
     assert student["settings"]["gradient_solver"]["method"] == "dopri5"
@@ -206,3 +209,18 @@ def test_checks_pass_a_plain_resnet_and_a_student(attack_runs):
     result = json.loads((attack_runs / "node" / "attacks" / "check.json").read_text())
     assert result["gradient_solver"]["method"] == "rk4" and result["transfer_from"].endswith("resnet20")
     assert all(c["passed"] is not None for c in result["checks"])
+
+
+def test_a_sample_of_n_is_stratified_by_class_and_seeded():
+    labels = np.repeat(np.arange(4), [50, 30, 15, 5])  # stored class by class, as a folder data set is
+    chosen = attacks.sample_indices(labels, 20, seed=0)
+    # Shares 20 * (50, 30, 15, 5) / 100 = 10, 6, 3, 1: exact here, every class present.
+    assert np.bincount(labels[chosen]).tolist() == [10, 6, 3, 1]
+    assert chosen.tolist() == sorted(set(chosen.tolist()))
+    assert np.array_equal(chosen, attacks.sample_indices(labels, 20, seed=0))
+    assert not np.array_equal(chosen, attacks.sample_indices(labels, 20, seed=1))
+    # 7 of 100: shares 3.5, 2.1, 1.05, 0.35; floors 3, 2, 1, 0 and the one left goes to the largest remainder.
+    assert len(attacks.sample_indices(labels, 7, seed=0)) == 7
+    assert np.bincount(labels[attacks.sample_indices(labels, 7, seed=0)], minlength=4).tolist() == [4, 2, 1, 0]
+    assert np.array_equal(attacks.sample_indices(labels, None, seed=0), np.arange(100))
+    assert np.array_equal(attacks.sample_indices(labels, 500, seed=0), np.arange(100))

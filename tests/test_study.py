@@ -124,6 +124,16 @@ def test_wrong_names_are_refused(tmp_path, option, value, message):
         study.expand(study.PRESETS["quick"], root=tmp_path, **{option: value})
 
 
+def test_an_attack_on_the_first_n_images_is_redone_on_a_stratified_sample(tmp_path):
+    step = study.Step("attack", tmp_path, attack="pgd", eps=(0, 4), images=24)
+    (tmp_path / runs.ATTACKS_DIR).mkdir()
+    settings = {"eps": [0, 4], "n": 24, "seed": 0, "sweep": "independent"}
+    for sample, expected in ((None, "todo"), ("stratified by class, seed 0", "done")):
+        result = {"settings": {**settings, "sample": sample} if sample else settings}
+        (tmp_path / runs.ATTACKS_DIR / "pgd.json").write_text(json.dumps(result))
+        assert study.state(step) == expected
+
+
 def test_teacher_checkpoints_are_imported_where_found(tmp_path):
     checkpoints = tmp_path / "weights"
     (checkpoints / "svhn").mkdir(parents=True)

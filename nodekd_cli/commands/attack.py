@@ -22,7 +22,10 @@ def _attack_command(attack):
             list[Path] | None, typer.Option("--run", help="A run folder (repeatable; default: every finished run).")
         ] = None,
         runs_dir: Annotated[Path, typer.Option("--runs", help="Where to look for runs without --run.")] = Path("runs"),
-        n: Annotated[int | None, typer.Option("--n", help="Attack the first n test images (default: all).")] = None,
+        n: Annotated[
+            int | None,
+            typer.Option("--n", help="Attack n test images, a class-stratified sample seeded by --seed (default all)."),
+        ] = None,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")] = 256,
         seed: options.Seed = 0,
         sweep: Annotated[
@@ -78,7 +81,7 @@ for _name in ATTACK_NAMES:
 def check(
     run: Annotated[Path, typer.Argument(help="A finished run folder.")],
     eps: Annotated[int, typer.Option("--eps", help="eps of the comparisons, in 1/255.")] = 8,
-    n: Annotated[int, typer.Option("--n", help="Test images (the first n).")] = 100,
+    n: Annotated[int, typer.Option("--n", help="Test images: a sample stratified by class, seeded by --seed.")] = 100,
     transfer_from: Annotated[
         Path | None, typer.Option("--transfer-from", help="Source run of the transfer attack (default: the teacher).")
     ] = None,

@@ -36,7 +36,8 @@ def reproduce(
     ] = 1.0,
     seeds: Annotated[int, typer.Option(help="Train every run with seeds 0..N-1 (the report averages them).")] = 1,
     attack_images: Annotated[
-        int | None, typer.Option("--attack-images", help="Attack the first N test images (default: the preset's).")
+        int | None,
+        typer.Option("--attack-images", help="Attack N test images, a class-stratified sample (default the preset's)."),
     ] = None,
     teacher_checkpoints: Annotated[
         Path | None,
