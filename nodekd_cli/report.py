@@ -3,8 +3,8 @@
 Runs are matched to cells by their `config.json`, never by folder names:
 - Table 1: teachers by model and data set; NODEs(t1) are students without distillation (lambda 0) at t1 = 1, 100.
 - Table 2: distilled students (lambda 0.9, the paper's) at t1 = 1, by data set, T and teacher model.
-- Table 3: students without distillation under PGD (`attacks/pgd.json`), by data set and t1; clean accuracy is the
-  run's test accuracy.
+- Table 3: students without distillation under PGD (`attacks/pgd.json`), by data set and t1; clean accuracy is
+  PGD's at eps 0 (the attacked images), or the run's test accuracy without it.
 - Figure 1: accuracy against eps from `attacks/<attack>.json`, per data set and attack, one line per family
   (each ResNet teacher; NODEs(t1) with and without distillation, averaged over their runs).
 Students fill the paper's cells only when built with nodekd's default dynamics, solved with the paper's dopri5 and
@@ -313,8 +313,10 @@ def table3(runs, paper, root):
         row = (run.config["dataset"], float(run.config["t1"]))
         if (row, "clean") not in cells:
             continue
-        cells[row, "clean"].add(run.accuracy, run.folder)
         pgd = run.attacks.get("pgd", {"eps": [], "accuracy": []})
+        # Clean accuracy over the images PGD attacked (its eps 0) when it has them, so the row compares like with like.
+        clean = 100 * pgd["accuracy"][pgd["eps"].index(0)] if 0 in pgd["eps"] else run.accuracy
+        cells[row, "clean"].add(clean, run.folder)
         for e, accuracy in zip(pgd["eps"], pgd["accuracy"]):
             if (row, str(e)) in cells:
                 cells[row, str(e)].add(100 * accuracy, run.folder)
