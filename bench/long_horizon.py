@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-ODENET = {"time_input": "raw", "norm": "pre", "init": "he"}
+from nodekd_cli.students import ODENET
+
 CANDIDATES = {
     "odenet": {"dynamics": ODENET},
     "time t/t1": {"dynamics": {**ODENET, "time_input": "scaled"}},

@@ -71,15 +71,18 @@ StudentEpochs = Annotated[
 StudentBatchSize = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 128; digits 32).")]
 TimeInput = Annotated[
     str | None,
-    typer.Option("--time-input", help="Time input of the dynamics: raw (t, odenet), scaled (t / t1) or none."),
+    typer.Option("--time-input", help="Time input of the dynamics: none (default), raw (t, odenet), scaled (t / t1)."),
 ]
 Norm = Annotated[
     str | None,
-    typer.Option("--norm", help="GroupNorm in the dynamics: pre (before each conv and after the last; odenet), post."),
+    typer.Option("--norm", help="GroupNorm in the dynamics: pre (default, odenet's), or post (after each conv)."),
 ]
 Init = Annotated[
     str | None,
-    typer.Option("--init", help="he (odenet), or identity (f = 0 at the start: y(t1) = y(0) whatever t1)."),
+    typer.Option(
+        "--init",
+        help="Last GroupNorm's scale at the start: horizon (default, 1 / t1), he (1, odenet) or identity (0: f = 0).",
+    ),
 ]
 Method = Annotated[str, typer.Option("--method", help="torchdiffeq solver, e.g. dopri5, rk4, euler.")]
 Rtol = Annotated[float, typer.Option("--rtol", help="Relative tolerance of adaptive solvers.")]
