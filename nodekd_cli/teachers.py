@@ -235,7 +235,8 @@ def import_akamaster(model_name, checkpoint, dataset):
 
 
 def _akamaster_layers(model):
-    """(layer, akamaster module name) of every layer with weights: stem_conv -> conv1, stage1_block0.bn2 -> layer1.0.bn2."""
+    """(layer, akamaster module name) of every layer with weights: stem_conv -> conv1,
+    stage1_block0.bn2 -> layer1.0.bn2."""
     import models
 
     for layer in model.layers:

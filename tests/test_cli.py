@@ -1,6 +1,7 @@
 """Every user mistake gets one clear sentence and a non-zero exit, never a traceback."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -138,3 +139,24 @@ def test_commands_in_fresh_processes(tmp_path):
     evaluation = nodekd("teacher", "eval", "runs/resnet20", "--device", "cpu")
     assert evaluation.returncode == 0, evaluation.stderr
     assert "digits" in evaluation.stdout and "Traceback" not in evaluation.stdout + evaluation.stderr
+
+
+def test_version_names_the_installed_packages():
+    from importlib.metadata import version
+
+    import torch
+
+    code, output = invoke("--version")
+    assert code == 0
+    assert output.startswith(f"nodekd {version('nodekd')} python ")
+    assert f"torch {torch.__version__}" in output and f"torchdiffeq {version('torchdiffeq')}" in output
+
+
+def test_tests_without_the_shared_folder_skip_saying_what_is_missing(tmp_path):
+    """On a clone without ../shared, the tests that need real images or checkpoints skip with one line each."""
+    env = {**os.environ, "NODEKD_SHARED": str(tmp_path / "nowhere")}
+    test = "tests/test_import.py::test_import_writes_a_run_whose_model_matches_the_checkpoint"
+    command = [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", test]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "1 skipped" in done.stdout and "set NODEKD_SHARED to a folder that holds" in done.stdout
