@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nodekd_cli.data import sample_indices
 from nodekd_cli.runs import ATTACKS_DIR as RESULTS_FOLDER
 
 STEP_SIZE = 1 / 255
@@ -153,22 +154,6 @@ def sweep(model, x, y, attack, eps_values, *, batch_size=256, seed=0, monotone=F
 def sample_rule(n, seed):
     """How `test_images` chooses: every test image, or `n` drawn with `seed`, each class in proportion."""
     return "all" if n is None else f"stratified by class, seed {seed}"
-
-
-def sample_indices(labels, n, seed):
-    """Sorted indices of `n` of `labels`: each class gets its share of `n` (largest remainders first, ties to the
-    smaller class label), its images drawn with `seed`. Every index when `n` is None or not below len(labels). A
-    data set stored class by class (a folder data set) is thus attacked on all its classes, not the first few."""
-    labels = np.asarray(labels)
-    if n is None or n >= len(labels):
-        return np.arange(len(labels))
-    classes, counts = np.unique(labels, return_counts=True)
-    share = counts * n / len(labels)
-    take = np.floor(share).astype(int)
-    take[np.argsort(take - share, kind="stable")[: n - take.sum()]] += 1
-    rng = np.random.default_rng(seed)
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
-    return np.sort(np.concatenate(chosen))
 
 
 @functools.lru_cache(maxsize=2)

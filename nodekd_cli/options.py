@@ -61,6 +61,13 @@ Downsample = Annotated[
     int | None,
     typer.Option("--downsample", help="Stride-2 convolutions in the stem (default: 2, i.e. 1/4 resolution; digits 0)."),
 ]
+TrainImages = Annotated[
+    int | None,
+    typer.Option(
+        "--train-images",
+        help="Train on this many training images, each class in proportion, drawn with --seed (default: all).",
+    ),
+]
 StudentLr = Annotated[
     float | None, typer.Option("--lr", help="Initial learning rate (default: 0.001; digits with SGD 0.01).")
 ]

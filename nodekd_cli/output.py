@@ -230,6 +230,18 @@ def report(report):
         info("Figure 1 (accuracy against eps): " + ", ".join(str(f) for f in report.figures))
     else:
         info("Figure 1: no attack results yet (nodekd attack pgd, nodekd attack mifgsm).")
+    if report.claims:
+        title = "The paper's claims, as these runs judge them"
+        claims_table = Table(title=title, title_justify="left", show_lines=True)
+        for column in ("data set", "claim", "verdict", "evidence"):
+            claims_table.add_column(column)
+        colour = {"supported": "green", "contradicted": "bold red", "undecided": "yellow"}
+        for claim in report.claims:
+            verdict = f"[{colour[claim['verdict']]}]{claim['verdict']}[/]"
+            claims_table.add_row(claim["dataset"], claim["statement"], verdict, claim["summary"])
+        console.print(claims_table)
+        info("[dim]Each verdict comes from the comparisons above (95% intervals) and the masking checks; --format "
+             "markdown lists the evidence.[/]")
 
 
 def _plain_number(value):

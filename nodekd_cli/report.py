@@ -36,7 +36,15 @@ TABLE3_EPS = (8, 12, 16, 20)
 FIGURE_ATTACKS = ("pgd", "mifgsm", "fgsm")
 ATTACK_TITLES = {"pgd": "PGD", "mifgsm": "MI-FGSM", "fgsm": "FGSM"}
 CHECK_FILE = "check.json"
-BUDGET_KEYS = ("epochs", "batch_size", "channels", "downsample")
+BUDGET_KEYS = ("epochs", "batch_size", "channels", "downsample", "train_images")
+OPTIMIZER_TITLES = {"sgd": "SGD", "adam": "Adam"}
+# The paper's four claims (README, "The paper's claims on real CIFAR-10"): key, statement.
+CLAIMS = (
+    ("kd_accuracy", "Knowledge distillation raises accuracy"),
+    ("kd_robustness", "Knowledge distillation raises robustness"),
+    ("t1_robustness", "Robustness grows with the time horizon t1"),
+    ("no_masking", "The robustness is not gradient masking"),
+)
 Z95 = 1.96
 
 
@@ -62,9 +70,18 @@ class Run:
         return 100 * self.metrics["test_accuracy"]
 
     @property
-    def in_paper_setup(self):
+    def other_optimizer(self):
+        """The optimizer of a student trained otherwise than the paper trains its kind (distilled at t1 <= 5: SGD;
+        the others: Adam), e.g. "adam" for a distilled NODEs(1) trained with Adam; None for the paper's."""
+        optimizer = self.config.get("optimizer")
+        if self.config["kind"] == "teacher" or optimizer is None:
+            return None
+        return None if optimizer == students.resolve_optimizer("auto", self.config["t1"], self.distilled) else optimizer
+
+    @property
+    def comparable(self):
         """Teachers always; students of nodekd's default dynamics, solved with dopri5 and trained with lambda 0 or the
-        paper's 0.9."""
+        paper's 0.9, with any optimizer: the runs that "What the runs show" compares."""
         if self.config["kind"] == "teacher":
             return True
         solver = self.config.get("solver") or {}
@@ -73,6 +90,12 @@ class Run:
             and self.config.get("lambda") in (0.0, PAPER_LAMBDA)
             and students.dynamics_of(self.config) == students.DEFAULT_DYNAMICS
         )
+
+    @property
+    def in_paper_setup(self):
+        """The comparable runs trained with the paper's optimizer for their kind: those that fill the paper's tables
+        and Figure 1."""
+        return self.comparable and self.other_optimizer is None
 
     def family(self):
         """The run's line in Figure 1."""
@@ -137,6 +160,7 @@ class Report:
     paper_source: str
     figures: list = field(default_factory=list)  # written PNG files (see nodekd_cli.figure)
     comparisons: list = field(default_factory=list)  # see `comparisons`
+    claims: list = field(default_factory=list)  # see `claims`
 
 
 def teacher_label(model):
@@ -370,19 +394,22 @@ def figure_series(runs):
 
 
 def _side(label, group, value_of, n_of):
-    """One side of a comparison: the mean over a group of runs (seeds), and the test images behind it when all the
-    runs used the same number."""
+    """One side of a comparison: the mean over a group of runs (seeds), the test images behind it when all the runs
+    used the same number, and the runs' values (one per seed)."""
     sizes = {n_of(r) for r in group}
+    values = [value_of(r) for r in group]
     return {
         "label": label,
-        "value": statistics.fmean(value_of(r) for r in group),
+        "value": statistics.fmean(values),
         "n": sizes.pop() if len(sizes) == 1 else None,
+        "values": values,
         "runs": [str(r.folder) for r in group],
     }
 
 
 def _budget(first, second):
-    """What the two groups' training budgets share, and where they differ (epochs, batch, width, stem, optimizer)."""
+    """What the two groups' training budgets share, and where they differ (epochs, batch, width, stem, training
+    images, optimizer)."""
     a, b = first[0].config, second[0].config
     if a["kind"] == "teacher" or b["kind"] == "teacher":
         return {"same": None, "text": "a teacher against a student: budgets of different models"}
@@ -396,14 +423,24 @@ def _budget(first, second):
     return {"same": not differ, "text": text}
 
 
-def _compare(dataset, measure, first, second, budget):
+def _variance(side):
+    """Variance (in points squared) of a side's mean: the binomial variance over its n test images, plus the variance
+    between its runs' values over their number when there are several (seeds)."""
+    p = side["value"] / 100
+    variance = 1e4 * p * (1 - p) / side["n"]
+    if len(side["values"]) > 1:
+        variance += statistics.variance(side["values"]) / len(side["values"])
+    return variance
+
+
+def _compare(dataset, pair, measure, first, second, budget):
     """`first` against `second` (sides from `_side`): the difference in points and its 95% interval (normal
-    approximation for two independent samples of test images, so conservative for the paired images here)."""
+    approximation for two independent samples of test images, so conservative for the paired images here; with
+    several seeds, their spread is added, see `_variance`)."""
     difference = first["value"] - second["value"]
     half = None
     if first["n"] and second["n"]:
-        p, q = first["value"] / 100, second["value"] / 100
-        half = 100 * Z95 * math.sqrt(p * (1 - p) / first["n"] + q * (1 - q) / second["n"])
+        half = Z95 * math.sqrt(_variance(first) + _variance(second))
     if half is None:
         verdict = "higher" if difference > 0 else "lower" if difference < 0 else "equal"
     elif abs(difference) <= half:
@@ -413,6 +450,7 @@ def _compare(dataset, measure, first, second, budget):
     interval = "" if half is None else f", 95% interval {difference - half:+.2f} to {difference + half:+.2f}"
     return {
         "dataset": dataset,
+        "pair": pair,
         "measure": measure,
         "first": first,
         "second": second,
@@ -431,41 +469,53 @@ def _robustness(run, attack, eps):
     return 100 * statistics.fmean(result["accuracy"][result["eps"].index(e)] for e in eps)
 
 
+def student_label(t1, teacher_model=None, temperature=None, optimizer=None):
+    """NODEs(1), NODEs(1) + KD (ResNet20, T = 3), and with an optimizer other than the paper's: NODEs(1), SGD or
+    NODEs(1) + KD (ResNet20, T = 3, Adam)."""
+    other = OPTIMIZER_TITLES.get(optimizer, optimizer)
+    if teacher_model is None:
+        return f"NODEs({t1:g})" + (f", {other}" if optimizer else "")
+    extra = f", {other}" if optimizer else ""
+    return f"NODEs({t1:g}) + KD ({teacher_label(teacher_model)}, T = {temperature:g}{extra})"
+
+
 def comparisons(runs):
     """What the runs show, pair by pair, per data set: distillation against the same student trained alone (clean
     accuracy, and robustness as the mean accuracy over the attacked eps > 0 both have), each teacher against the
-    students trained alone, and each longer horizon against t1 = 1. Paper-setup runs only; seeds are averaged."""
+    students trained alone, and each longer horizon against t1 = 1. Comparable runs only (`Run.comparable`): a
+    distilled student trained with Adam at t1 = 1 is compared with the NODEs(1) trained alone, with Adam too. Seeds
+    are averaged. Each comparison's `pair` says which: "kd", "teacher" or "horizon"."""
     found = []
     for dataset in sorted({r.config["dataset"] for r in runs}):
-        mine = [r for r in runs if r.config["dataset"] == dataset and r.in_paper_setup]
+        mine = [r for r in runs if r.config["dataset"] == dataset and r.comparable]
         alone, distilled, teacher_runs = {}, {}, {}
         for run in mine:
             if run.config["kind"] == "teacher":
                 teacher_runs.setdefault(run.config["model"], []).append(run)
             elif run.distilled:
-                key = (run.config["t1"], run.config["teacher_model"], run.config["T"])
+                key = (run.config["t1"], run.config["teacher_model"], run.config["T"], run.other_optimizer or "")
                 distilled.setdefault(key, []).append(run)
-            else:
+            elif run.other_optimizer is None:
                 alone.setdefault(run.config["t1"], []).append(run)
-        pairs = []  # (first label, first runs, second label, second runs)
-        for (t1, model, temperature), group in sorted(distilled.items()):
+        pairs = []  # (kind of pair, first label, first runs, second label, second runs)
+        for (t1, model, temperature, optimizer), group in sorted(distilled.items()):
             if t1 in alone:
-                label = f"NODEs({t1:g}) + KD ({teacher_label(model)}, T = {temperature:g})"
-                pairs.append((label, group, f"NODEs({t1:g})", alone[t1]))
+                label = student_label(t1, model, temperature, optimizer or None)
+                pairs.append(("kd", label, group, student_label(t1), alone[t1]))
         for model, group in sorted(teacher_runs.items()):
             for t1, students_alone in sorted(alone.items()):
-                pairs.append((teacher_label(model), group, f"NODEs({t1:g})", students_alone))
+                pairs.append(("teacher", teacher_label(model), group, student_label(t1), students_alone))
         horizons = sorted(alone)
         for t1 in horizons[1:] if horizons and horizons[0] == 1.0 else []:
-            pairs.append((f"NODEs({t1:g})", alone[t1], "NODEs(1)", alone[1.0]))
-        for first_label, first, second_label, second in pairs:
+            pairs.append(("horizon", student_label(t1), alone[t1], student_label(1.0), alone[1.0]))
+        for pair, first_label, first, second_label, second in pairs:
             budget = _budget(first, second)
             clean = [
                 _side(label, group, lambda r: r.accuracy, lambda r: r.metrics.get("test_images"))
                 for label, group in ((first_label, first), (second_label, second))
             ]
-            found.append(_compare(dataset, "clean accuracy", *clean, budget))
-            if first[0].config["kind"] == "teacher":
+            found.append(_compare(dataset, pair, "clean accuracy", *clean, budget))
+            if pair == "teacher":
                 continue
             for attack in FIGURE_ATTACKS:
                 both = [r for r in first + second if attack in r.attacks]
@@ -479,8 +529,75 @@ def comparisons(runs):
                     for label, group in ((first_label, first), (second_label, second))
                 ]
                 measure = f"{ATTACK_TITLES.get(attack, attack)} accuracy, mean over eps {', '.join(map(str, eps))}"
-                found.append(_compare(dataset, measure, *sides, budget))
+                found.append(_compare(dataset, pair, measure, *sides, budget))
     return found
+
+
+def _verdict(evidence):
+    """supported when some comparison favours the claim and none goes against it; contradicted the other way round;
+    undecided when none is outside its 95% interval, or they disagree."""
+    favour = sum(e["verdict"] == "higher" for e in evidence)
+    against = sum(e["verdict"] == "lower" for e in evidence)
+    if favour and not against:
+        return "supported"
+    if against and not favour:
+        return "contradicted"
+    return "undecided"
+
+
+def claims(runs, compared):
+    """The paper's four claims (`CLAIMS`), each with the verdict the runs give per data set, computed from the
+    comparisons (`comparisons`) and the masking checks, and the evidence behind it:
+    - distillation raises accuracy: the clean accuracy of each distilled student against the same student alone;
+    - distillation raises robustness: their accuracies under each attack, averaged over eps > 0;
+    - robustness grows with t1: each NODEs(t1 > 1) trained alone against NODEs(1), under each attack;
+    - not gradient masking: `nodekd attack check` on the students; supported when every checked student passes.
+    A claim without evidence on a data set is undecided."""
+    found = []
+    for dataset in sorted({r.config["dataset"] for r in runs}):
+        mine = [c for c in compared if c["dataset"] == dataset]
+        select = {
+            "kd_accuracy": lambda c: c["pair"] == "kd" and c["measure"] == "clean accuracy",
+            "kd_robustness": lambda c: c["pair"] == "kd" and c["measure"] != "clean accuracy",
+            "t1_robustness": lambda c: c["pair"] == "horizon" and c["measure"] != "clean accuracy",
+        }
+        for key, statement in CLAIMS:
+            if key == "no_masking":
+                checked = [
+                    r
+                    for r in runs
+                    if r.config["dataset"] == dataset and r.comparable and r.config["kind"] == "student" and r.check
+                ]
+                flagged = [r for r in checked if r.check["masking"]]
+                verdict = "undecided" if not checked else "contradicted" if flagged else "supported"
+                evidence = [
+                    f"{Path(r.folder).name}: possible masking ({', '.join(_failed_checks(r.check))})"
+                    if r.check["masking"]
+                    else f"{Path(r.folder).name}: every check passed"
+                    for r in checked
+                ]
+                counts = f"{len(checked) - len(flagged)} of {len(checked)} checked students pass"
+            else:
+                chosen = [c for c in mine if select[key](c)]
+                verdict = _verdict(chosen)
+                evidence = [c["text"] for c in chosen]
+                tally = {v: sum(c["verdict"] == v for c in chosen) for v in ("higher", "lower", "within noise")}
+                counts = ", ".join(f"{n} {v}" for v, n in tally.items() if n) or "no comparison"
+            found.append(
+                {
+                    "dataset": dataset,
+                    "claim": key,
+                    "statement": statement,
+                    "verdict": verdict,
+                    "summary": counts if evidence else "no runs to judge it by",
+                    "evidence": evidence,
+                }
+            )
+    return found
+
+
+def _failed_checks(check):
+    return [c["check"] for c in check["checks"] if c.get("passed") is False] or ["see check.json"]
 
 
 def run_rows(report):
@@ -534,8 +651,17 @@ def build(root, exclude=()):
             else:
                 missing.append(cell.command)
     missing = list(dict.fromkeys(missing + whole))
+    compared = comparisons(runs)
     return Report(
-        root, runs, skipped, tables, figure_series(runs), missing, paper["source"], comparisons=comparisons(runs)
+        root,
+        runs,
+        skipped,
+        tables,
+        figure_series(runs),
+        missing,
+        paper["source"],
+        comparisons=compared,
+        claims=claims(runs, compared),
     )
 
 
@@ -585,6 +711,14 @@ def to_markdown(report):
         )
     if report.missing:
         lines += ["", "### Commands that fill the empty cells", "", "```"] + report.missing + ["```"]
+    if report.claims:
+        lines += ["", "### The paper's claims", "", "| data set | claim | verdict | evidence |"]
+        lines += ["| --- | --- | --- | --- |"]
+        lines += [f"| {c['dataset']} | {c['statement']} | {c['verdict']} | {c['summary']} |" for c in report.claims]
+        lines += [""]
+        for c in report.claims:
+            lines += [f"- {c['dataset']}, {c['statement'].lower()}: **{c['verdict']}**"]
+            lines += [f"  - {e}" for e in c["evidence"]]
     return "\n".join(lines) + "\n"
 
 
@@ -610,6 +744,7 @@ def to_json(report):
             for table in report.tables
         },
         "comparisons": report.comparisons,
+        "claims": report.claims,
         "figure1": {"files": [str(f) for f in report.figures], "series": report.series},
         "runs": run_rows(report),
         "skipped": [{"path": str(path), "reason": reason} for path, reason in report.skipped],
@@ -647,11 +782,13 @@ def write_csv(report, out):
     write("figure1.csv", points, ["dataset", "attack", "family", "runs", "eps", "accuracy"])
     compared = []
     for c in report.comparisons:
-        row = {k: c[k] for k in ("dataset", "measure", "difference", "verdict", "same_budget", "text")}
+        row = {k: c[k] for k in ("dataset", "pair", "measure", "difference", "verdict", "same_budget", "text")}
         for side in ("first", "second"):
             row.update({side: c[side]["label"], f"{side}_value": c[side]["value"], f"{side}_n": c[side]["n"]})
         row["low"], row["high"] = c["interval"] or (None, None)
         compared.append(row)
-    fields = ["dataset", "measure", "first", "first_value", "first_n", "second", "second_value", "second_n"]
+    fields = ["dataset", "pair", "measure", "first", "first_value", "first_n", "second", "second_value", "second_n"]
     write("comparisons.csv", compared, fields + ["difference", "low", "high", "verdict", "same_budget", "text"])
+    claimed = [{**c, "evidence": " | ".join(c["evidence"])} for c in report.claims]
+    write("claims.csv", claimed, ["dataset", "claim", "statement", "verdict", "summary", "evidence"])
     return written

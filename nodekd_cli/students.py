@@ -102,6 +102,7 @@ def student_config(
     lr=None,
     channels=None,
     downsample=None,
+    train_images=None,
     seed=0,
     crop_padding=None,
     flip=None,
@@ -142,6 +143,7 @@ def student_config(
         "batch_size": DEFAULT_BATCH_SIZES.get(family, PAPER_BATCH_SIZE) if batch_size is None else batch_size,
         "channels": DEFAULT_CHANNELS.get(family, PAPER_CHANNELS) if channels is None else channels,
         "downsample": DEFAULT_DOWNSAMPLE.get(family, PAPER_DOWNSAMPLE) if downsample is None else downsample,
+        "train_images": train_images,  # None: every training image; else a class-stratified sample drawn with seed
         "seed": seed,
         "crop_padding": augmentation.crop_padding if crop_padding is None else crop_padding,
         "flip": augmentation.flip if flip is None else flip,
@@ -151,17 +153,24 @@ def student_config(
     for key in ("epochs", "batch_size", "channels"):
         if config[key] < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1; got {config[key]}.")
+    if train_images is not None and train_images < 1:
+        raise UserError(f"--train-images must be at least 1; got {train_images}.")
     if config["lr"] <= 0 or config["downsample"] < 0:
         raise UserError("--lr must be positive and --downsample not negative.")
     return config
 
 
 def default_folder(config):
-    """runs/kd-<teacher model>-<data set>-T<T>-t1_<t1>, or runs/node-<data set>-t1_<t1> without distillation."""
+    """runs/kd-<teacher model>-<data set>-T<T>-t1_<t1>, or runs/node-<data set>-t1_<t1> without distillation, with
+    -<optimizer> at the end when it is not the paper's for that student."""
     t1 = f"t1_{config['t1']:g}"
-    if config["teacher"] is None:
-        return Path("runs") / f"node-{data.slug(config['dataset'])}-{t1}"
-    return Path("runs") / f"kd-{config['teacher_model']}-{data.slug(config['dataset'])}-T{config['T']:g}-{t1}"
+    distilled = config["teacher"] is not None
+    # An optimizer other than the paper's for this kind of student (`resolve_optimizer`) is named: -adam, -sgd.
+    optimizer = config.get("optimizer") or resolve_optimizer("auto", config["t1"], distilled)
+    suffix = "" if optimizer == resolve_optimizer("auto", config["t1"], distilled) else f"-{optimizer}"
+    if not distilled:
+        return Path("runs") / f"node-{data.slug(config['dataset'])}-{t1}{suffix}"
+    return Path("runs") / f"kd-{config['teacher_model']}-{data.slug(config['dataset'])}-T{config['T']:g}-{t1}{suffix}"
 
 
 def load_teacher(run, dataset=None):
@@ -236,6 +245,7 @@ def train(folder, config, dataset, teacher=None, reporter=None):
     from nodekd_cli import train_step, training
 
     keras.utils.set_random_seed(config["seed"])
+    dataset = data.train_subset(dataset, config.get("train_images"), config["seed"])
     targets = None
     if teacher is not None and config["soft_targets"] == "precomputed":
         targets = soft_targets(folder, teacher, dataset)

@@ -188,3 +188,16 @@ def test_channel_stats():
     mean, std = data.channel_stats()
     np.testing.assert_allclose(mean, [0.5, 0.0])
     np.testing.assert_allclose(std, [0.5, 0.0])
+
+
+def test_a_training_subset_takes_every_class_in_proportion(digits):
+    from nodekd_cli.data import sample_indices, train_subset
+
+    subset = train_subset(digits, 100, seed=0)
+    chosen = sample_indices(digits.y_train, 100, 0)
+    assert np.array_equal(subset.x_train, digits.x_train[chosen])
+    assert np.array_equal(subset.y_train, digits.y_train[chosen])
+    assert np.bincount(subset.y_train, minlength=10).tolist() == [10] * 10  # digits' classes hold about 144 each
+    assert np.array_equal(train_subset(digits, 100, seed=0).y_train, subset.y_train)
+    assert not np.array_equal(train_subset(digits, 100, seed=1).x_train, subset.x_train)
+    assert subset.x_test is digits.x_test and train_subset(digits, None) is digits

@@ -274,3 +274,66 @@ def test_comparisons_give_differences_intervals_and_budgets_computed_by_hand(tmp
     row = rows["NODEs(1) + KD (ResNet20, T = 3)", "NODEs(1)", "clean accuracy"]
     interval = (float(row["low"]), float(row["high"]))
     assert interval == pytest.approx((-19.464, -10.536), abs=1e-3) and row["verdict"] == "lower"
+
+
+def test_claim_verdicts_follow_from_comparisons_and_checks_computed_by_hand(tmp_path):
+    from nodekd_cli import report
+
+    root = tmp_path / "runs"
+
+    def run(folder, config, accuracy, pgd, check=None, **budget):
+        config = {**config, "epochs": 10, "batch_size": 32, "channels": 32, "optimizer": "adam", "lr": 1e-3, **budget}
+        write_run(root / folder, config, accuracy, {"pgd": pgd}, check)
+        metrics = json.loads((root / folder / "metrics.json").read_text())
+        (root / folder / "metrics.json").write_text(json.dumps({**metrics, "test_images": 400}))
+
+    passed = {"reference": 0.2, "checks": [{"check": "transfer", "passed": True}], "masking": False}
+    flagged = {"reference": 0.5, "checks": [{"check": "transfer", "passed": False}], "masking": True}
+    kd = {"teacher_model": "resnet20", "T": 3.0}
+    run("alone1", student("digits", 1), 0.90, [0.9, 0.2, 0.2, 0.2, 0.2, 0.2], passed)
+    run("alone100", student("digits", 100), 0.90, [0.9, 0.5, 0.5, 0.5, 0.5, 0.5], flagged)
+    run("kd1", student("digits", 1, **kd), 0.95, [0.95, 0.0, 0.0, 0.0, 0.0, 0.0], optimizer="sgd", lr=0.05)
+    run("kd1-adam", student("digits", 1, **kd), 0.86, [0.86, 0.2, 0.2, 0.2, 0.2, 0.2])
+    run("svhn-alone1", student("svhn", 1), 0.90, [0.9] * 6)
+    run("svhn-alone1-seed1", student("svhn", 1, seed=1), 0.94, [0.94] * 6)
+    run("svhn-kd1", student("svhn", 1, **kd), 0.95, [0.95] * 6, optimizer="sgd", lr=0.05)
+    built = report.build(root)
+    found = {(c["dataset"], c["first"]["label"], c["measure"]): c for c in built.comparisons}
+    # The same optimizer arm gets its own label and comparison, and stays out of Table 2 (the paper's SGD arm).
+    adam = found["digits", "NODEs(1) + KD (ResNet20, T = 3, Adam)", "clean accuracy"]
+    assert adam["second"]["label"] == "NODEs(1)" and "optimizer" not in adam["text"]
+    table2 = {c["column"]: c for c in json.loads(report.to_json(built))["tables"]["table2"]["cells"]}
+    assert table2["resnet20"]["folders"] == [str(root / "kd1")]
+    # 95% vs 90% on 400 images each: 1.96 * sqrt(.95 * .05 / 400 + .9 * .1 / 400) = 3.634 points: higher.
+    sgd = found["digits", "NODEs(1) + KD (ResNet20, T = 3)", "clean accuracy"]
+    assert sgd["interval"] == pytest.approx([5 - 3.634, 5 + 3.634], abs=1e-3) and sgd["verdict"] == "higher"
+    # 86% vs 90%: 1.96 * sqrt(.86 * .14 / 400 + .09 / 400) = 4.495 points: within noise.
+    assert adam["interval"] == pytest.approx([-4 - 4.495, -4 + 4.495], abs=1e-3) and adam["verdict"] == "within noise"
+    # Two seeds of NODEs(1) on svhn (90 and 94%): the variance of their mean adds (94 - 92)^2 * 2 / 1 / 2 = 4 points^2
+    # to the binomial 1e4 * .92 * .08 / 400 = 1.84; the student alone's 1e4 * .95 * .05 / 400 = 1.1875.
+    seeds = found["svhn", "NODEs(1) + KD (ResNet20, T = 3)", "clean accuracy"]
+    half = 1.96 * (1.1875 + 1.84 + 4) ** 0.5
+    assert seeds["difference"] == pytest.approx(3.0) and seeds["interval"] == pytest.approx([3 - half, 3 + half])
+    verdicts = {(c["dataset"], c["claim"]): c for c in built.claims}
+    assert verdicts["digits", "kd_accuracy"]["verdict"] == "supported"  # one higher, one within noise
+    assert verdicts["digits", "kd_accuracy"]["summary"] == "1 higher, 1 within noise"
+    assert verdicts["digits", "kd_robustness"]["verdict"] == "contradicted"  # PGD 0% vs 20%, and 20% vs 20%
+    # NODEs(100) 50% vs NODEs(1) 20% under PGD on 100 images: 1.96 * sqrt(.25 / 100 + .16 / 100) = 12.55 < 30.
+    assert verdicts["digits", "t1_robustness"]["verdict"] == "supported"
+    assert verdicts["digits", "no_masking"]["verdict"] == "contradicted"
+    assert "node-digits" not in verdicts["digits", "no_masking"]["evidence"][0]  # named by folder: alone1, alone100
+    assert verdicts["digits", "no_masking"]["evidence"] == [
+        "alone1: every check passed",
+        "alone100: possible masking (transfer)",
+    ]
+    assert verdicts["svhn", "kd_accuracy"]["verdict"] == "undecided"
+    assert verdicts["svhn", "t1_robustness"]["summary"] == "no runs to judge it by"
+    assert verdicts["svhn", "no_masking"]["verdict"] == "undecided"
+    markdown = invoke("--runs", root, "--format", "markdown").stdout
+    assert "| digits | Knowledge distillation raises robustness | contradicted | 1 lower, 1 within noise |" in markdown
+    rich = invoke("--runs", root).stdout
+    assert "The paper's claims" in rich and "contradicted" in rich
+    invoke("--runs", root, "--format", "csv", "--out", tmp_path / "csv")
+    with open(tmp_path / "csv" / "claims.csv", newline="") as file:
+        rows = {(r["dataset"], r["claim"]): r["verdict"] for r in csv.DictReader(file)}
+    assert rows == {key: claim["verdict"] for key, claim in verdicts.items()}

@@ -110,6 +110,38 @@ def test_paper_preset_and_narrowing(tmp_path):
     assert narrowed[6].eps == tuple(range(9))
 
 
+def test_small_preset_plan_separates_distillation_from_the_optimizer(tmp_path, monkeypatch):
+    steps = study.expand(study.PRESETS["small"], root=tmp_path)
+    students = {step.folder.name: step.config for step in steps if step.kind == "student"}
+    assert list(students) == [
+        "node-cifar10-t1_1",
+        "node-cifar10-t1_100",
+        "kd-resnet20-cifar10-T3-t1_1",
+        "kd-resnet20-cifar10-T3-t1_100",
+        "kd-resnet20-cifar10-T3-t1_1-adam",
+    ]
+    optimizers = [(c["optimizer"], c["lr"]) for c in students.values()]
+    assert optimizers == [("adam", 0.001), ("adam", 0.001), ("sgd", 0.05), ("adam", 0.001), ("adam", 0.001)]
+    # Every student the same budget: 5 epochs of the same 10,000 training images at batch 64, 32 channels.
+    keys = ("epochs", "batch_size", "channels", "downsample", "train_images", "seed", "dynamics")
+    assert {tuple(str(c[key]) for key in keys) for c in students.values()} == {
+        ("5", "64", "32", "2", "10000", "0", str(DEFAULT_DYNAMICS))
+    }
+    attacks = [step for step in steps if step.kind == "attack"]
+    assert len(attacks) == 2 * 6 and all(a.images == 500 and a.eps == (0, 4, 8, 12, 16, 20) for a in attacks)
+    assert [step.images for step in steps if step.kind == "check"] == [50] * 5
+    # The same plan through the command, on the CIFAR-10 images of a folder with akamaster's checkpoint beside it.
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "resnet20-12fca82f.th").touch()
+    monkeypatch.chdir(tmp_path)
+    args = ["--preset", "small", "--datasets", "folder:images", "--teacher-checkpoints", "weights", "--dry-run"]
+    result = CliRunner().invoke(app, ["reproduce", *args], env={"COLUMNS": "250"})
+    text = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 0, text
+    assert "0 of 23 steps done" in text and "import resnet20 from resnet20-12fca82f.th" in text
+    assert "runs/kd-resnet20-folder-images-T3-t1_1-adam" in text
+
+
 @pytest.mark.parametrize(
     "option, value, message",
     [

@@ -4,6 +4,7 @@
 CIFAR-10 and SVHN come from a uint8 cache that is written once (see `nodekd_cli.data.tfds`).
 """
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,3 +109,27 @@ def load_dataset(name, *, data_dir=None, manual_dir=None):
 
         return folder.load(name[len(FOLDER_PREFIX) :], name=name)
     return DATASETS[name](data_dir=data_dir, manual_dir=manual_dir)
+
+
+def sample_indices(labels, n, seed):
+    """Sorted indices of `n` of `labels`: each class gets its share of `n` (largest remainders first, ties to the
+    smaller class label), its images drawn with `seed`. Every index when `n` is None or not below len(labels). A
+    data set stored class by class (a folder data set) is thus attacked on all its classes, not the first few."""
+    labels = np.asarray(labels)
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * n / len(labels)
+    take = np.floor(share).astype(int)
+    take[np.argsort(take - share, kind="stable")[: n - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
+def train_subset(dataset, n, seed=0):
+    """`dataset` with `n` of its training images, each class in proportion (`sample_indices`); all when `n` is None."""
+    if n is None or n >= len(dataset.y_train):
+        return dataset
+    chosen = sample_indices(dataset.y_train, n, seed)
+    return dataclasses.replace(dataset, x_train=dataset.x_train[chosen], y_train=dataset.y_train[chosen])
