@@ -177,47 +177,28 @@ def _report_cell(cell):
 
 def report(report):
     """The paper's tables beside the paper's numbers, the figure files, the run table and what is missing."""
-    from nodekd_cli.report import row_label, run_rows
+    from nodekd_cli.report import run_rows
 
     info(
         f"[dim]Runs under {report.root}; each cell: this project's value (xN: mean of N runs), below it the paper's "
         f"and the difference.[/]"
     )
     for table in report.tables:
-        rich_table = Table(title=table.title, title_justify="left", show_lines=True)
-        for name in table.row_fields:
-            rich_table.add_column({"dataset": "data set"}.get(name, name))
-        for _, label in table.columns:
-            rich_table.add_column(label, justify="right")
-        for row in table.rows:
-            cells = [_report_cell(table.cells[row, column]) for column, _ in table.columns]
-            rich_table.add_row(*row_label(table, row), *cells)
+        rich_table = _paper_table(table)
+        if _natural_width(rich_table) > console.width:
+            # Too wide for the terminal (Table 1 has 7 value columns): one row per column instead.
+            transposed = _paper_table(table, transpose=True)
+            rich_table = transposed if _natural_width(transposed) <= console.width else rich_table
         console.print(rich_table)
         for note in table.notes:
             info(f"[dim]{note}[/]")
-    runs_table = Table(title="Runs", title_justify="left")
-    columns = ("run", "model", "data set", "t1", "T", "lambda", "dynamics", "solver", "params", "accuracy (%)", "NFE")
-    for column in columns:
-        runs_table.add_column(column, justify="right" if column in ("params", "accuracy (%)", "NFE") else "left")
-    runs_table.add_column("train time", justify="right")
-    runs_table.add_column("attacks / check")
-    for row in run_rows(report):
-        checks = {None: "", "passed": " / [green]check passed[/]", "possible masking": " / [bold red]masking?[/]"}
-        seconds = row["train_seconds"]
-        runs_table.add_row(
-            row["folder"],
-            row["model"] if row["kind"] == "teacher" else f"NODE ({row['teacher']})" if row["teacher"] else "NODE",
-            row["dataset"],
-            *(_plain_number(row[key]) for key in ("t1", "T", "lambda")),
-            row["dynamics"] or "-",
-            row["solver"] or "-",
-            "-" if row["params"] is None else f"{row['params']:,}",
-            f"{row['accuracy']:.2f}",
-            "-" if row["nfe"] is None else f"{row['nfe']:.1f}",
-            "-" if seconds is None else f"{seconds:.0f} s",
-            (", ".join(row["attacks"]) or "-") + checks[row["check"]],
+    rows = run_rows(report)
+    console.print(_runs_table(report, rows, wide=console.width >= RUNS_TABLE_WIDTH))
+    if console.width < RUNS_TABLE_WIDTH:
+        info(
+            f"[dim]Data set, lambda, dynamics, solver, parameters and training time: a terminal of {RUNS_TABLE_WIDTH}"
+            " columns, or --format json or csv.[/]"
         )
-    console.print(runs_table)
     if report.comparisons:
         info("What the runs show:")
         for comparison in report.comparisons:
@@ -242,6 +223,80 @@ def report(report):
         console.print(claims_table)
         info("[dim]Each verdict comes from the comparisons above (95% intervals) and the masking checks; --format "
              "markdown lists the evidence.[/]")
+
+
+RUNS_TABLE_WIDTH = 160  # below it the run table keeps its main columns
+
+
+def _natural_width(renderable):
+    """The width `renderable` takes without wrapping (`console.measure` stops at the terminal's)."""
+    return console.measure(renderable, options=console.options.update(max_width=10_000)).maximum
+
+
+def _paper_table(table, transpose=False):
+    """One of the paper's tables as a rich table: rows (data set, ...) by columns, or, transposed, a row per column."""
+    from nodekd_cli.report import row_label
+
+    rich_table = Table(title=table.title, title_justify="left", show_lines=True)
+    if transpose:
+        rich_table.add_column("", overflow="fold")
+        for row in table.rows:
+            names = [f"{n}={v}" if n != "dataset" else v for n, v in zip(table.row_fields, row_label(table, row))]
+            rich_table.add_column(" ".join(names), justify="right", overflow="fold")
+        for column, label in table.columns:
+            rich_table.add_row(label, *(_report_cell(table.cells[row, column]) for row in table.rows))
+        return rich_table
+    for name in table.row_fields:
+        rich_table.add_column({"dataset": "data set"}.get(name, name), overflow="fold")
+    for _, label in table.columns:
+        rich_table.add_column(label, justify="right", overflow="fold")
+    for row in table.rows:
+        cells = [_report_cell(table.cells[row, column]) for column, _ in table.columns]
+        rich_table.add_row(*row_label(table, row), *cells)
+    return rich_table
+
+
+def _run_name(report, folder):
+    """A run folder relative to --runs where it lies under it."""
+    from pathlib import Path
+
+    try:
+        return str(Path(folder).resolve().relative_to(Path(report.root).resolve()))
+    except ValueError:
+        return str(folder)
+
+
+def _runs_table(report, rows, wide):
+    """The run table: every column when `wide`, else the run, what it is, its accuracy, NFE, attacks and check."""
+    runs_table = Table(title="Runs", title_justify="left")
+    numbers = ("params", "acc. (%)", "NFE", "train time")
+    columns = ["run", "model"] + (["data set"] if wide else []) + ["t1", "T"]
+    columns += ["lambda", "dynamics", "solver", "params"] if wide else []
+    columns += ["acc. (%)", "NFE"] + (["train time"] if wide else []) + ["attacks / check"]
+    for column in columns:
+        # Long run names fold onto a second line rather than lose their end.
+        runs_table.add_column(column, justify="right" if column in numbers else "left", overflow="fold")
+    checks = {None: "", "passed": " / [green]check passed[/]", "possible masking": " / [bold red]masking?[/]"}
+    for row in rows:
+        seconds = row["train_seconds"]
+        model = row["model"] if row["kind"] == "teacher" else f"NODE ({row['teacher']})" if row["teacher"] else "NODE"
+        values = {
+            "run": _run_name(report, row["folder"]),
+            "model": model,
+            "data set": row["dataset"],
+            "t1": _plain_number(row["t1"]),
+            "T": _plain_number(row["T"]),
+            "lambda": _plain_number(row["lambda"]),
+            "dynamics": row["dynamics"] or "-",
+            "solver": row["solver"] or "-",
+            "params": "-" if row["params"] is None else f"{row['params']:,}",
+            "acc. (%)": f"{row['accuracy']:.2f}",
+            "NFE": "-" if row["nfe"] is None else f"{row['nfe']:.1f}",
+            "train time": "-" if seconds is None else f"{seconds:.0f} s",
+            "attacks / check": (", ".join(row["attacks"]) or "-") + checks[row["check"]],
+        }
+        runs_table.add_row(*(values[column] for column in columns))
+    return runs_table
 
 
 def _plain_number(value):

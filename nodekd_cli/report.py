@@ -329,7 +329,7 @@ def table2(runs, paper, root):
 
 
 def table3(runs, paper, root):
-    columns = [("clean", "clean")] + [(str(e), f"eps {e}/255") for e in TABLE3_EPS]
+    columns = [("clean", "clean")] + [(str(e), f"{e}/255") for e in TABLE3_EPS]
     baselines = [r for r in runs if r.config["kind"] == "student" and not r.distilled and r.in_paper_setup]
     rows, paper_value = _rows_by(baselines, paper["table3"], "t1")
     cells = _empty_cells(rows, columns, paper_value)
@@ -356,7 +356,7 @@ def table3(runs, paper, root):
             cell.command = f"{train} && nodekd attack pgd --run {folder} --eps-max 20"
     return Table(
         "table3",
-        "Table 3: accuracy (%) of NODEs(t1) without distillation under PGD",
+        "Table 3: accuracy (%) of NODEs(t1) without distillation under PGD at eps",
         ("dataset", "t1"),
         columns,
         rows,
@@ -534,10 +534,12 @@ def comparisons(runs):
 
 
 def _verdict(evidence):
-    """supported when some comparison favours the claim and none goes against it; contradicted the other way round;
-    undecided when none is outside its 95% interval, or they disagree."""
-    favour = sum(e["verdict"] == "higher" for e in evidence)
-    against = sum(e["verdict"] == "lower" for e in evidence)
+    """supported when some comparison favours the claim beyond its 95% interval and none goes against it;
+    contradicted the other way round; undecided when none is outside its interval, or they disagree. Comparisons
+    without an interval (runs that did not record their number of test images) do not count."""
+    decided = [e for e in evidence if e["interval"] is not None]  # without test-image counts, no interval to judge by
+    favour = sum(e["verdict"] == "higher" for e in decided)
+    against = sum(e["verdict"] == "lower" for e in decided)
     if favour and not against:
         return "supported"
     if against and not favour:

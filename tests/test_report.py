@@ -205,6 +205,21 @@ def test_rich_table_shows_both_values(study):
     assert "To fill the empty cells:" in text
 
 
+def test_every_table_reads_at_80_columns(study):
+    """At 80 columns no header or cell is cut: Table 1 turns a row per column, the run table keeps its main columns
+    and folds long names, and runs are named relative to --runs."""
+    result = CliRunner().invoke(app, ["report", "--runs", str(study)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert "…" not in result.stdout
+    lines = result.stdout.splitlines()
+    tables = [line for line in lines if line[:1] in "┏┃│┡├└"]
+    assert tables and max(len(line) for line in tables) <= 80
+    assert "│ NODEs(100) │" in result.stdout  # Table 1, transposed
+    assert "│ nested/i " in result.stdout and all(study.parent.name not in line for line in tables)
+    assert "85.00 x2" in result.stdout and "paper 88.36 -3.36" in result.stdout
+    assert "The paper's claims" in result.stdout
+
+
 def test_empty_folder_says_what_to_run_first(tmp_path):
     result = invoke("--runs", tmp_path)
     assert result.exit_code == 1
