@@ -145,6 +145,8 @@ def find_checkpoint(directory, model, dataset):
     if directory is None:
         return None
     top = dataset == "cifar10" or data.check_name(dataset) == "folder"
+    if str(directory) == teachers.AKAMASTER:  # downloaded by name when the import runs (`teachers.fetch_akamaster`)
+        return teachers.akamaster_path(model) if top and model in teachers.AKAMASTER_FILES else None
     places = [] if data.check_name(dataset) == "folder" else [Path(directory) / dataset]
     places += [Path(directory)] if top else []
     for place in places:
@@ -366,6 +368,8 @@ def execute(step, *, device="cpu", data_dir=None, manual_dir=None, reporter=None
         dataset = _load(step.config["dataset"], data_dir, manual_dir)
         circumstances = {"versions": runs.versions(), "device": device}
         if step.kind == "import":
+            if step.checkpoint == teachers.akamaster_path(step.config["model"]):
+                teachers.fetch_akamaster(step.config["model"], progress=False)
             model = teachers.import_akamaster(step.config["model"], step.checkpoint, dataset)
             runs.open_run(step.folder, {**step.config, **circumstances})
             metrics = teachers.import_run(step.folder, model, dataset)

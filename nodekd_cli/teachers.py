@@ -7,6 +7,7 @@ ResNets whose accuracies REFERENCE.md quotes.
 """
 
 import math
+import os
 from pathlib import Path
 
 from nodekd_cli import data, runs
@@ -155,6 +156,54 @@ def load(folder):
 
 
 # Input normalization of the akamaster/pytorch_resnet_cifar10 checkpoints (pixels in [0, 1]).
+# akamaster/pytorch_resnet_cifar10's released checkpoints, named as torch.hub expects: the part after the dash is the
+# start of the file's SHA-256, which the download checks.
+AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
+AKAMASTER_FILES = {
+    "resnet20": "resnet20-12fca82f.th",
+    "resnet32": "resnet32-d509ac18.th",
+    "resnet44": "resnet44-014dd654.th",
+    "resnet56": "resnet56-4bfd9763.th",
+    "resnet110": "resnet110-1d1ed7c2.th",
+}
+AKAMASTER = "akamaster"  # `--from akamaster`, `--teacher-checkpoints akamaster`: download by name
+
+
+def akamaster_path(model_name):
+    """Where torch.hub keeps akamaster's checkpoint of `model_name`: <torch.hub.get_dir()>/checkpoints/<file>."""
+    import torch
+
+    check_model(model_name)
+    return Path(torch.hub.get_dir()) / "checkpoints" / AKAMASTER_FILES[model_name]
+
+
+def fetch_akamaster(model_name, progress=True):
+    """akamaster's CIFAR-10 checkpoint of `model_name`, downloaded once into torch.hub's cache with torch.hub's
+    download, which checks the file's SHA-256 against the prefix in its name and keeps nothing if it differs. The
+    address is `AKAMASTER_URL`, or `$NODEKD_AKAMASTER_URL` (a mirror, or a file:// folder)."""
+    import urllib.error
+
+    import torch
+
+    path = akamaster_path(model_name)
+    if path.is_file():
+        return path
+    url = (os.environ.get("NODEKD_AKAMASTER_URL") or AKAMASTER_URL).rstrip("/") + "/" + path.name
+    prefix = path.stem.rsplit("-", 1)[1]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=progress)
+    except RuntimeError as error:  # torch.hub's "invalid hash value"
+        raise UserError(f"The file at {url} is not akamaster's {path.name} ({error}); nothing was kept.") from None
+    except (OSError, urllib.error.URLError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise UserError(
+            f"Cannot download {url} ({reason}); on a machine with internet fetch that file and put it at {path}, or "
+            f"pass --from FILE."
+        ) from None
+    return path
+
+
 AKAMASTER_MEAN = (0.485, 0.456, 0.406)
 AKAMASTER_STD = (0.229, 0.224, 0.225)
 

@@ -87,3 +87,34 @@ def test_a_checkpoint_of_another_depth_is_refused(digits):
         teachers.import_akamaster("resnet32", shared_file(RESNET20), data)
     with pytest.raises(UserError, match="3-channel, 10-class"):
         teachers.import_akamaster("resnet20", shared_file(RESNET20), digits)
+
+
+def test_akamaster_checkpoints_download_by_name_with_their_hash_checked(tmp_path, monkeypatch):
+    """`--from akamaster`: torch.hub's download into its cache, here served from a file:// folder."""
+    from nodekd_cli import study
+
+    source = shared_file(RESNET20).parent
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("NODEKD_AKAMASTER_URL", source.as_uri())
+    path = teachers.fetch_akamaster("resnet20", progress=False)
+    assert path == tmp_path / "torch" / "hub" / "checkpoints" / "resnet20-12fca82f.th"
+    assert path.read_bytes() == shared_file(RESNET20).read_bytes()
+    monkeypatch.setenv("NODEKD_AKAMASTER_URL", (tmp_path / "offline").as_uri())
+    assert teachers.fetch_akamaster("resnet20", progress=False) == path  # cached: no second download
+    # Offline (here: a folder without the file), the message says which file to fetch and where to put it.
+    expected = tmp_path / "torch" / "hub" / "checkpoints" / "resnet32-d509ac18.th"
+    with pytest.raises(UserError, match=f"Cannot download .*resnet32-d509ac18.th .* put it at {expected}"):
+        teachers.fetch_akamaster("resnet32", progress=False)
+    # A file whose SHA-256 does not start with its name's prefix is refused and not kept.
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "resnet32-d509ac18.th").write_bytes(shared_file(RESNET20).read_bytes())
+    monkeypatch.setenv("NODEKD_AKAMASTER_URL", wrong.as_uri())
+    with pytest.raises(UserError, match="is not akamaster's resnet32-d509ac18.th .*nothing was kept"):
+        teachers.fetch_akamaster("resnet32", progress=False)
+    assert not expected.exists()
+    # The study imports CIFAR-10 teachers by name the same way.
+    steps = study.expand(study.PRESETS["small"], root=tmp_path / "runs", teacher_checkpoints="akamaster")
+    assert (steps[0].kind, steps[0].checkpoint) == ("import", path)
+    result = CliRunner().invoke(app, ["teacher", "import", "resnet32", "--from", "akamaster", "--out", tmp_path / "r"])
+    assert result.exit_code == 1 and "is not akamaster's" in result.output and not (tmp_path / "r").exists()

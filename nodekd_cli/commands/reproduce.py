@@ -43,7 +43,8 @@ def reproduce(
         Path | None,
         typer.Option(
             "--teacher-checkpoints",
-            help="Import teachers instead of training them: DIR/<data set>/<model>*.th (cifar10 also DIR/<model>*.th).",
+            help="Import teachers instead of training them: DIR/<data set>/<model>*.th (cifar10 also DIR/<model>*.th), "
+            "or akamaster: download akamaster's CIFAR-10 checkpoints by name.",
         ),
     ] = None,
     runs_dir: Annotated[Path, typer.Option("--runs", help="Where the run folders go.")] = Path("runs"),
@@ -72,7 +73,7 @@ def reproduce(
     distributed = workers is not None or ray_address is not None
     if (workers is not None and workers < 1) or (threads is not None and threads < 1):
         raise UserError("--workers and --threads must be at least 1.")
-    if teacher_checkpoints is not None and not teacher_checkpoints.is_dir():
+    if teacher_checkpoints is not None and str(teacher_checkpoints) != "akamaster" and not teacher_checkpoints.is_dir():
         raise UserError(f"--teacher-checkpoints {teacher_checkpoints} is not a folder.")
     # The driver of a Ray study computes nothing: its Keras stays on the CPU; tasks pick their own device.
     # A dry run computes nothing either: it estimates for --device even without that device here.

@@ -105,7 +105,14 @@ def evaluate(
 @friendly_errors
 def import_checkpoint(
     model: options.TeacherName,
-    checkpoint: Annotated[Path, typer.Option("--from", help="An akamaster/pytorch_resnet_cifar10 .th checkpoint.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Option(
+            "--from",
+            help="An akamaster/pytorch_resnet_cifar10 .th checkpoint, or akamaster: its released CIFAR-10 checkpoint "
+            "of MODEL, downloaded once into torch.hub's cache with its hash checked.",
+        ),
+    ],
     dataset: options.Dataset = "cifar10",
     out: options.Out = None,
     device: options.Device = "auto",
@@ -115,7 +122,10 @@ def import_checkpoint(
     """Import a PyTorch CIFAR ResNet checkpoint as a teacher run, and evaluate it."""
     from nodekd_cli import backend, runs, teachers
 
-    if not checkpoint.is_file():
+    if str(checkpoint) == teachers.AKAMASTER:
+        teachers.check_model(model)
+        checkpoint = teachers.fetch_akamaster(model)
+    elif not checkpoint.is_file():
         raise UserError(f"The checkpoint {checkpoint} does not exist.")
     device = backend.select(device)
     folder = Path(out) if out else teachers.default_folder(model)
