@@ -35,14 +35,15 @@ def family_colors(families):
     return colors
 
 
-def write_figure1(series, out):
-    """Writes figure1-<data set>.png into `out` for every data set with attack results; returns their paths."""
+def write_figure1(series, out, markers=()):
+    """Writes figure1-<data set>.png into `out` for every data set with attack results; returns their paths.
+    `markers` (AutoAttack's worst case of a family at one eps) are drawn as stars in every panel of their data set."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     out = Path(out)
     datasets = list(dict.fromkeys(s["dataset"] for s in series))
-    colors = family_colors(sorted({s["family"] for s in series}, key=_family_order))
+    colors = family_colors(sorted({s["family"] for s in [*series, *markers]}, key=_family_order))
     written = []
     for dataset in datasets:
         lines = [s for s in series if s["dataset"] == dataset]
@@ -60,6 +61,13 @@ def write_figure1(series, out):
                 style = "--" if line["family"].startswith("ResNet") else "-"
                 ax.plot(line["eps"], line["accuracy"], style, marker="o", markersize=3, color=color, label=label)
                 panel["lines"].append({"family": line["family"], "label": label, "color": color})
+            panel["markers"] = []
+            for point in (p for p in markers if p["dataset"] == dataset):
+                label = f"{point['family']}, AutoAttack at {point['eps']}/255"
+                color = colors[point["family"]]
+                ax.plot([point["eps"]], [point["accuracy"]], "*", markersize=11, color=color, label=label)
+                marker = {"family": point["family"], "label": label, "color": color, "eps": point["eps"]}
+                panel["markers"].append(marker)
             ax.set_title(title)
             ax.set_xlabel("eps (/255)")
             ax.set_ylabel("accuracy (%)")

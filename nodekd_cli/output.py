@@ -139,6 +139,19 @@ def attack_table(folder, title, result, reused):
     console.print(table)
 
 
+def autoattack_table(folder, result, reused):
+    settings = result["settings"]
+    title = f"AutoAttack ({settings['version']}) at eps {result['eps'][-1]}/255 on {folder}, {result['n']} images"
+    table = Table(title=title + (" (saved result)" if reused else ""), title_justify="left")
+    table.add_column("after")
+    table.add_column("robust accuracy", justify="right")
+    table.add_row("no attack (clean)", percent(result["accuracy"][0]))
+    for component in result["components"]:
+        table.add_row(component["component"], percent(component["robust_accuracy"]))
+    console.print(table)
+    info(f"Worst case per image: {percent(result['accuracy'][-1])}%; saved in {folder}/attacks/autoattack.json")
+
+
 def check_table(folder, result):
     verdict = "[bold red]possible gradient masking[/]" if result["masking"] else "[green]no sign of masking[/]"
     table = Table(
@@ -256,6 +269,19 @@ def _paper_table(table, transpose=False):
     return rich_table
 
 
+def _attack_names(attacks):
+    """The attacks a run has; AutoAttack with its eps and worst-case accuracy."""
+    from nodekd_cli.report import AUTOATTACK
+
+    names = []
+    for name, result in attacks.items():
+        if name == AUTOATTACK:
+            names.append(f"AutoAttack {result['eps'][-1]}/255: {percent(result['accuracy'][-1])}%")
+        else:
+            names.append(name)
+    return ", ".join(names) or "-"
+
+
 def _run_name(report, folder):
     """A run folder relative to --runs where it lies under it."""
     from pathlib import Path
@@ -293,7 +319,7 @@ def _runs_table(report, rows, wide):
             "acc. (%)": f"{row['accuracy']:.2f}",
             "NFE": "-" if row["nfe"] is None else f"{row['nfe']:.1f}",
             "train time": "-" if seconds is None else f"{seconds:.0f} s",
-            "attacks / check": (", ".join(row["attacks"]) or "-") + checks[row["check"]],
+            "attacks / check": _attack_names(row["attacks"]) + checks[row["check"]],
         }
         runs_table.add_row(*(values[column] for column in columns))
     return runs_table

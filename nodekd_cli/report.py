@@ -36,6 +36,7 @@ TABLE3_EPS = (8, 12, 16, 20)
 FIGURE_ATTACKS = ("pgd", "mifgsm", "fgsm")
 ATTACK_TITLES = {"pgd": "PGD", "mifgsm": "MI-FGSM", "fgsm": "FGSM"}
 CHECK_FILE = "check.json"
+AUTOATTACK = "autoattack"  # attacks/autoattack.json: one eps, a marker in Figure 1 rather than a line
 BUDGET_KEYS = ("epochs", "batch_size", "channels", "downsample", "train_images")
 OPTIMIZER_TITLES = {"sgd": "SGD", "adam": "Adam"}
 # The paper's four claims (README, "The paper's claims on real CIFAR-10"): key, statement.
@@ -161,6 +162,7 @@ class Report:
     figures: list = field(default_factory=list)  # written PNG files (see nodekd_cli.figure)
     comparisons: list = field(default_factory=list)  # see `comparisons`
     claims: list = field(default_factory=list)  # see `claims`
+    markers: list = field(default_factory=list)  # Figure 1's AutoAttack points, see `autoattack_points`
 
 
 def teacher_label(model):
@@ -372,7 +374,8 @@ def figure_series(runs):
         if not run.in_paper_setup:
             continue
         for attack, result in run.attacks.items():
-            groups.setdefault((run.config["dataset"], attack, run.family()), []).append(result)
+            if attack != AUTOATTACK:
+                groups.setdefault((run.config["dataset"], attack, run.family()), []).append(result)
     attack_order = {a: i for i, a in enumerate(FIGURE_ATTACKS)}
     series = []
     for (dataset, attack, family), results in sorted(
@@ -391,6 +394,21 @@ def figure_series(runs):
             }
         )
     return series
+
+
+def autoattack_points(runs):
+    """Figure 1's AutoAttack markers: for each data set, family and eps, the mean worst-case accuracy (%) of its
+    runs under AutoAttack."""
+    groups = {}
+    for run in runs:
+        result = run.attacks.get(AUTOATTACK)
+        if run.in_paper_setup and result is not None:
+            key = (run.config["dataset"], run.family(), result["eps"][-1])
+            groups.setdefault(key, []).append(100 * result["accuracy"][-1])
+    return [
+        {"dataset": d, "family": f, "eps": e, "accuracy": statistics.fmean(v), "runs": len(v)}
+        for (d, f, e), v in sorted(groups.items())
+    ]
 
 
 def _side(label, group, value_of, n_of):
@@ -628,7 +646,10 @@ def run_rows(report):
                 "accuracy": run.accuracy,
                 "nfe": metrics.get("test_nfe"),
                 "train_seconds": metrics.get("train_seconds"),
-                "attacks": {name: {"eps": r["eps"], "n": r.get("n")} for name, r in sorted(run.attacks.items())},
+                "attacks": {
+                    name: {"eps": r["eps"], "n": r.get("n"), "accuracy": r["accuracy"]}
+                    for name, r in sorted(run.attacks.items())
+                },
                 "check": None if run.check is None else ("possible masking" if run.check["masking"] else "passed"),
                 "in_paper_setup": run.in_paper_setup,
             }
@@ -664,6 +685,7 @@ def build(root, exclude=()):
         paper["source"],
         comparisons=compared,
         claims=claims(runs, compared),
+        markers=autoattack_points(runs),
     )
 
 
@@ -747,7 +769,7 @@ def to_json(report):
         },
         "comparisons": report.comparisons,
         "claims": report.claims,
-        "figure1": {"files": [str(f) for f in report.figures], "series": report.series},
+        "figure1": {"files": [str(f) for f in report.figures], "series": report.series, "markers": report.markers},
         "runs": run_rows(report),
         "skipped": [{"path": str(path), "reason": reason} for path, reason in report.skipped],
         "missing": report.missing,

@@ -294,7 +294,7 @@ COSTS = {
     "cuda": {"teacher": 4.0e-5, "teacher_pixels": 1024, "student": 1.44e-3, "pixels": 1024 / 16, "channels": 512},
 }
 SIZES = {"digits": (1437, 360, 64), "cifar10": (50000, 10000, 1024), "svhn": (73257, 26032, 1024)}
-CHECK_IMAGE_STEPS = 600  # PGD at 8, 64 and 255 /255, 4x steps x 3 restarts, margin, transfer, fixed step, queries
+CHECK_IMAGE_STEPS = 700  # PGD at 8, 64, 255 /255, 4x steps x 3 restarts, margin, transfer, fixed step, APGD, Square
 
 
 def _image_cost(config, profile):

@@ -42,3 +42,18 @@ def digits():
     from nodekd_cli.data import load_dataset
 
     return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def attack_runs(tmp_path_factory, digits):
+    """A digits ResNet20 (3 epochs) and an 8-channel NODE student (1 epoch), finished runs to attack."""
+    from nodekd_cli import runs, students, teachers
+
+    root = tmp_path_factory.mktemp("runs")
+    teacher_config = teachers.teacher_config("resnet20", "digits", epochs=3)
+    runs.open_run(root / "resnet20", teacher_config)
+    teachers.train(root / "resnet20", teacher_config, digits)
+    student_config = students.student_config("digits", t1=1, epochs=1, channels=8, batch_size=64)
+    runs.open_run(root / "node", student_config)
+    students.train(root / "node", student_config, digits)
+    return root

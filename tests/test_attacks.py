@@ -1,6 +1,7 @@
 """White-box attacks: the paper's settings, the eps ball, analytic worst cases, determinism, results on disk."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -93,18 +94,6 @@ def test_monotone_sweep_never_reports_more_than_it_found_before():
     assert all(a >= b for a, b in zip(result["accuracy"], result["accuracy"][1:]))
 
 
-@pytest.fixture(scope="module")
-def attack_runs(tmp_path_factory, digits):
-    root = tmp_path_factory.mktemp("runs")
-    teacher_config = teachers.teacher_config("resnet20", "digits", epochs=3)
-    runs.open_run(root / "resnet20", teacher_config)
-    teachers.train(root / "resnet20", teacher_config, digits)
-    student_config = students.student_config("digits", t1=1, epochs=1, channels=8, batch_size=64)
-    runs.open_run(root / "node", student_config)
-    students.train(root / "node", student_config, digits)
-    return root
-
-
 def invoke(*args):
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
@@ -182,7 +171,7 @@ def test_checks_flag_a_model_that_masks_gradients(attack_runs, digits):
     result = attacks.masking_checks(StepFunctionInput(model), x, y, eps=8, queries=100, large_eps=(255,))
     failed = {c["check"] for c in result["checks"] if c["passed"] is False}
     assert result["masking"]
-    assert "gradient-free random search (100 queries)" in failed or "PGD at eps 255/255" in failed
+    assert "Square, gradient-free (100 queries)" in failed or "PGD at eps 255/255" in failed
 
 
 def test_checks_pass_a_plain_resnet_and_a_student(attack_runs):
@@ -224,3 +213,20 @@ def test_a_sample_of_n_is_stratified_by_class_and_seeded():
     assert np.bincount(labels[attacks.sample_indices(labels, 7, seed=0)], minlength=4).tolist() == [4, 2, 1, 0]
     assert np.array_equal(attacks.sample_indices(labels, None, seed=0), np.arange(100))
     assert np.array_equal(attacks.sample_indices(labels, 500, seed=0), np.arange(100))
+
+
+def test_autoattack_command_writes_a_result_with_each_component(attack_runs, tmp_path):
+    run = tmp_path / "resnet20"
+    shutil.copytree(attack_runs / "resnet20", run)
+    args = ["--run", str(run), "--n", "5", "--eps", "4", "--steps", "2", "--queries", "20"]
+    result = CliRunner().invoke(app, ["attack", "autoattack", *args])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "attacks" / "autoattack.json").read_text())
+    assert saved["eps"] == [0, 4] and saved["n"] == 5 and len(saved["robust"]) == 5
+    assert [c["component"] for c in saved["components"]] == ["APGD-CE", "APGD-T", "FAB-T", "Square"]
+    assert saved["accuracy"][1] == pytest.approx(saved["components"][-1]["robust_accuracy"])
+    pgd = attacks.attack_run(run, "pgd", [0, 4], n=5)[0]
+    assert pgd["accuracy"][1] >= saved["accuracy"][1]  # same images (same sample), never weaker than PGD
+    assert pgd["images"] == saved["images"]
+    wrong = CliRunner().invoke(app, ["attack", "autoattack", "--run", str(run), "--version", "plus"])
+    assert wrong.exit_code == 1 and "Unknown AutoAttack version 'plus'" in wrong.output

@@ -182,6 +182,25 @@ def test_figure_has_a_panel_per_attack_and_a_line_per_family(study):
     assert (pixels[:, half:] == kd_orange).all(axis=-1).sum() == 0  # no KD line in the MI-FGSM panel
 
 
+def test_autoattack_is_a_marker_in_figure1_and_named_in_the_run_table(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root / "n", student("digits", 1), 0.9, {"pgd": [0.9, 0.6, 0.4, 0.3, 0.2, 0.1]})
+    result = {"attack": "autoattack", "eps": [0, 8], "accuracy": [0.9, 0.12], "n": 100, "components": []}
+    (root / "n" / "attacks" / "autoattack.json").write_text(json.dumps(result))
+    out = tmp_path / "report"
+    shown = invoke("--runs", root, "--out", out)
+    assert "AutoAttack 8/255: 12.00%" in " ".join(shown.stdout.replace("│", " ").split())
+    description = json.loads(Image.open(out / "figure1-digits.png").text["Description"])
+    assert [p["attack"] for p in description["panels"]] == ["pgd"]  # no panel of its own
+    assert description["panels"][0]["markers"] == [
+        {"family": "NODEs(1)", "label": "NODEs(1), AutoAttack at 8/255", "color": "#1f77b4", "eps": 8}
+    ]
+    document = json.loads(invoke("--runs", root, "--format", "json").stdout)
+    assert document["figure1"]["markers"] == [
+        {"dataset": "digits", "family": "NODEs(1)", "eps": 8, "accuracy": pytest.approx(12.0), "runs": 1}
+    ]
+
+
 def test_markdown_and_csv(study):
     result = invoke("--runs", study, "--format", "markdown")
     assert result.exit_code == 0

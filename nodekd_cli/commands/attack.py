@@ -1,4 +1,5 @@
-"""`nodekd attack pgd | mifgsm | fgsm`: robustness sweeps over eps, on one run or every finished run."""
+"""`nodekd attack pgd | mifgsm | fgsm`: robustness sweeps over eps, on one run or every finished run;
+`nodekd attack autoattack`: AutoAttack at one eps; `nodekd attack check`: the masking checks."""
 
 from pathlib import Path
 from typing import Annotated
@@ -74,6 +75,57 @@ def _attack_command(attack):
 
 for _name in ATTACK_NAMES:
     app.command(_name)(_attack_command(_name))
+
+
+@app.command()
+@friendly_errors
+def autoattack(
+    eps: Annotated[int, typer.Option("--eps", help="eps, in 1/255.")] = 8,
+    version: Annotated[str, typer.Option(help="standard (APGD-CE, APGD-T, FAB-T, Square) or rand.")] = "standard",
+    run: Annotated[
+        list[Path] | None, typer.Option("--run", help="A run folder (repeatable; default: every finished run).")
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Where to look for runs without --run.")] = Path("runs"),
+    n: Annotated[
+        int | None,
+        typer.Option("--n", help="Attack n test images, a class-stratified sample seeded by --seed (default all)."),
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Iterations of APGD and FAB (the original AutoAttack: 100).")] = 100,
+    queries: Annotated[int, typer.Option(help="Queries of Square (the original AutoAttack: 5000).")] = 5000,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")] = 256,
+    seed: options.Seed = 0,
+    force: Annotated[bool, typer.Option("--force", help="Recompute results that already exist.")] = False,
+    device: options.Device = "auto",
+    data_dir: options.DataDir = None,
+    manual_dir: options.ManualDir = None,
+):
+    """AutoAttack (Croce and Hein 2020) through torchattacks at one eps; results in RUN/attacks/autoattack.json."""
+    from nodekd_cli import backend
+
+    backend.select(device)
+    from nodekd_cli import attacks
+    from nodekd_cli.autoattack import autoattack_run
+
+    folders = run or attacks.finished_runs(runs_dir)
+    if not folders:
+        raise UserError(f"No finished runs under {runs_dir}; train one first, e.g. nodekd teacher train resnet20.")
+    for folder in folders:
+        with output.console.status(f"AutoAttack on {folder}...") as status:
+            result, reused = autoattack_run(
+                folder,
+                eps=eps,
+                version=version,
+                n=n,
+                seed=seed,
+                batch_size=batch_size,
+                steps=steps,
+                queries=queries,
+                data_dir=data_dir,
+                manual_dir=manual_dir,
+                force=force,
+                progress=lambda name, folder=folder, status=status: status.update(f"AutoAttack on {folder}: {name}"),
+            )
+        output.autoattack_table(folder, result, reused)
 
 
 @app.command()

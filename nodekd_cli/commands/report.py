@@ -57,5 +57,5 @@ def build_report(runs_dir, out):
             f"No finished runs under {runs_dir}; run nodekd reproduce --preset quick (the whole study on digits) "
             f"or nodekd teacher train resnet20 first."
         )
-    result.figures = figure.write_figure1(result.series, out)
+    result.figures = figure.write_figure1(result.series, out, result.markers)
     return result

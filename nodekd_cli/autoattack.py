@@ -1,0 +1,167 @@
+"""AutoAttack (Croce and Hein 2020) and its components through torchattacks, on nodekd's models.
+
+nodekd's models take NHWC pixels in [0, 1] and return logits; torchattacks wants an `nn.Module` on NCHW pixels in
+[0, 1]. `TorchClassifier` is that adapter. `autoattack` runs the standard version the way the original does: each
+component attacks only the images that every earlier one left correctly classified, so the robust accuracy after the
+last component is the worst case per image. The component settings are the original's (100 iterations for APGD-CE,
+APGD-T and FAB-T, 9 target classes, Square with 5000 queries); torchattacks' own `AutoAttack` class runs 10
+iterations.
+"""
+
+import time
+
+import torch
+
+VERSIONS = {
+    "standard": ("APGD-CE", "APGD-T", "FAB-T", "Square"),
+    "rand": ("APGD-CE", "APGD-DLR"),  # for randomized defenses: expectation over 20 draws per step
+}
+STEPS = 100  # the original AutoAttack's iterations of APGD and FAB
+QUERIES = 5000  # its Square budget
+
+
+class TorchClassifier(torch.nn.Module):
+    """`model` (NHWC pixels in [0, 1] -> logits, e.g. a Keras model on the torch backend) as an `nn.Module` on NCHW
+    pixels, for torchattacks. It owns no weights: an empty parameter tells torchattacks the device."""
+
+    def __init__(self, model, device="cpu"):
+        super().__init__()
+        object.__setattr__(self, "classifier", model)  # not a submodule: torchattacks only calls it
+        self.device_anchor = torch.nn.Parameter(torch.zeros(0, device=device), requires_grad=False)
+
+    def forward(self, x):
+        return self.classifier(x.permute(0, 2, 3, 1), training=False)
+
+
+def components(module, eps, version="standard", num_classes=10, seed=0, steps=STEPS, queries=QUERIES):
+    """(name, torchattacks attack) of AutoAttack's `version` at `eps` (a fraction of the pixel range)."""
+    import torchattacks
+
+    common = {"eps": eps, "norm": "Linf", "seed": seed, "n_restarts": 1}
+    if version == "standard":
+        return [
+            ("APGD-CE", torchattacks.APGD(module, loss="ce", steps=steps, **common)),
+            ("APGD-T", torchattacks.APGDT(module, n_classes=num_classes, steps=steps, **common)),
+            ("FAB-T", torchattacks.FAB(module, multi_targeted=True, n_classes=num_classes, steps=steps, **common)),
+            ("Square", torchattacks.Square(module, n_queries=queries, **common)),
+        ]
+    if version == "rand":
+        return [
+            ("APGD-CE", torchattacks.APGD(module, loss="ce", steps=steps, eot_iter=20, **common)),
+            ("APGD-DLR", torchattacks.APGD(module, loss="dlr", steps=steps, eot_iter=20, **common)),
+        ]
+    raise ValueError(f"Unknown AutoAttack version {version!r}; valid: {', '.join(VERSIONS)}")
+
+
+def _predict(model, x, batch_size):
+    with torch.no_grad():
+        batches = [model(x[i : i + batch_size], training=False).argmax(-1) for i in range(0, len(x), batch_size)]
+    return torch.cat(batches)
+
+
+def autoattack(
+    model, x, y, eps, *, version="standard", seed=0, batch_size=256, steps=STEPS, queries=QUERIES, progress=None
+):
+    """AutoAttack on `model` at `eps` (in 1/255) over NHWC pixels `x` in [0, 1] with labels `y`.
+
+    Returns the clean accuracy, the robust accuracy after each component (cumulative, as AutoAttack reports it), the
+    worst case (an image counts as robust only if every component failed on it) and which images stayed robust.
+    `progress(name)` is called before each component."""
+    num_classes = int(model(x[:1], training=False).shape[-1])
+    module = TorchClassifier(model, x.device)
+    robust = _predict(model, x, batch_size) == y
+    clean = robust.float().mean().item()
+    found, started = [], time.perf_counter()
+    for name, attack in components(module, eps / 255, version, num_classes, seed, steps, queries):
+        if progress:
+            progress(name)
+        index = robust.nonzero().flatten()
+        for i in range(0, len(index), batch_size):
+            batch = index[i : i + batch_size]
+            # Contiguous NCHW: torchattacks' FAB `view`s the gradient, which keeps the input's strides.
+            adversarial = attack(x[batch].permute(0, 3, 1, 2).contiguous(), y[batch]).permute(0, 2, 3, 1)
+            # torchattacks keeps every example in the eps-ball; the prediction decides, through nodekd's own model.
+            robust[batch] &= _predict(model, adversarial.to(x.dtype), batch_size) == y[batch]
+        found.append({"component": name, "robust_accuracy": robust.float().mean().item()})
+    return {
+        "clean_accuracy": clean,
+        "components": found,
+        "robust_accuracy": robust.float().mean().item(),
+        "robust": robust.tolist(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def autoattack_run(
+    folder,
+    *,
+    eps=8,
+    version="standard",
+    n=None,
+    seed=0,
+    batch_size=256,
+    steps=STEPS,
+    queries=QUERIES,
+    data_dir=None,
+    manual_dir=None,
+    force=False,
+    progress=None,
+):
+    """AutoAttack on the finished run in `folder`; writes `attacks/autoattack.json` (the fields of the other attacks'
+    results, with eps 0 and `eps`, plus each component's robust accuracy) and returns (result, reused)."""
+    from pathlib import Path
+
+    import keras
+
+    from nodekd_cli import runs
+    from nodekd_cli.attacks import sample_rule, test_images
+    from nodekd_cli.errors import UserError
+
+    if version not in VERSIONS:
+        raise UserError(f"Unknown AutoAttack version {version!r}; choose one of: {', '.join(VERSIONS)}.")
+    if not 0 < eps <= 255 or steps < 1 or queries < 1 or (n is not None and n < 1):
+        raise UserError("--eps must lie in 1..255 (in 1/255), and --steps, --queries and --n be at least 1.")
+    folder = Path(folder)
+    config, _ = runs.read_run(folder)
+    settings = {
+        "attack": "autoattack",
+        "version": version,
+        "components": list(VERSIONS[version]),
+        "norm": "linf",
+        "eps": [0, int(eps)],
+        "steps": steps,
+        "queries": queries if version == "standard" else None,
+        "n": n,
+        "sample": sample_rule(n, seed),
+        "seed": seed,
+        "batch_size": batch_size,
+    }
+    path = folder / runs.ATTACKS_DIR / "autoattack.json"
+    if path.exists() and not force:
+        try:
+            previous = runs.read_json(path)
+        except (OSError, ValueError):
+            previous = None
+        if previous is not None and previous.get("settings") == settings:
+            return previous, True
+    model = keras.saving.load_model(folder / runs.MODEL)
+    x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
+    outcome = autoattack(
+        model, x, y, eps, version=version, seed=seed, batch_size=batch_size, steps=steps, queries=queries,
+        progress=progress,
+    )
+    result = {
+        "settings": settings,
+        "attack": "autoattack",
+        "eps": settings["eps"],
+        "accuracy": [outcome["clean_accuracy"], outcome["robust_accuracy"]],
+        "components": outcome["components"],
+        "robust": outcome["robust"],
+        "n": len(y),
+        "seed": seed,
+        "images": None if n is None else chosen.tolist(),
+        "seconds": outcome["seconds"],
+    }
+    path.parent.mkdir(exist_ok=True)
+    runs.write_json(path, result)
+    return result, False
