@@ -282,18 +282,10 @@ def _attack_names(attacks):
     return ", ".join(names) or "-"
 
 
-def _run_name(report, folder):
-    """A run folder relative to --runs where it lies under it."""
-    from pathlib import Path
-
-    try:
-        return str(Path(folder).resolve().relative_to(Path(report.root).resolve()))
-    except ValueError:
-        return str(folder)
-
-
 def _runs_table(report, rows, wide):
     """The run table: every column when `wide`, else the run, what it is, its accuracy, NFE, attacks and check."""
+    from nodekd_cli.report import run_name
+
     runs_table = Table(title="Runs", title_justify="left")
     numbers = ("params", "acc. (%)", "NFE", "train time")
     columns = ["run", "model"] + (["data set"] if wide else []) + ["t1", "T"]
@@ -307,7 +299,7 @@ def _runs_table(report, rows, wide):
         seconds = row["train_seconds"]
         model = row["model"] if row["kind"] == "teacher" else f"NODE ({row['teacher']})" if row["teacher"] else "NODE"
         values = {
-            "run": _run_name(report, row["folder"]),
+            "run": run_name(report, row["folder"]),
             "model": model,
             "data set": row["dataset"],
             "t1": _plain_number(row["t1"]),

@@ -620,6 +620,14 @@ def _failed_checks(check):
     return [c["check"] for c in check["checks"] if c.get("passed") is False] or ["see check.json"]
 
 
+def run_name(report, folder):
+    """A run folder relative to the report's --runs (the folder itself when it lies elsewhere)."""
+    try:
+        return str(Path(folder).resolve().relative_to(Path(report.root).resolve()))
+    except ValueError:
+        return str(folder)
+
+
 def run_rows(report):
     """One row per run: what it is, how it did, and which attacks and checks it has."""
     rows = []
@@ -637,6 +645,7 @@ def run_rows(report):
                 "t1": config.get("t1"),
                 "T": config.get("T"),
                 "lambda": config.get("lambda"),
+                "optimizer": None if teacher else config.get("optimizer"),
                 "dynamics": None if teacher else students.dynamics_label(students.dynamics_of(config)),
                 "solver": solver.get("method"),
                 "rtol": solver.get("rtol"),
@@ -724,14 +733,21 @@ def to_markdown(report):
         lines += ["### What the runs show", ""] + [f"- {c['text']}" for c in report.comparisons] + [""]
     lines += ["### Figure 1: accuracy against eps", ""]
     lines += [f"![{Path(f).stem}]({f})" for f in report.figures] or ["No attack results yet."]
-    header = ("run", "kind", "data set", "t1", "T", "lambda", "dynamics", "solver", "params", "accuracy", "NFE")
+    header = ("run", "kind", "data set", "t1", "T", "lambda", "optimizer", "dynamics", "solver", "params")
+    header += ("accuracy", "NFE", "training", "attacks", "check")
     lines += ["", "### Runs", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in run_rows(report):
+        seconds = "-" if row["train_seconds"] is None else f"{row['train_seconds']:.0f} s"
+        attacks = ", ".join(
+            f"AutoAttack {r['eps'][-1]}/255: {100 * r['accuracy'][-1]:.2f}%" if name == AUTOATTACK else name
+            for name, r in row["attacks"].items()
+        )
         lines.append(
-            f"| {row['folder']} | {row['model'] if row['kind'] == 'teacher' else 'student'} | {row['dataset']} | "
-            f"{_maybe(row['t1'])} | {_maybe(row['T'])} | {_maybe(row['lambda'])} | {row['dynamics'] or '-'} | "
-            f"{row['solver'] or '-'} | "
-            f"{_maybe(row['params'])} | {row['accuracy']:.2f} | {_number(row['nfe'], 1)} |"
+            f"| {run_name(report, row['folder'])} | {row['model'] if row['kind'] == 'teacher' else 'student'} | "
+            f"{row['dataset']} | {_maybe(row['t1'])} | {_maybe(row['T'])} | {_maybe(row['lambda'])} | "
+            f"{row['optimizer'] or '-'} | {row['dynamics'] or '-'} | {row['solver'] or '-'} | "
+            f"{_maybe(row['params'])} | {row['accuracy']:.2f} | {_number(row['nfe'], 1)} | {seconds} | "
+            f"{attacks or '-'} | {row['check'] or '-'} |"
         )
     if report.missing:
         lines += ["", "### Commands that fill the empty cells", "", "```"] + report.missing + ["```"]
