@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The small real-image study of the README ("The paper's claims on real CIFAR-10"), as it was run, then its report.
+# Run from the repository root, with ../shared beside it; the run folders go to ../study-small (outside the
+# repository), their light files (configs, metrics, histories, attack results; no weights) are copied here.
+set -euo pipefail
+mkdir -p ../data/cifar10-jpeg
+for split in train test; do
+    [ -d "../data/cifar10-jpeg/$split" ] || tar -xJf "../shared/data/cifar10-jpeg/$split.tar.xz" -C ../data/cifar10-jpeg
+done
+data=$(cd ../data/cifar10-jpeg && pwd)
+time nodekd reproduce --preset small --datasets "folder:$data" --teacher-checkpoints ../shared/weights/akamaster \
+    --runs ../study-small
+out=results/cifar10-small
+rm -rf "$out/runs"
+for run in ../study-small/*/; do
+    [ -f "$run/config.json" ] || continue  # the study's own report folder
+    name=$(basename "$run")
+    mkdir -p "$out/runs/$name"
+    cp "$run"/config.json "$run"/metrics.json "$out/runs/$name/"
+    if [ -f "$run/history.csv" ]; then cp "$run/history.csv" "$out/runs/$name/"; fi  # an imported teacher has none
+    if [ -d "$run/attacks" ]; then cp -r "$run/attacks" "$out/runs/$name/"; fi
+done
+# The report (Markdown, JSON, CSV files and Figure 1) into report/; its figure links made relative to report.md.
+nodekd report --runs "$out/runs" --format markdown --out "$out/report" > "$out/report.md.partial"
+sed "s#($out/report/#(#g" "$out/report.md.partial" > "$out/report/report.md" && rm "$out/report.md.partial"
+nodekd report --runs "$out/runs" --format json --out "$out/report" > "$out/report/report.json"
+nodekd report --runs "$out/runs" --format csv --out "$out/report"
