@@ -216,9 +216,10 @@ def test_a_sample_of_n_is_stratified_by_class_and_seeded():
 
 
 def test_autoattack_command_writes_a_result_with_each_component(attack_runs, tmp_path):
-    run = tmp_path / "resnet20"
+    run, student = tmp_path / "resnet20", tmp_path / "node"
     shutil.copytree(attack_runs / "resnet20", run)
-    args = ["--run", str(run), "--n", "5", "--eps", "4", "--steps", "2", "--queries", "20"]
+    shutil.copytree(attack_runs / "node", student)
+    args = ["--run", str(run), "--run", str(student), "--n", "5", "--eps", "4", "--steps", "2", "--queries", "20"]
     result = CliRunner().invoke(app, ["attack", "autoattack", *args])
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "attacks" / "autoattack.json").read_text())
@@ -228,5 +229,7 @@ def test_autoattack_command_writes_a_result_with_each_component(attack_runs, tmp
     pgd = attacks.attack_run(run, "pgd", [0, 4], n=5)[0]
     assert pgd["accuracy"][1] >= saved["accuracy"][1]  # same images (same sample), never weaker than PGD
     assert pgd["images"] == saved["images"]
+    on_student = json.loads((student / "attacks" / "autoattack.json").read_text())
+    assert on_student["n"] == 5 and on_student["images"] == saved["images"]
     wrong = CliRunner().invoke(app, ["attack", "autoattack", "--run", str(run), "--version", "plus"])
     assert wrong.exit_code == 1 and "Unknown AutoAttack version 'plus'" in wrong.output

@@ -155,8 +155,13 @@ def test_version_names_the_installed_packages():
 def test_tests_without_the_shared_folder_skip_saying_what_is_missing(tmp_path):
     """On a clone without ../shared, the tests that need real images or checkpoints skip with one line each."""
     env = {**os.environ, "NODEKD_SHARED": str(tmp_path / "nowhere")}
+    env.pop("NODEKD_REQUIRE_SHARED", None)
     test = "tests/test_import.py::test_import_writes_a_run_whose_model_matches_the_checkpoint"
     command = [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", test]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:]
     assert "1 skipped" in done.stdout and "set NODEKD_SHARED to a folder that holds" in done.stdout
+    # Where the shared data must be there (.ci/run sets NODEKD_REQUIRE_SHARED), the same test fails instead.
+    required = subprocess.run(command, env={**env, "NODEKD_REQUIRE_SHARED": "1"}, capture_output=True, text=True)
+    assert required.returncode == 1 and "1 error" in required.stdout  # failed in the fixture that needs the data
+    assert "is missing: set NODEKD_SHARED" in required.stdout

@@ -270,7 +270,7 @@ def test_wrong_workers_or_threads(tmp_path, monkeypatch):
         result = CliRunner().invoke(app, ["reproduce", option, "0"])
         assert result.exit_code == 1 and "--workers and --threads must be at least 1" in result.output
     result = CliRunner().invoke(app, ["reproduce", "--preset", "huge", "--dry-run"])
-    assert result.exit_code == 1 and "Unknown preset 'huge'; choose one of: quick, paper" in result.output
+    assert result.exit_code == 1 and "Unknown preset 'huge'; choose one of: quick, small, paper." in result.output
 
 
 def test_workers_without_ray_say_how_to_install_it(tmp_path, monkeypatch):

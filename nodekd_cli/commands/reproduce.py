@@ -23,7 +23,11 @@ def _numbers(text, option):
 @friendly_errors
 def reproduce(
     preset: Annotated[
-        str, typer.Option(help="quick (digits, minutes on a CPU) or paper (CIFAR-10 and SVHN).")
+        str,
+        typer.Option(
+            help="quick (digits, minutes on a CPU), small (CIFAR-10, under an hour on a CPU) or paper (CIFAR-10 and "
+            "SVHN)."
+        ),
     ] = "quick",
     datasets: Annotated[str | None, typer.Option(help="Only these data sets (comma-separated).")] = None,
     teachers: Annotated[str | None, typer.Option(help="Only these teachers, e.g. resnet20,resnet56.")] = None,
