@@ -113,6 +113,7 @@ def autoattack_run(
 
     import keras
 
+    import models  # noqa: F401  (registers nodekd's layers for load_model)
     from nodekd_cli import runs
     from nodekd_cli.attacks import sample_rule, test_images
     from nodekd_cli.errors import UserError

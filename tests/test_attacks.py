@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -231,5 +233,9 @@ def test_autoattack_command_writes_a_result_with_each_component(attack_runs, tmp
     assert pgd["images"] == saved["images"]
     on_student = json.loads((student / "attacks" / "autoattack.json").read_text())
     assert on_student["n"] == 5 and on_student["images"] == saved["images"]
+    # In a fresh process (nothing imported before the command loads the run's model, as for a user).
+    args = ["attack", "autoattack", "--run", str(student), "--n", "2", "--steps", "1", "--queries", "5", "--force"]
+    fresh = subprocess.run([sys.executable, "-m", "nodekd_cli", *args], capture_output=True, text=True, timeout=300)
+    assert fresh.returncode == 0, fresh.stdout[-2000:] + fresh.stderr[-2000:]
     wrong = CliRunner().invoke(app, ["attack", "autoattack", "--run", str(run), "--version", "plus"])
     assert wrong.exit_code == 1 and "Unknown AutoAttack version 'plus'" in wrong.output

@@ -10,6 +10,13 @@ done
 data=$(cd ../data/cifar10-jpeg && pwd)
 time nodekd reproduce --preset small --datasets "folder:$data" --teacher-checkpoints ../shared/weights/akamaster \
     --runs ../study-small
+# After the study: its students checked again with torchattacks' Square and APGD-CE (the study's own checks used
+# nodekd's earlier random-search control), and AutoAttack at eps 8/255 on the 50 check images of NODEs(1) (7 min;
+# NODEs(100)'s did not finish within the session).
+for run in ../study-small/node-* ../study-small/kd-*; do
+    nodekd attack check "$run" --n 50
+done
+nodekd attack autoattack --eps 8 --n 50 --run ../study-small/node-folder-cifar10-jpeg-t1_1
 out=results/cifar10-small
 rm -rf "$out/runs"
 for run in ../study-small/*/; do
