@@ -147,6 +147,17 @@ def finished_runs(root):
     return sorted(p.parent for p in Path(root).glob(f"*/{runs.METRICS}") if (p.parent / runs.MODEL).exists())
 
 
+def saved_result(path, settings):
+    """The attack result at `path` when it was computed with exactly `settings`, else None."""
+    from nodekd_cli import runs
+
+    try:
+        previous = runs.read_json(path)
+    except (OSError, ValueError):
+        return None
+    return previous if isinstance(previous, dict) and previous.get("settings") == settings else None
+
+
 def attack_run(
     folder,
     attack,
@@ -200,13 +211,9 @@ def attack_run(
         "prediction_solver": blocks[0].solver_settings() if blocks else None,
     }
     path = folder / RESULTS_FOLDER / f"{attack}.json"
-    if path.exists() and not force:
-        try:
-            previous = runs.read_json(path)
-        except (OSError, ValueError):
-            previous = None
-        if previous is not None and previous.get("settings") == settings:
-            return previous, True
+    previous = None if force else saved_result(path, settings)
+    if previous is not None:
+        return previous, True
     x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
     count = len(y)
     outcome = sweep(

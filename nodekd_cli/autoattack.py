@@ -12,6 +12,8 @@ import time
 
 import torch
 
+from nodekd_cli.attacks import predict
+
 VERSIONS = {
     "standard": ("APGD-CE", "APGD-T", "FAB-T", "Square"),
     "rand": ("APGD-CE", "APGD-DLR"),  # for randomized defenses: expectation over 20 draws per step
@@ -53,12 +55,6 @@ def components(module, eps, version="standard", num_classes=10, seed=0, steps=ST
     raise ValueError(f"Unknown AutoAttack version {version!r}; valid: {', '.join(VERSIONS)}")
 
 
-def _predict(model, x, batch_size):
-    with torch.no_grad():
-        batches = [model(x[i : i + batch_size], training=False).argmax(-1) for i in range(0, len(x), batch_size)]
-    return torch.cat(batches)
-
-
 def autoattack(
     model, x, y, eps, *, version="standard", seed=0, batch_size=256, steps=STEPS, queries=QUERIES, progress=None
 ):
@@ -69,7 +65,7 @@ def autoattack(
     `progress(name)` is called before each component."""
     num_classes = int(model(x[:1], training=False).shape[-1])
     module = TorchClassifier(model, x.device)
-    robust = _predict(model, x, batch_size) == y
+    robust = predict(model, x, batch_size) == y
     clean = robust.float().mean().item()
     found, started = [], time.perf_counter()
     for name, attack in components(module, eps / 255, version, num_classes, seed, steps, queries):
@@ -81,7 +77,7 @@ def autoattack(
             # Contiguous NCHW: torchattacks' FAB `view`s the gradient, which keeps the input's strides.
             adversarial = attack(x[batch].permute(0, 3, 1, 2).contiguous(), y[batch]).permute(0, 2, 3, 1)
             # torchattacks keeps every example in the eps-ball; the prediction decides, through nodekd's own model.
-            robust[batch] &= _predict(model, adversarial.to(x.dtype), batch_size) == y[batch]
+            robust[batch] &= predict(model, adversarial.to(x.dtype), batch_size) == y[batch]
         found.append({"component": name, "robust_accuracy": robust.float().mean().item()})
     return {
         "clean_accuracy": clean,
@@ -115,13 +111,15 @@ def autoattack_run(
 
     import models  # noqa: F401  (registers nodekd's layers for load_model)
     from nodekd_cli import runs
-    from nodekd_cli.attacks import sample_rule, test_images
+    from nodekd_cli.attacks import sample_rule, saved_result, test_images
     from nodekd_cli.errors import UserError
 
     if version not in VERSIONS:
         raise UserError(f"Unknown AutoAttack version {version!r}; choose one of: {', '.join(VERSIONS)}.")
-    if not 0 < eps <= 255 or steps < 1 or queries < 1 or (n is not None and n < 1):
-        raise UserError("--eps must lie in 1..255 (in 1/255), and --steps, --queries and --n be at least 1.")
+    if not 0 < eps <= 255 or steps < 1 or queries < 1 or batch_size < 1 or (n is not None and n < 1):
+        raise UserError(
+            "--eps must lie in 1..255 (in 1/255), and --steps, --queries, --batch-size and --n be at least 1."
+        )
     folder = Path(folder)
     config, _ = runs.read_run(folder)
     settings = {
@@ -138,13 +136,9 @@ def autoattack_run(
         "batch_size": batch_size,
     }
     path = folder / runs.ATTACKS_DIR / "autoattack.json"
-    if path.exists() and not force:
-        try:
-            previous = runs.read_json(path)
-        except (OSError, ValueError):
-            previous = None
-        if previous is not None and previous.get("settings") == settings:
-            return previous, True
+    previous = None if force else saved_result(path, settings)
+    if previous is not None:
+        return previous, True
     model = keras.saving.load_model(folder / runs.MODEL)
     x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
     outcome = autoattack(

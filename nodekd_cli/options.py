@@ -104,3 +104,13 @@ CropPadding = Annotated[
 Flip = Annotated[
     bool | None, typer.Option("--flip/--no-flip", help="Random horizontal flips (default: on; digits off).")
 ]
+
+# Which finished runs an attack command takes, and which of their test images.
+Runs = Annotated[
+    list[Path] | None, typer.Option("--run", help="A run folder (repeatable; default: every finished run).")
+]
+RunsDir = Annotated[Path, typer.Option("--runs", help="Where to look for runs without --run.")]
+SampleN = Annotated[
+    int | None,
+    typer.Option("--n", help="Attack n test images, a class-stratified sample seeded by --seed (default all)."),
+]

@@ -19,14 +19,9 @@ def _attack_command(attack):
     def command(
         eps_max: Annotated[int, typer.Option("--eps-max", help="Largest eps, in 1/255.")] = 20,
         eps_step: Annotated[int, typer.Option("--eps-step", help="Spacing of the eps values, in 1/255.")] = 1,
-        run: Annotated[
-            list[Path] | None, typer.Option("--run", help="A run folder (repeatable; default: every finished run).")
-        ] = None,
-        runs_dir: Annotated[Path, typer.Option("--runs", help="Where to look for runs without --run.")] = Path("runs"),
-        n: Annotated[
-            int | None,
-            typer.Option("--n", help="Attack n test images, a class-stratified sample seeded by --seed (default all)."),
-        ] = None,
+        run: options.Runs = None,
+        runs_dir: options.RunsDir = Path("runs"),
+        n: options.SampleN = None,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")] = 256,
         seed: options.Seed = 0,
         sweep: Annotated[
@@ -82,14 +77,9 @@ for _name in ATTACK_NAMES:
 def autoattack(
     eps: Annotated[int, typer.Option("--eps", help="eps, in 1/255.")] = 8,
     version: Annotated[str, typer.Option(help="standard (APGD-CE, APGD-T, FAB-T, Square) or rand.")] = "standard",
-    run: Annotated[
-        list[Path] | None, typer.Option("--run", help="A run folder (repeatable; default: every finished run).")
-    ] = None,
-    runs_dir: Annotated[Path, typer.Option("--runs", help="Where to look for runs without --run.")] = Path("runs"),
-    n: Annotated[
-        int | None,
-        typer.Option("--n", help="Attack n test images, a class-stratified sample seeded by --seed (default all)."),
-    ] = None,
+    run: options.Runs = None,
+    runs_dir: options.RunsDir = Path("runs"),
+    n: options.SampleN = None,
     steps: Annotated[int, typer.Option(help="Iterations of APGD and FAB (the original AutoAttack: 100).")] = 100,
     queries: Annotated[int, typer.Option(help="Queries of Square (the original AutoAttack: 5000).")] = 5000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")] = 256,

@@ -73,11 +73,13 @@ def reproduce(
 ):
     """The whole study: teachers, students, attacks, checks, then the report; finished steps are skipped."""
     from nodekd_cli import backend
+    from nodekd_cli.teachers import AKAMASTER  # imports no Keras: the backend is still to choose
 
     distributed = workers is not None or ray_address is not None
     if (workers is not None and workers < 1) or (threads is not None and threads < 1):
         raise UserError("--workers and --threads must be at least 1.")
-    if teacher_checkpoints is not None and str(teacher_checkpoints) != "akamaster" and not teacher_checkpoints.is_dir():
+    by_name = str(teacher_checkpoints) == AKAMASTER
+    if teacher_checkpoints is not None and not by_name and not teacher_checkpoints.is_dir():
         raise UserError(f"--teacher-checkpoints {teacher_checkpoints} is not a folder.")
     # The driver of a Ray study computes nothing: its Keras stays on the CPU; tasks pick their own device.
     # A dry run computes nothing either: it estimates for --device even without that device here.
