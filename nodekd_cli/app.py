@@ -1,10 +1,41 @@
-"""The `nodekd` command: wires the command groups together."""
+"""The `nodekd` command: wires the command groups together, and gives every usage error one line."""
+
+import os
+import signal
+import sys
 
 import typer
+from typer.core import TyperGroup
 
 from nodekd_cli.commands import attack, data, report, reproduce, student, teacher
 
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a value of the wrong type) as one line on stderr and exit status 2, instead
+    of Typer's usage text and error panel; every other exit status is the command's (see `nodekd_cli.errors`)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as error:  # Typer's usage errors (its own copy of Click's)
+            if type(error).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+                from nodekd_cli import output
+
+                message = " ".join(error.format_message().split()).rstrip(".")
+                context = getattr(error, "ctx", None)
+                if context is not None:
+                    message += f" (see {context.command_path} --help)"
+                output.error(message + ("" if message.endswith("?") else "."))
+            sys.exit(getattr(error, "exit_code", 2))
+        except typer.Abort:
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="nodekd",
     help="Neural ODEs improved by knowledge distillation: teachers, students, attacks, reports.",
     no_args_is_help=True,
@@ -42,4 +73,20 @@ app.command("reproduce")(reproduce.reproduce)
 
 
 def main():
-    app()
+    # SIGTERM (a scheduler ending the job, `kill`) stops a command as Ctrl-C does: it says what was kept, and exits.
+    from nodekd_cli import interrupts
+
+    signal.signal(signal.SIGTERM, interrupts.request)
+    signal.signal(signal.SIGINT, interrupts.request)
+    # A parent may have started this process with the signals blocked (the mask is inherited): accept them.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        app()
+    except SystemExit as stop:
+        if stop.code != 130:
+            raise
+        # Interrupted, and the command has said what it kept: leave at once. An interruption can land inside a
+        # library's import, and the interpreter's own shutdown then trips over the half-made module.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)

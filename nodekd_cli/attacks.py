@@ -13,8 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nodekd_cli import interrupts
 from nodekd_cli.data import sample_indices
 from nodekd_cli.runs import ATTACKS_DIR as RESULTS_FOLDER
+from nodekd_cli.runs import CHECK_FILE
 
 STEP_SIZE = 1 / 255
 
@@ -104,6 +106,7 @@ def sweep(model, x, y, attack, eps_values, *, batch_size=256, seed=0, monotone=F
         generator.manual_seed(seed * 1000 + e)
         robust = torch.zeros_like(correct)
         for i in range(0, len(index), batch_size):
+            interrupts.check()
             batch = index[i : i + batch_size]
             x_adv = method(model, x[batch], y[batch], e / 255, n_steps, generator=generator)
             robust[batch] = predict(model, x_adv, batch_size) == y[batch]
@@ -124,13 +127,12 @@ def sample_rule(n, seed):
 def test_images(dataset, n=None, data_dir=None, manual_dir=None, seed=0):
     """(pixels in [0, 1], labels, indices) of the test images of `dataset` that `sample_rule(n, seed)` chooses, on
     Keras's device, loaded once for all the runs of a data set that one command attacks."""
-    from keras.src.backend.torch.core import get_device
-
+    from nodekd_cli.backend import keras_device
     from nodekd_cli.data import load_dataset
     from nodekd_cli.data.device import pixels, to_device
 
     data = load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
-    device = get_device()
+    device = keras_device()
     chosen = sample_indices(data.y_test, n, seed)
     return pixels(to_device(data.x_test[chosen], device)), to_device(data.y_test[chosen], device), chosen
 
@@ -138,13 +140,12 @@ def test_images(dataset, n=None, data_dir=None, manual_dir=None, seed=0):
 SWEEPS = ("independent", "monotone")
 
 
-def finished_runs(root):
-    """Every finished run folder under `root`, sorted."""
-    from pathlib import Path
-
-    from nodekd_cli import runs
-
-    return sorted(p.parent for p in Path(root).glob(f"*/{runs.METRICS}") if (p.parent / runs.MODEL).exists())
+def sample_size(dataset, n, data_dir=None, manual_dir=None):
+    """`n` as a sample of the test set of `dataset`: None (every image) when it asks for all of them or more."""
+    if n is None:
+        return None
+    _, y, _ = test_images(dataset, None, data_dir, manual_dir)
+    return None if n >= len(y) else n
 
 
 def saved_result(path, settings):
@@ -171,14 +172,15 @@ def attack_run(
     data_dir=None,
     manual_dir=None,
     progress=None,
+    wait=False,
+    on_wait=None,
 ):
     """Attacks the finished run in `folder` and writes `attacks/<attack>.json` there; returns (result, reused).
 
-    A result computed with the same settings is reused unless `force`.
+    A result computed with the same settings is reused unless `force`. The result file is locked (`runs.lock`, with
+    `wait`, calling `on_wait(holder)` first) and checked writable before the sweep starts.
     """
     from pathlib import Path
-
-    import keras
 
     import models
     from nodekd_cli import runs
@@ -190,12 +192,13 @@ def attack_run(
         raise UserError(f"Unknown sweep {sweep_mode!r}; choose one of: {', '.join(SWEEPS)}.")
     folder = Path(folder)
     config, _ = runs.read_run(folder)
-    model = keras.saving.load_model(folder / runs.MODEL)
+    model = runs.load_model(folder)
     blocks = models.ode_blocks(model)
+    n = sample_size(config["dataset"], n, data_dir, manual_dir)
     settings = {
         "attack": attack,
         "norm": "linf",
-        "step_size": "1/255",
+        "step_size": "1/255" if attack != "fgsm" else "eps",
         "steps_rule": "floor(min(e + 4, 1.25 e))" if attack != "fgsm" else "one step of size eps",
         "random_start": attack == "pgd",
         "momentum": 1.0 if attack == "mifgsm" else None,
@@ -215,31 +218,30 @@ def attack_run(
     if previous is not None:
         return previous, True
     x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
-    count = len(y)
-    outcome = sweep(
-        model,
-        x,
-        y,
-        attack,
-        settings["eps"],
-        batch_size=batch_size,
-        seed=seed,
-        monotone=sweep_mode == "monotone",
-        progress=progress,
-    )
-    result = {
-        "settings": settings,
-        "attack": attack,
-        "eps": settings["eps"],
-        "accuracy": outcome["accuracy"],
-        "steps": outcome["steps"],
-        "n": count,
-        "seed": seed,
-        "images": None if n is None else chosen.tolist(),  # test-set indices; None: all of them
-        "seconds": outcome["seconds"],
-    }
-    path.parent.mkdir(exist_ok=True)
-    runs.write_json(path, result)
+    with runs.lock(path.parent, name=f".{attack}.lock", wait=wait, on_wait=on_wait):
+        outcome = sweep(
+            model,
+            x,
+            y,
+            attack,
+            settings["eps"],
+            batch_size=batch_size,
+            seed=seed,
+            monotone=sweep_mode == "monotone",
+            progress=progress,
+        )
+        result = {
+            "settings": settings,
+            "attack": attack,
+            "eps": settings["eps"],
+            "accuracy": outcome["accuracy"],
+            "steps": outcome["steps"],
+            "n": len(y),
+            "seed": seed,
+            "images": None if n is None else chosen.tolist(),  # test-set indices; None: all of them
+            "seconds": outcome["seconds"],
+        }
+        runs.write_json(path, result)
     return result, False
 
 
@@ -248,6 +250,7 @@ def _robust(model, x, y, correct, make_adversarial, batch_size):
     robust = torch.zeros_like(correct)
     index = correct.nonzero().flatten()
     for i in range(0, len(index), batch_size):
+        interrupts.check()
         batch = index[i : i + batch_size]
         robust[batch] = predict(model, make_adversarial(x[batch], y[batch]), batch_size) == y[batch]
     return robust.float().mean().item()
@@ -366,11 +369,12 @@ def check_run(
     data_dir=None,
     manual_dir=None,
     progress=None,
+    wait=False,
+    on_wait=None,
 ):
-    """Runs `masking_checks` on the finished run in `folder`; writes and returns `attacks/check.json`."""
+    """Runs `masking_checks` on the finished run in `folder`; writes and returns `attacks/check.json` (locked and
+    checked writable before the checks start)."""
     from pathlib import Path
-
-    import keras
 
     import models
     from models.ode import solver_methods
@@ -381,45 +385,46 @@ def check_run(
         raise UserError(f"Unknown ODE method {grad_method!r}; choose one of: {', '.join(solver_methods())}.")
     folder = Path(folder)
     config, _ = runs.read_run(folder)
-    model = keras.saving.load_model(folder / runs.MODEL)
+    model = runs.load_model(folder)
     if transfer_from is None and config.get("teacher"):
         transfer_from = config["teacher"]
     transfer_model = None
     if transfer_from is not None:
         runs.read_run(transfer_from)
-        transfer_model = keras.saving.load_model(Path(transfer_from) / runs.MODEL)
+        transfer_model = runs.load_model(transfer_from)
     grad_model = None
     if models.ode_blocks(model):
-        grad_model = keras.saving.load_model(folder / runs.MODEL)
+        grad_model = runs.load_model(folder)
         for block in models.ode_blocks(grad_model):
             block.method, block.step_size = grad_method, grad_step_size or block.t1 / 10
+    n = sample_size(config["dataset"], n, data_dir, manual_dir)
+    path = folder / RESULTS_FOLDER / CHECK_FILE
     x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
-    started = time.perf_counter()
-    result = masking_checks(
-        model,
-        x,
-        y,
-        eps=eps,
-        batch_size=batch_size,
-        seed=seed,
-        transfer_model=transfer_model,
-        grad_model=grad_model,
-        queries=queries,
-        progress=progress,
-    )
-    result.update(
-        {
-            "eps": eps,
-            "n": len(y),
-            "sample": sample_rule(n, seed),
-            "images": None if n is None else chosen.tolist(),
-            "seed": seed,
-            "transfer_from": None if transfer_from is None else str(transfer_from),
-            "gradient_solver": None if grad_model is None else models.ode_blocks(grad_model)[0].solver_settings(),
-            "seconds": time.perf_counter() - started,
-        }
-    )
-    path = folder / RESULTS_FOLDER / "check.json"
-    path.parent.mkdir(exist_ok=True)
-    runs.write_json(path, result)
+    with runs.lock(path.parent, name=".check.lock", wait=wait, on_wait=on_wait):
+        started = time.perf_counter()
+        result = masking_checks(
+            model,
+            x,
+            y,
+            eps=eps,
+            batch_size=batch_size,
+            seed=seed,
+            transfer_model=transfer_model,
+            grad_model=grad_model,
+            queries=queries,
+            progress=progress,
+        )
+        result.update(
+            {
+                "eps": eps,
+                "n": len(y),
+                "sample": sample_rule(n, seed),
+                "images": None if n is None else chosen.tolist(),
+                "seed": seed,
+                "transfer_from": None if transfer_from is None else str(transfer_from),
+                "gradient_solver": None if grad_model is None else models.ode_blocks(grad_model)[0].solver_settings(),
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        runs.write_json(path, result)
     return result

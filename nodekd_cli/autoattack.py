@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from nodekd_cli import interrupts
 from nodekd_cli.attacks import predict
 
 VERSIONS = {
@@ -73,6 +74,7 @@ def autoattack(
             progress(name)
         index = robust.nonzero().flatten()
         for i in range(0, len(index), batch_size):
+            interrupts.check()
             batch = index[i : i + batch_size]
             # Contiguous NCHW: torchattacks' FAB `view`s the gradient, which keeps the input's strides.
             adversarial = attack(x[batch].permute(0, 3, 1, 2).contiguous(), y[batch]).permute(0, 2, 3, 1)
@@ -102,16 +104,15 @@ def autoattack_run(
     manual_dir=None,
     force=False,
     progress=None,
+    wait=False,
+    on_wait=None,
 ):
     """AutoAttack on the finished run in `folder`; writes `attacks/autoattack.json` (the fields of the other attacks'
     results, with eps 0 and `eps`, plus each component's robust accuracy) and returns (result, reused)."""
     from pathlib import Path
 
-    import keras
-
-    import models  # noqa: F401  (registers nodekd's layers for load_model)
     from nodekd_cli import runs
-    from nodekd_cli.attacks import sample_rule, saved_result, test_images
+    from nodekd_cli.attacks import sample_rule, sample_size, saved_result, test_images
     from nodekd_cli.errors import UserError
 
     if version not in VERSIONS:
@@ -122,6 +123,7 @@ def autoattack_run(
         )
     folder = Path(folder)
     config, _ = runs.read_run(folder)
+    n = sample_size(config["dataset"], n, data_dir, manual_dir)
     settings = {
         "attack": "autoattack",
         "version": version,
@@ -139,24 +141,24 @@ def autoattack_run(
     previous = None if force else saved_result(path, settings)
     if previous is not None:
         return previous, True
-    model = keras.saving.load_model(folder / runs.MODEL)
+    model = runs.load_model(folder)
     x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
-    outcome = autoattack(
-        model, x, y, eps, version=version, seed=seed, batch_size=batch_size, steps=steps, queries=queries,
-        progress=progress,
-    )
-    result = {
-        "settings": settings,
-        "attack": "autoattack",
-        "eps": settings["eps"],
-        "accuracy": [outcome["clean_accuracy"], outcome["robust_accuracy"]],
-        "components": outcome["components"],
-        "robust": outcome["robust"],
-        "n": len(y),
-        "seed": seed,
-        "images": None if n is None else chosen.tolist(),
-        "seconds": outcome["seconds"],
-    }
-    path.parent.mkdir(exist_ok=True)
-    runs.write_json(path, result)
+    with runs.lock(path.parent, name=".autoattack.lock", wait=wait, on_wait=on_wait):
+        outcome = autoattack(
+            model, x, y, eps, version=version, seed=seed, batch_size=batch_size, steps=steps, queries=queries,
+            progress=progress,
+        )
+        result = {
+            "settings": settings,
+            "attack": "autoattack",
+            "eps": settings["eps"],
+            "accuracy": [outcome["clean_accuracy"], outcome["robust_accuracy"]],
+            "components": outcome["components"],
+            "robust": outcome["robust"],
+            "n": len(y),
+            "seed": seed,
+            "images": None if n is None else chosen.tolist(),
+            "seconds": outcome["seconds"],
+        }
+        runs.write_json(path, result)
     return result, False

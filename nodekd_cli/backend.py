@@ -1,4 +1,6 @@
-"""Selects Keras's torch backend and the device, before Keras is imported anywhere."""
+"""Selects Keras's torch backend and the device, before Keras is imported anywhere; the one place that reaches
+into Keras's internals (`keras.src`), for what its public API does not offer: the torch device Keras computes on,
+and keeping TensorFlow out of the process."""
 
 import os
 
@@ -26,10 +28,31 @@ def select(device="auto"):
     elif device == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps was asked for but PyTorch sees no Apple GPU; use --device cpu.")
     if "keras" in sys.modules:
-        from keras.src.backend.torch.core import get_device
-
-        if str(get_device()) != device and not str(get_device()).startswith(device):
-            raise UserError(f"Keras already runs on {get_device()} in this process; it cannot move to {device}.")
+        current = str(keras_device())
+        if current != device and not current.startswith(device):
+            raise UserError(f"Keras already runs on {current} in this process; it cannot move to {device}.")
     else:
         os.environ["KERAS_TORCH_DEVICE"] = device
+    _keep_tensorflow_out()
     return device
+
+
+def _keep_tensorflow_out():
+    """Keras imports TensorFlow, when it is installed (the `tfds` extra), the first time it asks whether TensorFlow
+    is there: to seed it, to serialize its shapes. nodekd never needs it in the process that trains or attacks (TFDS
+    runs in a child process), where it costs seconds and prints its logs; unless something imported it already,
+    Keras is told it is absent."""
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        from keras.src.utils import module_utils
+
+        module_utils.tensorflow._available = False
+
+
+def keras_device():
+    """The torch device Keras places its tensors on (Keras 3 keeps it in its torch backend, not in its API)."""
+    from keras.src.backend.torch.core import get_device
+
+    return get_device()
+

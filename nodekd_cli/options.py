@@ -51,6 +51,13 @@ Epochs = Annotated[
     typer.Option("--epochs", help="Epochs (default: the paper's for the data set: cifar10 300, svhn 40; digits 15)."),
 ]
 
+Wait = Annotated[
+    bool,
+    typer.Option(
+        "--wait", help="If another command is writing the same run folder, wait for it to end instead of stopping."
+    ),
+]
+
 
 # The Neural ODE student and its solver.
 T1 = Annotated[float, typer.Option("--t1", help="End of the time horizon [0, t1] (the paper: 1, 100, 500).")]

@@ -298,8 +298,9 @@ def _runs_table(report, rows, wide):
     for row in rows:
         seconds = row["train_seconds"]
         model = row["model"] if row["kind"] == "teacher" else f"NODE ({row['teacher']})" if row["teacher"] else "NODE"
+        resumed = f"\n[dim]{escape(row['resumed_with'])}[/]" if row["resumed_with"] else ""
         values = {
-            "run": run_name(report, row["folder"]),
+            "run": escape(run_name(report, row["folder"])) + resumed,
             "model": model,
             "data set": row["dataset"],
             "t1": _plain_number(row["t1"]),

@@ -35,7 +35,6 @@ TABLE2_T1 = 1.0
 TABLE3_EPS = (8, 12, 16, 20)
 FIGURE_ATTACKS = ("pgd", "mifgsm", "fgsm")
 ATTACK_TITLES = {"pgd": "PGD", "mifgsm": "MI-FGSM", "fgsm": "FGSM"}
-CHECK_FILE = "check.json"
 AUTOATTACK = "autoattack"  # attacks/autoattack.json: one eps, a marker in Figure 1 rather than a line
 BUDGET_KEYS = ("epochs", "batch_size", "channels", "downsample", "train_images")
 OPTIMIZER_TITLES = {"sgd": "SGD", "adam": "Adam"}
@@ -172,17 +171,9 @@ def teacher_label(model):
 def collect(root, exclude=()):
     """The finished runs under `root` (any depth) and the (path, reason) of everything skipped."""
     root = Path(root)
-    excluded = [Path(e).resolve() for e in exclude]
-
-    def is_excluded(path):
-        path = path.resolve()
-        return any(path == e or e in path.parents for e in excluded)
-
     found, skipped = [], []
-    folders = sorted(p.parent for p in root.rglob(run_files.CONFIG) if run_files.ATTACKS_DIR not in p.parent.parts)
+    folders = run_files.find_runs(root, exclude)
     for folder in folders:
-        if is_excluded(folder):
-            continue
         try:
             run, unreadable = read_run(folder)
         except SkipRun as reason:
@@ -191,7 +182,7 @@ def collect(root, exclude=()):
         found.append(run)
         skipped.extend(unreadable)
     for child in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        if not is_excluded(child) and not any(f == child or child in f.parents for f in folders):
+        if not run_files.is_within(child, exclude) and not any(f == child or child in f.parents for f in folders):
             skipped.append((child, f"not a nodekd run folder (no {run_files.CONFIG})"))
     return found, skipped
 
@@ -222,7 +213,7 @@ def read_run(folder):
     for path in sorted((folder / run_files.ATTACKS_DIR).glob("*.json")):
         try:
             result = run_files.read_json(path)
-            if path.name == CHECK_FILE:
+            if path.name == run_files.CHECK_FILE:
                 bool(result["masking"]), list(result["checks"])
                 run.check = result
             else:
@@ -628,6 +619,14 @@ def run_name(report, folder):
         return str(folder)
 
 
+def resumed_with(config):
+    """The settings a run took when it resumed (`runs.open_run`), as "resumed after epoch 3 with lr 0.1 -> 0.01"."""
+    by_epoch = {}
+    for change in config.get("changes") or []:
+        by_epoch.setdefault(change["after_epoch"], []).append(f"{change['setting']} {change['from']} -> {change['to']}")
+    return "; ".join(f"resumed after epoch {epoch} with {', '.join(found)}" for epoch, found in by_epoch.items())
+
+
 def run_rows(report):
     """One row per run: what it is, how it did, and which attacks and checks it has."""
     rows = []
@@ -655,6 +654,7 @@ def run_rows(report):
                 "accuracy": run.accuracy,
                 "nfe": metrics.get("test_nfe"),
                 "train_seconds": metrics.get("train_seconds"),
+                "resumed_with": resumed_with(config) or None,
                 "attacks": {
                     name: {"eps": r["eps"], "n": r.get("n"), "accuracy": r["accuracy"]}
                     for name, r in sorted(run.attacks.items())
@@ -738,6 +738,7 @@ def to_markdown(report):
     lines += ["", "### Runs", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in run_rows(report):
         seconds = "-" if row["train_seconds"] is None else f"{row['train_seconds']:.0f} s"
+        seconds += f" ({row['resumed_with']})" if row["resumed_with"] else ""
         attacks = ", ".join(
             f"AutoAttack {r['eps'][-1]}/255: {100 * r['accuracy'][-1]:.2f}%" if name == AUTOATTACK else name
             for name, r in row["attacks"].items()

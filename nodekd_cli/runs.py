@@ -8,14 +8,20 @@ A run folder holds
 - `metrics.json`: written last, so its presence means the run finished;
 - `attacks/<attack>.json`, `attacks/check.json`: attack sweeps and robustness checks run later on the finished run.
 
-Every write goes to a temporary file first and is moved into place with `os.replace`.
+Every write goes to a temporary file first and is moved into place with `os.replace`. A command holds an exclusive
+lock (`lock`) on a run folder while it writes it, and on `attacks/` while it writes an attack result there.
 """
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import os
 import platform
+import socket
+import sys
+import time
 from pathlib import Path
 
 from nodekd_cli.errors import UserError
@@ -26,8 +32,37 @@ HISTORY = "history.csv"
 MODEL = "model.keras"
 METRICS = "metrics.json"
 ATTACKS_DIR = "attacks"
+CHECK_FILE = "check.json"
 # Keys of config.json that describe where and with what a run was made, not what it is; they may differ on resume.
-CIRCUMSTANCES = ("versions", "device", "cuda_graph")
+CIRCUMSTANCES = ("versions", "device", "cuda_graph", "changes")
+# Settings that the advice of a failed epoch names (the solver's limits and tolerances, the learning rate): an
+# unfinished run may resume from its checkpoint with other values of them; config.json and history.csv record when.
+ADJUSTABLE = ("lr", "solver.method", "solver.rtol", "solver.atol", "solver.step_size", "solver.max_num_steps")
+LOCK = ".lock"
+# Seconds every atomic write pauses between writing its temporary file and moving it into place: a hook for the
+# fault-injection test (tests/test_faults.py), which kills a command inside a write. Unset, writes never pause.
+WRITE_PAUSE_ENV = "NODEKD_TEST_WRITE_PAUSE"
+
+
+A_FILE = "a file stands where a folder belongs; move it, or choose another place"
+
+
+def file_error(error, path=None, action="write"):
+    """A file-system error (read-only folder, a file where a folder belongs, a full disk) as one sentence about
+    `path` (default: the file the error names)."""
+    path = error.filename if path is None else path
+    if isinstance(error, (FileExistsError, NotADirectoryError)) or error.errno in (errno.EEXIST, errno.ENOTDIR):
+        return UserError(f"Cannot {action} {path}: {A_FILE}.")
+    reason = error.strerror or type(error).__name__
+    return UserError(f"Cannot {action} {path}: {reason[0].lower()}{reason[1:]}.")
+
+
+def pause_in_write(path):
+    """The fault-injection hook (see WRITE_PAUSE_ENV): announces the write on stderr, then sleeps."""
+    pause = os.environ.get(WRITE_PAUSE_ENV)
+    if pause:
+        print(f"nodekd-test: writing {Path(path).name}", file=sys.stderr, flush=True)
+        time.sleep(float(pause))
 
 
 def atomic_write_bytes(path, data):
@@ -37,6 +72,7 @@ def atomic_write_bytes(path, data):
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
+    pause_in_write(path)
     os.replace(temporary, path)
 
 
@@ -61,7 +97,25 @@ def save_model(folder, model):
     """Saves `model` as the run's `model.keras`, atomically (Keras insists on the .keras suffix)."""
     temporary = Path(folder) / f".{MODEL}.partial.keras"
     model.save(temporary)
+    pause_in_write(Path(folder) / MODEL)
     os.replace(temporary, Path(folder) / MODEL)
+
+
+def load_model(folder):
+    """The Keras model of the finished run in `folder`; a `UserError` if its file is damaged or incomplete."""
+    import zipfile
+
+    import keras
+
+    import models  # noqa: F401  (registers nodekd's layers for load_model)
+
+    path = Path(folder) / MODEL
+    try:
+        return keras.saving.load_model(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        raise UserError(
+            f"The model file {path} is damaged or incomplete; remove {folder} and run its command again."
+        ) from None
 
 
 def read_json(path):
@@ -72,7 +126,8 @@ def read_json(path):
 def write_history(path, rows):
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # `changes` appears on a resumed epoch
+        writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
@@ -107,47 +162,278 @@ def versions():
     return found
 
 
+def circumstances(device):
+    """Where and with what a run is made (config.json's CIRCUMSTANCES, bar cuda_graph and changes)."""
+    return {"versions": versions(), "device": device}
+
+
 def is_finished(folder):
     return (Path(folder) / METRICS).exists()
 
 
+def _flat(config, prefix=""):
+    """A config with nested settings as dotted keys: {"solver": {"rtol": 1e-3}} -> {"solver.rtol": 1e-3}."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key != "versions":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
 def _differences(old, new):
+    """{setting: (old value, new value)} for every setting of a run that differs, circumstances aside."""
+    old, new = _flat(old), _flat(new)
     keys = sorted((set(old) | set(new)) - set(CIRCUMSTANCES))
-    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    return {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
+
+
+def _describe(changes):
+    return "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in list(changes.items())[:3])
+
+
+def completed_epochs(folder):
+    """Epochs completed by the unfinished run in `folder`: those its checkpoint holds (0 without one)."""
+    import h5py
+
+    path = Path(folder) / CHECKPOINT
+    if not path.exists():
+        return 0
+    try:
+        with h5py.File(path, "r") as file:
+            return int(file.attrs["epoch"])
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+def _run_files(folder):
+    """The visible files of a folder (hidden ones are locks and partial writes)."""
+    return [p for p in Path(folder).iterdir() if not p.name.startswith(".")] if Path(folder).is_dir() else []
 
 
 def run_state(folder, config):
     """ "new", "resume" or "finished": what `folder` holds for `config`, without writing anything.
 
-    A folder holding a run of another configuration, or something else than a run, is an error that suggests --out.
+    An unfinished run may resume with other values of the ADJUSTABLE settings; an unfinished run with no completed
+    epoch holds nothing worth keeping, and any configuration starts afresh there. A folder holding a run of another
+    configuration, or something else than a run, is an error that suggests --out.
     """
     folder = Path(folder)
     config_path = folder / CONFIG
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"Cannot write {folder}: {A_FILE}.")
     if config_path.exists():
         try:
             existing = read_json(config_path)
         except (OSError, ValueError):
             raise UserError(f"{config_path} is unreadable; remove {folder} or pass --out DIR.") from None
         changes = _differences(existing, config)
-        if changes:
-            state = "a finished" if is_finished(folder) else "an unfinished"
-            raise UserError(
-                f"{folder} holds {state} run of another configuration ({'; '.join(changes[:3])}); "
-                f"pass --out DIR to start a new run elsewhere."
-            )
-        return "finished" if is_finished(folder) else "resume"
-    if folder.exists() and any(folder.iterdir()):
+        if not changes:
+            return "finished" if is_finished(folder) else "resume"
+        if not is_finished(folder):
+            if completed_epochs(folder) == 0:
+                return "new"
+            if set(changes) <= set(ADJUSTABLE):
+                return "resume"
+        state = "a finished" if is_finished(folder) else "an unfinished"
+        raise UserError(
+            f"{folder} holds {state} run of another configuration ({_describe(changes)}); "
+            f"pass --out DIR to start a new run elsewhere."
+        )
+    if _run_files(folder):
         raise UserError(f"{folder} exists and is not a nodekd run folder; pass --out DIR.")
     return "new"
 
 
 def open_run(folder, config):
-    """Creates or reopens the run folder `folder` for `config` (see `run_state`); returns its state."""
+    """Creates or reopens the run folder `folder` for `config` (see `run_state`); returns its state.
+
+    A new run clears what an earlier attempt with no completed epoch left there. An unfinished run resumed with
+    other ADJUSTABLE settings takes them: config.json holds the new values and, under `changes`, each change and
+    the epochs completed before it.
+    """
+    folder = Path(folder)
     state = run_state(folder, config)
     if state == "new":
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        write_json(Path(folder) / CONFIG, config)
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in _run_files(folder):
+            if path.is_file():
+                path.unlink()
+        write_json(folder / CONFIG, config)
+    elif state == "resume":
+        existing = read_json(folder / CONFIG)
+        changes = _differences(existing, config)
+        if changes:
+            epoch = completed_epochs(folder)
+            logged = existing.get("changes", []) + [
+                {"after_epoch": epoch, "setting": key, "from": old, "to": new} for key, (old, new) in changes.items()
+            ]
+            write_json(folder / CONFIG, {**existing, **{k: v for k, v in config.items() if k not in CIRCUMSTANCES},
+                                         "changes": logged})
     return state
+
+
+def changes_after(folder, epoch):
+    """The settings changed when the run in `folder` resumed after `epoch` completed epochs, as one line."""
+    try:
+        logged = read_json(Path(folder) / CONFIG).get("changes", [])
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return "; ".join(f"{c['setting']} {c['from']} -> {c['to']}" for c in logged if c.get("after_epoch") == epoch)
+
+
+def find_runs(root, exclude=()):
+    """Every folder under `root`, at any depth, that holds a run's config.json (attack results aside), sorted."""
+    root = Path(root)
+    found = (p.parent for p in root.rglob(CONFIG) if ATTACKS_DIR not in p.parent.relative_to(root).parts)
+    return sorted(folder for folder in found if not is_within(folder, exclude))
+
+
+def is_within(path, folders):
+    """Whether `path` is one of `folders` or lies inside one."""
+    path = Path(path).resolve()
+    return any(path == f or f in path.parents for f in (Path(f).resolve() for f in folders))
+
+
+def finished_runs(root):
+    """Every finished run folder under `root`, at any depth (see `find_runs`)."""
+    return [folder for folder in find_runs(root) if is_finished(folder)]
+
+
+class RunLocked(UserError):
+    """Another process holds the lock on a folder; `owner` says who (pid, host, command, since)."""
+
+    def __init__(self, folder, owner):
+        self.folder, self.owner = Path(folder), owner
+        who = f"process {owner.get('pid', '?')} on {owner.get('host', '?')}"
+        since = f" since {owner['since']}" if owner.get("since") else ""
+        command = f" ({owner['command']})" if owner.get("command") else ""
+        super().__init__(f"{folder} is being written by {who}{since}{command}; wait for it to end, or pass --wait.")
+
+
+def _read_owner(path):
+    try:
+        return json.loads(Path(path).read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def make_folders(folder):
+    """Creates `folder` and its missing parents; returns those it created, outermost first. A `UserError` in one
+    sentence if it cannot (a read-only parent, a file in the way)."""
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
+    for path in missing:
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise UserError(f"Cannot write {path}: {A_FILE}.") from None
+        except OSError as error:
+            raise file_error(error, path) from None
+    if not folder.is_dir():
+        raise UserError(f"Cannot write {folder}: {A_FILE}.")
+    return missing
+
+
+def writable_folder(folder):
+    """Makes sure files can be written into `folder` (made if missing) before work whose output would be lost."""
+    make_folders(folder)
+    probe = Path(folder) / f".nodekd-probe-{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise file_error(error, folder) from None
+
+
+def _command_line():
+    """This process's command line as a user would type it: `nodekd ...` however it was started."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    return " ".join(["nodekd" if program in ("__main__.py", "nodekd") else program, *sys.argv[1:]])
+
+
+@contextlib.contextmanager
+def lock(folder, *, name=LOCK, wait=False, on_wait=None):
+    """Holds an exclusive lock on `folder` (made if missing) while the caller writes it.
+
+    The lock is `flock` on the file `folder/name`, which names its holder. Another holder makes this a `RunLocked`
+    error, or, with `wait`, a wait (`on_wait(owner)` is called first). The kernel drops a lock whose process has
+    died, so a killed command's stale lock is taken over at once. On leaving, the lock file goes, and so do the
+    folders made here if they are empty (a command that failed leaves nothing behind).
+    """
+    import fcntl
+
+    folder = Path(folder)
+    path = folder / name
+    created = []
+    try:
+        while True:
+            created += make_folders(folder)  # again after a wait: the holder may have removed the folder it made
+            try:
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise file_error(error, folder) from None
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _read_owner(path)
+                if not wait:
+                    os.close(descriptor)
+                    raise RunLocked(folder, owner) from None
+                if on_wait:
+                    on_wait(owner)
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            # The holder removes the file before it unlocks: keep this lock only if it is on the file there now.
+            try:
+                if os.path.samestat(os.fstat(descriptor), os.stat(path)):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(descriptor)
+        owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": _command_line(),
+        }
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, (json.dumps(owner) + "\n").encode())
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            os.close(descriptor)
+    finally:
+        for made in reversed(created):
+            try:
+                made.rmdir()
+            except OSError:
+                break
+
+
+@contextlib.contextmanager
+def writing(folder, config, *, wait=False, on_wait=None):
+    """Locks the run folder `folder`, opens it for `config` (`open_run`) and yields its state.
+
+    A command that fails before its run completes an epoch leaves no folder of its own behind: there was nothing
+    worth keeping in it.
+    """
+    folder = Path(folder)
+    with lock(folder, wait=wait, on_wait=on_wait):
+        for stale in folder.glob(".*.partial*"):  # left by a command killed inside a write; nobody else writes now
+            stale.unlink()
+        state = open_run(folder, config)
+        try:
+            yield state
+        except BaseException:
+            if state == "new" and completed_epochs(folder) == 0 and not is_finished(folder):
+                for path in Path(folder).iterdir():
+                    if path.is_file() and path.name != LOCK:
+                        path.unlink()
+            raise
 
 
 def read_run(folder, kind=None):

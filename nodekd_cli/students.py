@@ -55,6 +55,8 @@ def solver_config(method="dopri5", rtol=1e-3, atol=1e-3, step_size=None, max_num
         raise UserError(f"Unknown ODE method {method!r}; choose one of: {', '.join(solver_methods())}.")
     if rtol <= 0 or atol <= 0 or (step_size is not None and step_size <= 0):
         raise UserError("--rtol, --atol and --step-size must be positive.")
+    if max_num_steps is not None and max_num_steps < 1:
+        raise UserError(f"--max-num-steps must be at least 1 (leave it out for no limit); got {max_num_steps}.")
     return {
         "method": method,
         "rtol": rtol,
@@ -234,8 +236,18 @@ def build(config, dataset):
         raise UserError(f"Cannot build the student: {error}.") from None
 
 
+def train_run(folder, config, dataset, teacher=None, *, device, reporter=None, wait=False, on_wait=None):
+    """Trains, resumes or finds finished the student of `config` in the run folder `folder`, holding its lock
+    (`runs.writing`); returns its metrics. `teacher` is the teacher model for distillation."""
+    check_fits(config, dataset)  # before the folder is made: a mistake leaves nothing behind
+    with runs.writing(folder, {**config, **runs.circumstances(device)}, wait=wait, on_wait=on_wait) as state:
+        if state == "finished":
+            return runs.read_json(Path(folder) / runs.METRICS)
+        return train(folder, config, dataset, teacher, reporter)
+
+
 def train(folder, config, dataset, teacher=None, reporter=None):
-    """Trains (or resumes) the student of `config` into `folder`; returns its metrics.
+    """Trains (or resumes) the student of `config` into the open run folder `folder`; returns its metrics.
 
     `teacher` is the teacher model for distillation (its logits are precomputed or computed online).
     """
@@ -278,9 +290,5 @@ def train(folder, config, dataset, teacher=None, reporter=None):
 
 def load(folder):
     """The finished student run in `folder`: (config, metrics, keras model)."""
-    import keras
-
-    import models  # noqa: F401  (registers nodekd's layers for load_model)
-
     config, metrics = runs.read_run(folder, kind="student")
-    return config, metrics, keras.saving.load_model(Path(folder) / runs.MODEL)
+    return config, metrics, runs.load_model(folder)

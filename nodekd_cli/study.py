@@ -39,6 +39,7 @@ class Preset:
     # Distilled students also trained with Adam, the optimizer of the students trained alone: the paper distills
     # with SGD at t1 = 1, so its KD-against-no-KD comparison there mixes distillation with the optimizer.
     kd_adam_t1: tuple = ()
+    checks: bool = True  # the masking checks (`nodekd attack check`) of every student
 
 
 PRESETS = {
@@ -254,7 +255,7 @@ def expand(
     ]
     check_steps = [
         Step("check", step.folder, images=chosen.check_images, eps=(CHECK_EPS,), after=(step.name, *step.after))
-        for step in baseline_steps + kd_steps
+        for step in (baseline_steps + kd_steps if chosen.checks else [])
     ]
     return trained + attack_steps + check_steps
 
@@ -269,19 +270,26 @@ def state(step):
         return {"finished": "done", "resume": "resume", "new": "todo"}[found]
     from nodekd_cli.attacks import sample_rule
 
-    name = report.CHECK_FILE if step.kind == "check" else f"{step.attack}.json"
+    name = runs.CHECK_FILE if step.kind == "check" else f"{step.attack}.json"
     path = step.folder / runs.ATTACKS_DIR / name
     try:
         result = runs.read_json(path)
     except (OSError, ValueError):
         return "todo"
+    if not isinstance(result, dict):
+        return "todo"
+    # A sample as large as the test set is recorded as every image (`attacks.sample_size`).
+    count, images = result.get("n"), step.images
+    everything = result.get("sample", (result.get("settings") or {}).get("sample")) == sample_rule(None, 0)
+    if everything and images is not None and isinstance(count, int) and images >= count:
+        images = None
     if step.kind == "check":
-        same = result.get("n") is not None and result.get("eps") == step.eps[0] and result.get("seed") == 0
-        sampled = result.get("sample") == sample_rule(step.images, 0)
-        return "done" if same and sampled and step.images in (None, result["n"]) else "todo"
+        same = count is not None and result.get("eps") == step.eps[0] and result.get("seed") == 0
+        sampled = result.get("sample") == sample_rule(images, 0)
+        return "done" if same and sampled and images in (None, count) else "todo"
     settings = result.get("settings") or {}
-    same = settings.get("eps") == list(step.eps) and settings.get("n") == step.images and settings.get("seed") == 0
-    same = same and settings.get("sample") == sample_rule(step.images, 0)
+    same = settings.get("eps") == list(step.eps) and settings.get("n") == images and settings.get("seed") == 0
+    same = same and settings.get("sample") == sample_rule(images, 0)
     return "done" if same and settings.get("sweep") == "independent" else "todo"
 
 
@@ -366,24 +374,21 @@ def execute(step, *, device="cpu", data_dir=None, manual_dir=None, reporter=None
         if found == "finished":
             return {"accuracy": runs.read_json(step.folder / runs.METRICS)["test_accuracy"]}
         dataset = _load(step.config["dataset"], data_dir, manual_dir)
-        circumstances = {"versions": runs.versions(), "device": device}
         if step.kind == "import":
             if step.checkpoint == teachers.akamaster_path(step.config["model"]):
                 teachers.fetch_akamaster(step.config["model"], progress=False)
             model = teachers.import_akamaster(step.config["model"], step.checkpoint, dataset)
-            runs.open_run(step.folder, {**step.config, **circumstances})
-            metrics = teachers.import_run(step.folder, model, dataset)
+            metrics = teachers.import_run(step.folder, step.config, model, dataset, device=device)
         elif step.kind == "teacher":
             cuda_graph = device.startswith("cuda")
-            runs.open_run(step.folder, {**step.config, **circumstances, "cuda_graph": cuda_graph})
-            metrics = teachers.train(step.folder, step.config, dataset, reporter, cuda_graph)
+            metrics = teachers.train_run(
+                step.folder, step.config, dataset, device=device, cuda_graph=cuda_graph, reporter=reporter
+            )
         else:
             teacher = None
             if step.teacher is not None:
                 _, teacher = students.load_teacher(step.teacher, step.config["dataset"])
-            students.check_fits(step.config, dataset)
-            runs.open_run(step.folder, {**step.config, **circumstances})
-            metrics = students.train(step.folder, step.config, dataset, teacher, reporter)
+            metrics = students.train_run(step.folder, step.config, dataset, teacher, device=device, reporter=reporter)
         return {"accuracy": metrics["test_accuracy"], "nfe": metrics.get("test_nfe")}
     if step.kind == "attack":
         result, _ = attacks.attack_run(
@@ -403,6 +408,7 @@ def execute(step, *, device="cpu", data_dir=None, manual_dir=None, reporter=None
 
 
 def _study_advice(message):
+    message = message.replace("; wait for it to end, or pass --wait.", "; run the study again when it has ended.")
     for advice in ("; pass --out DIR to start a new run elsewhere.", "; pass --out DIR."):
         message = message.replace(advice, "; remove it, or give the study another --runs folder.")
     return message.replace(" or pass --out DIR.", " or give the study another --runs folder.")
@@ -414,7 +420,7 @@ def _attempt(step, **kwargs):
     try:
         summary = execute(step, **kwargs)
     except UserError as error:
-        return Outcome(step, "failed", str(error), time.perf_counter() - started)
+        return Outcome(step, "failed", _study_advice(str(error)), time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001  (any failure of one run must not stop the study)
         message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         return Outcome(step, "failed", message, time.perf_counter() - started)

@@ -126,8 +126,18 @@ def prepare_training(model, config, steps_per_epoch, cuda_graph=False):
     return step
 
 
+def train_run(folder, config, dataset, *, device, cuda_graph=False, reporter=None, wait=False, on_wait=None):
+    """Trains, resumes or finds finished the teacher of `config` in the run folder `folder`, holding its lock
+    (`runs.writing`); returns its metrics."""
+    circumstances = {**runs.circumstances(device), "cuda_graph": cuda_graph}
+    with runs.writing(folder, {**config, **circumstances}, wait=wait, on_wait=on_wait) as state:
+        if state == "finished":
+            return runs.read_json(Path(folder) / runs.METRICS)
+        return train(folder, config, dataset, reporter, cuda_graph)
+
+
 def train(folder, config, dataset, reporter=None, cuda_graph=False):
-    """Trains (or resumes) the teacher of `config` into `folder`; returns its metrics."""
+    """Trains (or resumes) the teacher of `config` into the open run folder `folder`; returns its metrics."""
     import keras
 
     from nodekd_cli import training
@@ -147,12 +157,8 @@ def train(folder, config, dataset, reporter=None, cuda_graph=False):
 
 def load(folder):
     """The finished teacher run in `folder`: (config, metrics, keras model)."""
-    import keras
-
-    import models  # noqa: F401  (registers nodekd's layers for load_model)
-
     config, metrics = runs.read_run(folder, kind="teacher")
-    return config, metrics, keras.saving.load_model(Path(folder) / runs.MODEL)
+    return config, metrics, runs.load_model(folder)
 
 
 # Input normalization of the akamaster/pytorch_resnet_cifar10 checkpoints (pixels in [0, 1]).
@@ -233,12 +239,8 @@ def import_akamaster(model_name, checkpoint, dataset):
     import models
 
     check_model(model_name)
-    if dataset.image_shape[-1] != 3 or dataset.num_classes != 10:
-        raise UserError(
-            f"The checkpoint is a 3-channel, 10-class CIFAR model but {dataset.name} has "
-            f"{dataset.image_shape[-1]} channels and {dataset.num_classes} classes."
-        )
     try:
+        # weights_only: tensors and plain containers only, never code (a checkpoint may come from anywhere).
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
         state = {k.removeprefix("module."): v.numpy() for k, v in saved["state_dict"].items()}
     except (
@@ -250,8 +252,16 @@ def import_akamaster(model_name, checkpoint, dataset):
         ValueError,
         EOFError,
         pickle.UnpicklingError,
-    ) as error:
-        raise UserError(f"Cannot read the checkpoint {checkpoint} ({error}); expected an akamaster .th file.") from None
+    ):
+        # PyTorch's own message runs to several lines and suggests weights_only=False, unsafe on an unknown file.
+        raise UserError(
+            f"{checkpoint} is not a PyTorch checkpoint holding a state_dict; expected an akamaster .th file."
+        ) from None
+    if dataset.image_shape[-1] != 3 or dataset.num_classes != 10:
+        raise UserError(
+            f"The checkpoint is a 3-channel, 10-class CIFAR model but {dataset.name} has "
+            f"{dataset.image_shape[-1]} channels and {dataset.num_classes} classes."
+        )
     model = models.build_teacher(
         model_name, input_shape=dataset.image_shape, num_classes=10, mean=AKAMASTER_MEAN, std=AKAMASTER_STD
     )
@@ -300,19 +310,23 @@ def _akamaster_layers(model):
 AKAMASTER_NAMES = {"stem_conv": "conv1", "stem_bn": "bn1", "logits": "linear"}
 
 
-def import_run(folder, model, dataset):
-    """Saves an imported teacher (`import_akamaster`) into the run folder `folder`, evaluated on `dataset`."""
+def import_run(folder, config, model, dataset, *, device, wait=False, on_wait=None):
+    """Saves an imported teacher (`import_akamaster`) of `config` into the run folder `folder`, evaluated on
+    `dataset`, holding the folder's lock (`runs.writing`); returns its metrics."""
     from nodekd_cli import training
 
-    result = training.evaluate(model, dataset.x_test, dataset.y_test)
-    runs.save_model(folder, model)
-    metrics = {
-        "test_accuracy": result["accuracy"],
-        "test_loss": result["loss"],
-        "test_images": len(dataset.y_test),
-        "params": training.count_params(model),
-        "epochs": 0,
-        "train_seconds": 0.0,
-    }
-    runs.write_json(Path(folder) / runs.METRICS, metrics)
+    with runs.writing(folder, {**config, **runs.circumstances(device)}, wait=wait, on_wait=on_wait) as state:
+        if state == "finished":
+            return runs.read_json(Path(folder) / runs.METRICS)
+        result = training.evaluate(model, dataset.x_test, dataset.y_test)
+        runs.save_model(folder, model)
+        metrics = {
+            "test_accuracy": result["accuracy"],
+            "test_loss": result["loss"],
+            "test_images": len(dataset.y_test),
+            "params": training.count_params(model),
+            "epochs": 0,
+            "train_seconds": 0.0,
+        }
+        runs.write_json(Path(folder) / runs.METRICS, metrics)
     return metrics

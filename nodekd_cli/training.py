@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from models.ode import SolverError, ode_blocks
-from nodekd_cli import runs
+from nodekd_cli import backend, interrupts, runs
 from nodekd_cli.data.device import TrainBatches, pixels, to_device
 from nodekd_cli.errors import UserError
 
@@ -24,9 +24,7 @@ from nodekd_cli.errors import UserError
 def evaluate(model, x_uint8, y, batch_size=512):
     """Test loss, accuracy, logits and (for Neural ODEs) the mean forward NFE per batch of `model` in inference
     mode on uint8 images, batched on Keras's device."""
-    from keras.src.backend.torch.core import get_device
-
-    device = get_device()
+    device = backend.keras_device()
     blocks = ode_blocks(model)
     logits, nfe = [], []
     with torch.no_grad():
@@ -60,6 +58,7 @@ def save_checkpoint(path, model, optimizer, epoch):
             group = file.create_group(group_name)
             for index, variable in enumerate(variables):
                 group.create_dataset(str(index), data=keras.ops.convert_to_numpy(variable))
+    runs.pause_in_write(path)
     os.replace(temporary, path)
 
 
@@ -81,12 +80,13 @@ def load_checkpoint(path, model, optimizer):
 class _RunCallback(keras.callbacks.Callback):
     """Per epoch: seeds the batches, evaluates, writes history and checkpoint, and reports progress."""
 
-    def __init__(self, folder, batches, dataset, train_step, history, reporter, eval_batch_size):
+    def __init__(self, folder, batches, dataset, train_step, history, reporter, eval_batch_size, changes=""):
         super().__init__()
         self.folder, self.batches, self.dataset, self.train_step = Path(folder), batches, dataset, train_step
         self.history, self.reporter, self.eval_batch_size = history, reporter, eval_batch_size
         self.report_every = max(1, len(batches) // 50)
         self.epoch = None
+        self.changes = changes  # settings changed on resuming: noted in the next epoch's row
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
@@ -99,6 +99,7 @@ class _RunCallback(keras.callbacks.Callback):
             self.reporter.epoch_start(epoch + 1, len(self.batches))
 
     def on_train_batch_end(self, batch, logs=None):
+        interrupts.check()
         if self.reporter and ((batch + 1) % self.report_every == 0 or batch + 1 == len(self.batches)):
             values = {k: float(v) for k, v in (logs or {}).items()}
             self.reporter.batch_end(batch + 1, values, self.learning_rate())
@@ -116,13 +117,15 @@ class _RunCallback(keras.callbacks.Callback):
         train = {k: float(v) for k, v in logs.items()}
         if not np.isfinite(train["loss"]):
             raise UserError(
-                f"Epoch {epoch + 1}: the training loss became {train['loss']}; lower --lr (the last good checkpoint is "
-                f"kept: run the same command again after changing it)."
+                f"Epoch {epoch + 1}: the training loss became {train['loss']}; lower --lr and run the command again "
+                f"(it resumes from the last completed epoch)."
             )
         test = evaluate(self.model, self.dataset.x_test, self.dataset.y_test, self.eval_batch_size)
         row = {"epoch": epoch + 1, "lr": self.epoch_lr, **{f"train_{k}": v for k, v in train.items()}}
         row.update({f"test_{k}": v for k, v in test.items() if k != "logits"})
         row["seconds"] = seconds
+        if self.changes:
+            row["changes"], self.changes = self.changes, ""
         self.history.append(row)
         runs.write_history(self.folder / runs.HISTORY, self.history)
         save_checkpoint(self.folder / runs.CHECKPOINT, self.model, self.model.optimizer, epoch + 1)
@@ -149,10 +152,8 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
     saved as `model.keras`, so the artifact carries no optimizer or training-only objects. Returns the metrics
     written to metrics.json: the last epoch's test metrics, parameters, epochs and training time.
     """
-    from keras.src.backend.torch.core import get_device
-
     folder = Path(folder)
-    device = get_device()
+    device = backend.keras_device()
     batches = TrainBatches(
         to_device(dataset.x_train, device),
         to_device(dataset.y_train, device),
@@ -167,7 +168,16 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
     if (folder / runs.CHECKPOINT).exists():
         initial_epoch = load_checkpoint(folder / runs.CHECKPOINT, model, model.optimizer)
         history = [row for row in runs.read_history(folder / runs.HISTORY) if row["epoch"] <= initial_epoch]
-    callback = _RunCallback(folder, batches, dataset, train_step, history, reporter, max(config["batch_size"], 256))
+    callback = _RunCallback(
+        folder,
+        batches,
+        dataset,
+        train_step,
+        history,
+        reporter,
+        max(config["batch_size"], 256),
+        changes=runs.changes_after(folder, initial_epoch) if initial_epoch else "",
+    )
     if reporter:
         reporter.start(config["epochs"], initial_epoch)
     if initial_epoch < config["epochs"]:
@@ -184,8 +194,8 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
         except SolverError as error:
             reason, advice = _solver_failure(error)
             raise UserError(
-                f"Epoch {callback.epoch}: the ODE solver failed ({reason}); {advice}. The last good checkpoint is "
-                f"kept: run the same command again after changing it."
+                f"Epoch {callback.epoch}: the ODE solver failed ({reason}); {advice}, and run the command again (it "
+                f"resumes from the last completed epoch)."
             ) from None
     final = export(model)
     runs.save_model(folder, final)

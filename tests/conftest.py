@@ -41,6 +41,19 @@ def cifar_folder(cifar_test_images, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def cifar_sample(cifar_test_images, tmp_path_factory):
+    """A folder data set of 20 real CIFAR-10 test images per class in each split: for tests of what a command says,
+    not of accuracy (it loads in a fraction of a second)."""
+    root = tmp_path_factory.mktemp("cifar10-sample")
+    for split in ("train", "test"):
+        for class_dir in sorted(cifar_test_images.iterdir()):
+            (root / split / class_dir.name).mkdir(parents=True)
+            for image in sorted(class_dir.iterdir())[:20]:
+                (root / split / class_dir.name / image.name).symlink_to(image)
+    return root
+
+
+@pytest.fixture(scope="session")
 def digits():
     from nodekd_cli.data import load_dataset
 

@@ -57,12 +57,29 @@ def test_folder_of_grayscale_png(tmp_path):
     np.testing.assert_array_equal(data.x_train[:, 0, 0, 0], [10, 200])
 
 
+def _images(root, counts):
+    """A folder data set with counts[class] 4x4 images in train/ and one per class in test/."""
+    from PIL import Image
+
+    for name, count in counts.items():
+        for split, n in (("train", count), ("test", 1)):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.new("RGB", (4, 4), (i, 0, 0)).save(root / split / name / f"{i}.png")
+
+
 @pytest.mark.parametrize(
     "setup, message",
     [
         (lambda root: None, "does not exist"),
         (lambda root: (root / "train").mkdir(parents=True), "no 'test' folder"),
-        (lambda root: [(root / s / "cat").mkdir(parents=True) for s in ("train", "test")], "no .png or .jpg"),
+        (
+            lambda root: [(root / s / c).mkdir(parents=True) for s in ("train", "test") for c in ("cat", "dog")],
+            "no .png or .jpg",
+        ),
+        # Issue 14, item 5: one class, or a class without training images, is refused, not trained on.
+        (lambda root: _images(root, {"cat": 2}), r"one class folder \(cat\); a classifier needs at least two"),
+        (lambda root: _images(root, {"cat": 2, "dog": 0}), "dog holds no .png or .jpg images; every class needs"),
     ],
 )
 def test_folder_errors(tmp_path, setup, message):
@@ -75,6 +92,7 @@ def test_folder_errors(tmp_path, setup, message):
 def test_unreadable_image_is_named(tmp_path):
     for split in ("train", "test"):
         _write_png(tmp_path / split / "a" / "0.png", 1)
+        _write_png(tmp_path / split / "b" / "0.png", 2)
     (tmp_path / "test" / "a" / "1.png").write_bytes(b"not a png")
     with pytest.raises(UserError, match="1.png"):
         load_dataset(f"folder:{tmp_path}")

@@ -164,7 +164,16 @@ def test_a_failing_solver_stops_with_the_epoch_and_the_setting_to_change(teacher
     )
     assert code == 1
     assert "Epoch 1: the ODE solver failed" in text and "--max-num-steps" in text
-    assert not runs.is_finished(tmp_path / "f")
+    # Issue 14, item 2: the advice can be followed. Nothing was completed, so nothing is left to block the
+    # corrected command, which simply starts the run again.
+    assert not (tmp_path / "f").exists()
+    code, text = invoke(
+        "distill", "--teacher", str(teacher_run), "--T", "3", "--max-num-steps", "1000", "--out", str(tmp_path / "f"),
+        *SMALL,
+    )
+    assert code == 0, text
+    assert runs.is_finished(tmp_path / "f")
+    assert runs.read_json(tmp_path / "f" / runs.CONFIG)["solver"]["max_num_steps"] == 1000
 
 
 def test_teacher_and_student_configs_do_not_collide():

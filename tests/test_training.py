@@ -3,6 +3,7 @@
 import csv
 import json
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -87,12 +88,46 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, digits):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
 
 
+def _completed(folder, epochs):
+    with h5py.File(folder / runs.CHECKPOINT, "w") as file:
+        file.attrs["epoch"] = epochs
+
+
 def test_a_folder_with_another_configuration_is_refused(tmp_path):
     config = teachers.teacher_config("resnet20", "digits", epochs=2)
     runs.open_run(tmp_path / "run", config)
-    other = teachers.teacher_config("resnet20", "digits", epochs=2, lr=0.05)
-    with pytest.raises(UserError, match=r"another configuration \(lr 0\.1 -> 0\.05\).*--out"):
+    _completed(tmp_path / "run", 1)
+    other = teachers.teacher_config("resnet20", "digits", epochs=3)
+    with pytest.raises(UserError, match=r"another configuration \(epochs 2 -> 3\).*--out"):
         runs.open_run(tmp_path / "run", other)
+    (tmp_path / "run" / runs.METRICS).write_text("{}")  # finished: not even the learning rate may change
+    with pytest.raises(UserError, match=r"a finished run of another configuration \(lr 0\.1 -> 0\.05\)"):
+        runs.open_run(tmp_path / "run", teachers.teacher_config("resnet20", "digits", epochs=2, lr=0.05))
+
+
+def test_an_unfinished_run_resumes_with_another_learning_rate_or_solver_limit(tmp_path):
+    """Issue 14, item 2: the settings a failed epoch's advice names may change when the run resumes."""
+    config = teachers.teacher_config("resnet20", "digits", epochs=2)
+    runs.open_run(tmp_path / "run", config)
+    _completed(tmp_path / "run", 1)
+    lower = teachers.teacher_config("resnet20", "digits", epochs=2, lr=0.05)
+    assert runs.open_run(tmp_path / "run", lower) == "resume"
+    saved = runs.read_json(tmp_path / "run" / runs.CONFIG)
+    assert saved["lr"] == 0.05
+    assert saved["changes"] == [{"after_epoch": 1, "setting": "lr", "from": 0.1, "to": 0.05}]
+    assert runs.changes_after(tmp_path / "run", 1) == "lr 0.1 -> 0.05"
+    assert runs.open_run(tmp_path / "run", lower) == "resume"  # the same settings again: nothing more to record
+    assert len(runs.read_json(tmp_path / "run" / runs.CONFIG)["changes"]) == 1
+
+
+def test_a_run_with_no_completed_epoch_starts_again_under_any_configuration(tmp_path):
+    config = teachers.teacher_config("resnet20", "digits", epochs=2)
+    runs.open_run(tmp_path / "run", config)
+    (tmp_path / "run" / "soft_targets.npy").write_bytes(b"left by the failed attempt")
+    other = teachers.teacher_config("resnet20", "digits", epochs=5)
+    assert runs.open_run(tmp_path / "run", other) == "new"
+    assert runs.read_json(tmp_path / "run" / runs.CONFIG)["epochs"] == 5
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [runs.CONFIG]
 
 
 def test_step_schedule_is_the_papers():

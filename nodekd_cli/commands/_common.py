@@ -33,3 +33,8 @@ def train_with_progress(folder, title, train):
     except KeyboardInterrupt:
         output.error(f"Interrupted; run the same command again to resume {folder} from its last completed epoch.")
         raise typer.Exit(130) from None
+
+
+def waiting(owner):
+    """What `--wait` shows while another process holds the run folder's lock."""
+    output.info(f"Waiting for process {owner.get('pid', '?')} on {owner.get('host', '?')} to finish writing...")

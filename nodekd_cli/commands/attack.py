@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
+from nodekd_cli.commands._common import waiting
 from nodekd_cli.errors import UserError, friendly_errors
 
 app = typer.Typer(help="White-box attacks over eps = 0 .. eps-max (in 1/255).", no_args_is_help=True)
@@ -31,6 +32,7 @@ def _attack_command(attack):
         device: options.Device = "auto",
         data_dir: options.DataDir = None,
         manual_dir: options.ManualDir = None,
+        wait: options.Wait = False,
     ):
         from nodekd_cli import backend
 
@@ -39,33 +41,61 @@ def _attack_command(attack):
 
         if eps_max < 0 or eps_step < 1 or (n is not None and n < 1) or batch_size < 1:
             raise UserError("--eps-max must be at least 0, and --eps-step, --n and --batch-size at least 1.")
-        folders = run or attacks.finished_runs(runs_dir)
-        if not folders:
-            raise UserError(f"No finished runs under {runs_dir}; train one first, e.g. nodekd teacher train resnet20.")
         eps_values = list(range(0, eps_max + 1, eps_step))
-        for folder in folders:
-            with output.console.status(f"{attack} on {folder}...") as status:
 
-                def progress(e, left, seconds, status=status, folder=folder):
-                    status.update(f"{attack} on {folder}: eps {e}/255, {left} images left, {seconds:.0f} s")
+        def attack_one(folder, status):
+            def progress(e, left, seconds):
+                status.update(f"{attack} on {folder}: eps {e}/255, {left} images left, {seconds:.0f} s")
 
-                result, reused = attacks.attack_run(
-                    folder,
-                    attack,
-                    eps_values,
-                    n=n,
-                    batch_size=batch_size,
-                    seed=seed,
-                    sweep_mode=sweep,
-                    force=force,
-                    data_dir=data_dir,
-                    manual_dir=manual_dir,
-                    progress=progress,
-                )
-            output.attack_table(folder, ATTACK_NAMES[attack], result, reused)
+            result, reused = attacks.attack_run(
+                folder,
+                attack,
+                eps_values,
+                n=n,
+                batch_size=batch_size,
+                seed=seed,
+                sweep_mode=sweep,
+                force=force,
+                data_dir=data_dir,
+                manual_dir=manual_dir,
+                progress=progress,
+                wait=wait,
+                on_wait=waiting,
+            )
+            return lambda: output.attack_table(folder, ATTACK_NAMES[attack], result, reused)
+
+        each_run(run, runs_dir, attack, attack_one)
 
     command.__doc__ = f"{ATTACK_NAMES[attack]} sweep; results in RUN/attacks/{attack}.json."
     return command
+
+
+def each_run(chosen, runs_dir, title, attack_one):
+    """Runs `attack_one(folder, status)` on each chosen run (default: every finished run under `runs_dir`) and shows
+    what it returns; a run that fails is reported in one line and the others go on (then the exit status is 1)."""
+    from nodekd_cli import runs
+
+    folders = chosen or runs.finished_runs(runs_dir)
+    if not folders:
+        raise UserError(f"No finished runs under {runs_dir}; train one first, e.g. nodekd teacher train resnet20.")
+    failed = 0
+    for folder in folders:
+        try:
+            with output.console.status(f"{title} on {folder}...") as status:
+                show = attack_one(folder, status)
+        except UserError as error:
+            output.error(str(error))
+            failed += 1
+            continue
+        except KeyboardInterrupt:
+            output.error(
+                f"Interrupted during {title} on {folder}; finished results are saved, and the same command computes "
+                f"the rest."
+            )
+            raise typer.Exit(130) from None
+        show()
+    if failed:
+        raise typer.Exit(1)
 
 
 for _name in ATTACK_NAMES:
@@ -88,34 +118,34 @@ def autoattack(
     device: options.Device = "auto",
     data_dir: options.DataDir = None,
     manual_dir: options.ManualDir = None,
+    wait: options.Wait = False,
 ):
     """AutoAttack (Croce and Hein 2020) through torchattacks at one eps; results in RUN/attacks/autoattack.json."""
     from nodekd_cli import backend
 
     backend.select(device)
-    from nodekd_cli import attacks
     from nodekd_cli.autoattack import autoattack_run
 
-    folders = run or attacks.finished_runs(runs_dir)
-    if not folders:
-        raise UserError(f"No finished runs under {runs_dir}; train one first, e.g. nodekd teacher train resnet20.")
-    for folder in folders:
-        with output.console.status(f"AutoAttack on {folder}...") as status:
-            result, reused = autoattack_run(
-                folder,
-                eps=eps,
-                version=version,
-                n=n,
-                seed=seed,
-                batch_size=batch_size,
-                steps=steps,
-                queries=queries,
-                data_dir=data_dir,
-                manual_dir=manual_dir,
-                force=force,
-                progress=lambda name, folder=folder, status=status: status.update(f"AutoAttack on {folder}: {name}"),
-            )
-        output.autoattack_table(folder, result, reused)
+    def attack_one(folder, status):
+        result, reused = autoattack_run(
+            folder,
+            eps=eps,
+            version=version,
+            n=n,
+            seed=seed,
+            batch_size=batch_size,
+            steps=steps,
+            queries=queries,
+            data_dir=data_dir,
+            manual_dir=manual_dir,
+            force=force,
+            progress=lambda name: status.update(f"AutoAttack on {folder}: {name}"),
+            wait=wait,
+            on_wait=waiting,
+        )
+        return lambda: output.autoattack_table(folder, result, reused)
+
+    each_run(run, runs_dir, "AutoAttack", attack_one)
 
 
 @app.command()
@@ -135,6 +165,7 @@ def check(
     device: options.Device = "auto",
     data_dir: options.DataDir = None,
     manual_dir: options.ManualDir = None,
+    wait: options.Wait = False,
 ):
     """Check that a run's measured robustness is real; flag possible gradient masking."""
     from nodekd_cli import backend
@@ -158,5 +189,7 @@ def check(
             data_dir=data_dir,
             manual_dir=manual_dir,
             progress=lambda name: status.update(f"Checking {run}: {name}"),
+            wait=wait,
+            on_wait=waiting,
         )
     output.check_table(run, result)

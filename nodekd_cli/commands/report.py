@@ -57,5 +57,8 @@ def build_report(runs_dir, out):
             f"No finished runs under {runs_dir}; run nodekd reproduce --preset quick (the whole study on digits) "
             f"or nodekd teacher train resnet20 first."
         )
+    from nodekd_cli import runs
+
+    runs.writable_folder(out)
     result.figures = figure.write_figure1(result.series, out, result.markers)
     return result

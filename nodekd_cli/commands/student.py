@@ -6,24 +6,26 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
-from nodekd_cli.commands._common import load_data, show_if_finished, train_with_progress
+from nodekd_cli.commands._common import load_data, show_if_finished, train_with_progress, waiting
 from nodekd_cli.errors import friendly_errors
 
 app = typer.Typer(help="Train Neural ODE students without distillation (the paper's baselines).", no_args_is_help=True)
 
 
-def _run(config, out, device, dataset_name, data_dir, manual_dir, teacher_model=None):
-    from nodekd_cli import runs, students
+def _run(config, out, device, dataset_name, data_dir, manual_dir, wait, teacher_model=None):
+    from nodekd_cli import students
 
     folder = Path(out) if out else students.default_folder(config)
     title = f"Neural ODE student, t1 = {config['t1']:g}, on {dataset_name}"
     if show_if_finished(folder, config, title):
         return
     data = load_data(dataset_name, data_dir, manual_dir)
-    students.check_fits(config, data)  # before the folder is made: a mistake leaves nothing behind
-    runs.open_run(folder, {**config, "versions": runs.versions(), "device": device})
     metrics = train_with_progress(
-        folder, f"student in {folder}", lambda reporter: students.train(folder, config, data, teacher_model, reporter)
+        folder,
+        f"student in {folder}",
+        lambda reporter: students.train_run(
+            folder, config, data, teacher_model, device=device, reporter=reporter, wait=wait, on_wait=waiting
+        ),
     )
     output.run_summary(title, folder, config, metrics)
 
@@ -61,6 +63,7 @@ def distill(
     device: options.Device = "auto",
     data_dir: options.DataDir = None,
     manual_dir: options.ManualDir = None,
+    wait: options.Wait = False,
 ):
     """Distill a teacher into a Neural ODE student (Algorithm 1)."""
     from nodekd_cli import backend
@@ -89,7 +92,7 @@ def distill(
         solver=students.solver_config(method, rtol, atol, step_size, max_num_steps, adjoint),
         dynamics=students.dynamics_config(time_input, norm, init),
     )
-    _run(config, out, device, teacher_config["dataset"], data_dir, manual_dir, teacher_model)
+    _run(config, out, device, teacher_config["dataset"], data_dir, manual_dir, wait, teacher_model)
 
 
 @app.command()
@@ -122,6 +125,7 @@ def train(
     device: options.Device = "auto",
     data_dir: options.DataDir = None,
     manual_dir: options.ManualDir = None,
+    wait: options.Wait = False,
 ):
     """Train a Neural ODE student on cross-entropy alone (the paper's NODEs(t1) baselines)."""
     from nodekd_cli import backend
@@ -145,4 +149,4 @@ def train(
         solver=students.solver_config(method, rtol, atol, step_size, max_num_steps, adjoint),
         dynamics=students.dynamics_config(time_input, norm, init),
     )
-    _run(config, out, device, dataset, data_dir, manual_dir)
+    _run(config, out, device, dataset, data_dir, manual_dir, wait)

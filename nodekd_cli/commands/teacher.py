@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
-from nodekd_cli.commands._common import load_data, show_if_finished, train_with_progress
+from nodekd_cli.commands._common import load_data, show_if_finished, train_with_progress, waiting
 from nodekd_cli.errors import UserError, friendly_errors
 
 app = typer.Typer(help="Train, evaluate or import the ResNet teachers.", no_args_is_help=True)
@@ -39,9 +39,10 @@ def train(
     ] = None,
     data_dir: options.DataDir = None,
     manual_dir: options.ManualDir = None,
+    wait: options.Wait = False,
 ):
     """Train a teacher with the paper's recipe (SGD, momentum 0.9, step schedule)."""
-    from nodekd_cli import backend, runs, teachers
+    from nodekd_cli import backend, teachers
 
     device = backend.select(device)
     config = teachers.teacher_config(
@@ -63,9 +64,12 @@ def train(
     if show_if_finished(folder, config, f"{model} on {dataset}"):
         return
     data = load_data(dataset, data_dir, manual_dir)  # before the folder is made: a data error leaves nothing behind
-    runs.open_run(folder, {**config, "versions": runs.versions(), "device": device, "cuda_graph": cuda_graph})
     metrics = train_with_progress(
-        folder, f"{model} in {folder}", lambda reporter: teachers.train(folder, config, data, reporter, cuda_graph)
+        folder,
+        f"{model} in {folder}",
+        lambda reporter: teachers.train_run(
+            folder, config, data, device=device, cuda_graph=cuda_graph, reporter=reporter, wait=wait, on_wait=waiting
+        ),
     )
     output.run_summary(f"{model} on {dataset}", folder, config, metrics)
 
@@ -118,9 +122,10 @@ def import_checkpoint(
     device: options.Device = "auto",
     data_dir: options.DataDir = None,
     manual_dir: options.ManualDir = None,
+    wait: options.Wait = False,
 ):
     """Import a PyTorch CIFAR ResNet checkpoint as a teacher run, and evaluate it."""
-    from nodekd_cli import backend, runs, teachers
+    from nodekd_cli import backend, teachers
 
     if str(checkpoint) == teachers.AKAMASTER:
         teachers.check_model(model)
@@ -135,7 +140,6 @@ def import_checkpoint(
     data = load_data(dataset, data_dir, manual_dir)
     # Read and check the checkpoint before the folder is made: a mistake leaves nothing behind.
     imported = teachers.import_akamaster(model, checkpoint, data)
-    runs.open_run(folder, {**config, "versions": runs.versions(), "device": device})
     with output.console.status(f"Evaluating {checkpoint.name}..."):
-        metrics = teachers.import_run(folder, imported, data)
+        metrics = teachers.import_run(folder, config, imported, data, device=device, wait=wait, on_wait=waiting)
     output.run_summary(f"{model} imported from {checkpoint.name}", folder, config, metrics)

@@ -20,6 +20,11 @@ def _read_split(split_dir, classes):
     files, labels = [], []
     for label, name in enumerate(classes):
         class_files = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not class_files and split_dir.name == "train":
+            raise UserError(
+                f"The class folder {split_dir / name} holds no .png or .jpg images; every class needs training "
+                f"images (remove the folder from train/ and test/ to drop the class)."
+            )
         files += class_files
         labels += [label] * len(class_files)
     if not files:
@@ -64,6 +69,10 @@ def load(path, name=None):
             raise UserError(f"The folder {split_dir} has no class folders; expected {LAYOUT}.")
         if classes is None:
             classes = split_classes
+            if len(classes) < 2:
+                raise UserError(
+                    f"The folder {split_dir} has one class folder ({classes[0]}); a classifier needs at least two."
+                )
         elif split_classes != classes:
             raise UserError(
                 f"The class folders of {root}/train and {root}/test differ; both need the same class names."
