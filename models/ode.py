@@ -25,10 +25,28 @@ def group_count(channels):
     return groups
 
 
-def solver_methods():
-    from torchdiffeq._impl.odeint import SOLVERS
+# torchdiffeq's methods, by the names `odeint(method=...)` takes (torchdiffeq keeps its own list in a private
+# module; tests/test_ode.py checks that this one matches it).
+SOLVER_METHODS = (
+    "adaptive_heun",
+    "bosh3",
+    "dopri5",
+    "dopri8",
+    "euler",
+    "explicit_adams",
+    "fehlberg2",
+    "fixed_adams",
+    "heun2",
+    "heun3",
+    "implicit_adams",
+    "midpoint",
+    "rk4",
+    "scipy_solver",
+)
 
-    return sorted(SOLVERS)
+
+def solver_methods():
+    return list(SOLVER_METHODS)
 
 
 # The design choices of the dynamics, each a registry feeding the CLI's choices (README, "Long time horizons").

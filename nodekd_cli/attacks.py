@@ -79,14 +79,19 @@ def predict(model, x, batch_size):
         return torch.cat([model(x[i : i + batch_size], training=False).argmax(1) for i in range(0, len(x), batch_size)])
 
 
-def sweep(model, x, y, attack, eps_values, *, batch_size=256, seed=0, monotone=False, progress=None):
+def sweep(
+    model, x, y, attack, eps_values, *, batch_size=256, seed=0, monotone=False, progress=None, done=None, on_eps=None
+):
     """Accuracy under `attack` at each eps (in 1/255) on pixels `x` in [0, 1] with labels `y`, both on the device.
 
     Clean predictions are made once; images misclassified clean are not attacked. The paper's protocol attacks every
     eps independently; `monotone` attacks at each eps only the images no smaller eps has broken (an adversarial
     example for eps stays one for every larger eps), which is cheaper and never weaker. `progress(e, left, seconds)`
-    is called before each eps.
+    is called before each eps. An independent sweep takes the accuracies in `done` ({eps: accuracy}, from an
+    interrupted sweep of the same settings: each eps has its own seed, so they are what it would compute) and calls
+    `on_eps(e, accuracy)` after each eps it computes.
     """
+    done = {} if monotone or done is None else done
     method = ATTACKS[attack]
     generator = torch.Generator(device=x.device)
     correct = predict(model, x, batch_size) == y
@@ -98,6 +103,9 @@ def sweep(model, x, y, attack, eps_values, *, batch_size=256, seed=0, monotone=F
         steps.append(0 if e == 0 else n_steps)
         if e == 0:
             accuracy.append(correct.float().mean().item())
+            continue
+        if e in done:
+            accuracy.append(done[e])
             continue
         survivors = still_correct if monotone else correct
         index = survivors.nonzero().flatten()
@@ -115,6 +123,8 @@ def sweep(model, x, y, attack, eps_values, *, batch_size=256, seed=0, monotone=F
             accuracy.append(still_correct.float().mean().item())
         else:
             accuracy.append(robust.float().mean().item())
+            if on_eps:
+                on_eps(e, accuracy[-1])
     return {"accuracy": accuracy, "steps": steps, "seconds": time.perf_counter() - started}
 
 
@@ -218,7 +228,16 @@ def attack_run(
     if previous is not None:
         return previous, True
     x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
+    # The eps values an interrupted sweep of these settings finished, kept beside the result until it is written.
+    partial = path.parent / f".{attack}.sweep-so-far"
     with runs.lock(path.parent, name=f".{attack}.lock", wait=wait, on_wait=on_wait):
+        kept = (None if force else saved_result(partial, settings)) or {}
+        done = {int(e): a for e, a in kept["accuracy"].items()} if isinstance(kept.get("accuracy"), dict) else {}
+
+        def keep(e, accuracy):
+            done[e] = accuracy
+            runs.write_json(partial, {"settings": settings, "accuracy": done})
+
         outcome = sweep(
             model,
             x,
@@ -229,6 +248,8 @@ def attack_run(
             seed=seed,
             monotone=sweep_mode == "monotone",
             progress=progress,
+            done=done,
+            on_eps=keep,
         )
         result = {
             "settings": settings,
@@ -239,9 +260,10 @@ def attack_run(
             "n": len(y),
             "seed": seed,
             "images": None if n is None else chosen.tolist(),  # test-set indices; None: all of them
-            "seconds": outcome["seconds"],
+            "seconds": outcome["seconds"],  # of this command: eps values kept from an interrupted one cost nothing
         }
         runs.write_json(path, result)
+        partial.unlink(missing_ok=True)
     return result, False
 
 

@@ -377,6 +377,31 @@ def test_sigterm_during_an_attack_says_what_was_kept_and_exits_130(finished_stud
     assert not (finished_student / runs.ATTACKS_DIR / ".pgd.lock").exists()
 
 
+def test_an_interrupted_sweep_keeps_its_finished_eps_and_the_rerun_computes_only_the_rest(finished_student, monkeypatch):
+    eps, attacked = [0, 1, 2, 3, 4], []
+    pgd = attacks.ATTACKS["pgd"]
+
+    def recorded(model, x, y, e, steps, **kwargs):
+        attacked.append(round(e * 255))
+        return pgd(model, x, y, e, steps, **kwargs)
+
+    def stop_at_3(e, left, seconds):
+        if e == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(attacks.ATTACKS, "pgd", recorded)
+    with pytest.raises(KeyboardInterrupt):
+        attacks.attack_run(finished_student, "pgd", eps, n=60, force=True, progress=stop_at_3)
+    assert attacked == [1, 2]
+    attacked.clear()
+    resumed, reused = attacks.attack_run(finished_student, "pgd", eps, n=60)
+    assert not reused and attacked == [3, 4]  # eps 1 and 2 were kept, not attacked again
+    assert not list((finished_student / runs.ATTACKS_DIR).glob(".pgd.*"))
+    attacked.clear()
+    straight, _ = attacks.attack_run(finished_student, "pgd", eps, n=60, force=True)
+    assert attacked == [1, 2, 3, 4] and resumed["accuracy"] == straight["accuracy"]
+
+
 def test_fgsm_records_its_step_and_a_sample_as_large_as_the_test_set_is_every_image(finished_student):
     code, lines, _ = invoke("attack", "fgsm", "--run", str(finished_student), "--eps-max", "1", "--n", "100000")
     assert code == 0, lines

@@ -218,3 +218,11 @@ def test_a_distillers_blocks_are_counted_once():
     x = np.random.default_rng(0).integers(0, 255, (6, 8, 8, 1), dtype=np.uint8)
     result = evaluate(distiller, x, np.zeros(6, dtype=np.int64))
     assert result["nfe"] == models.ode_blocks(student)[0].nfe_forward > 0
+
+
+def test_the_solver_names_are_torchdiffeqs():
+    from torchdiffeq._impl.odeint import SOLVERS  # private: read here only, to keep models/ode.py's list honest
+
+    from models.ode import SOLVER_METHODS
+
+    assert sorted(SOLVER_METHODS) == sorted(SOLVERS)
