@@ -3,7 +3,8 @@
 Pixels in [0, 1], L-infinity balls of radius eps = e / 255, step 1/255, floor(min(e + 4, 1.25 e)) steps, projection
 onto the ball and onto [0, 1] after every step. PGD starts uniformly at random in the ball; MI-FGSM accumulates
 L1-normalized gradients with momentum 1; FGSM takes one signed-gradient step of size eps. Models run in inference
-mode and only the input receives gradients.
+mode and only the input receives gradients. The checks that a measured robustness is real are in
+`nodekd_cli.checks`.
 """
 
 import functools
@@ -16,7 +17,6 @@ import torch.nn.functional as F
 from nodekd_cli import interrupts
 from nodekd_cli.data import sample_indices
 from nodekd_cli.runs import ATTACKS_DIR as RESULTS_FOLDER
-from nodekd_cli.runs import CHECK_FILE
 
 STEP_SIZE = 1 / 255
 
@@ -72,6 +72,7 @@ def fgsm(model, x, y, eps, steps=1, generator=None, loss="ce"):
 
 
 ATTACKS = {"pgd": pgd, "mifgsm": mifgsm, "fgsm": fgsm}
+TITLES = {"pgd": "PGD", "mifgsm": "MI-FGSM", "fgsm": "FGSM"}  # in the report's tables and Figure 1
 
 
 def predict(model, x, batch_size):
@@ -265,188 +266,3 @@ def attack_run(
         runs.write_json(path, result)
         partial.unlink(missing_ok=True)
     return result, False
-
-
-def _robust(model, x, y, correct, make_adversarial, batch_size):
-    """Accuracy of `model` over all images when the clean-correct ones are replaced by `make_adversarial(x, y)`."""
-    robust = torch.zeros_like(correct)
-    index = correct.nonzero().flatten()
-    for i in range(0, len(index), batch_size):
-        interrupts.check()
-        batch = index[i : i + batch_size]
-        robust[batch] = predict(model, make_adversarial(x[batch], y[batch]), batch_size) == y[batch]
-    return robust.float().mean().item()
-
-
-def slack(n):
-    """How far two accuracies over `n` images may differ in a check: 5 points or one image, whichever is larger, plus
-    the float32 rounding of the accuracies (11/20 and 12/20 in float32 differ by a little more than 1/20)."""
-    return max(1 / n, 0.05) + 1e-6
-
-
-def masking_checks(
-    model,
-    x,
-    y,
-    *,
-    eps=8,
-    batch_size=256,
-    seed=0,
-    transfer_model=None,
-    grad_model=None,
-    queries=300,
-    restarts=3,
-    large_eps=(64, 255),
-    progress=None,
-):
-    """The checks careful robustness evaluations make that the measured robustness is real (REFERENCE.md).
-
-    Each check compares an accuracy with the reference, PGD at `eps` (in 1/255) with the paper's steps, and passes or
-    fails; a failed check flags possible gradient masking, or (APGD-CE far stronger than the reference) a reference
-    attack too weak to trust. A check without what it needs (no transfer source, no
-    ODE solver to swap) is skipped (`passed` None). Comparisons allow 5 points (or one image) of slack: attacks of
-    equal strength differ by a few images, masking by tens of points.
-    """
-    tolerance = slack(len(y))
-    generator = torch.Generator(device=x.device)
-    correct = predict(model, x, batch_size) == y
-    e, steps = eps / 255, num_steps(eps)
-
-    def run(name, make):
-        if progress:
-            progress(name)
-        generator.manual_seed(seed)
-        return _robust(model, x, y, correct, make, batch_size)
-
-    reference = run("pgd", lambda xb, yb: pgd(model, xb, yb, e, steps, generator))
-    checks = []
-
-    def record(name, accuracy, passed, rule):
-        checks.append({"check": name, "accuracy": accuracy, "reference": reference, "passed": passed, "rule": rule})
-
-    for big in large_eps:
-        accuracy = run(
-            f"pgd eps {big}", lambda xb, yb, big=big: pgd(model, xb, yb, big / 255, num_steps(big), generator)
-        )
-        limit = 0.05 if big >= 255 else reference + tolerance
-        rule = "at most 5%" if big >= 255 else "at most the reference"
-        record(f"PGD at eps {big}/255", accuracy, accuracy <= limit, rule)
-
-    def strongest(xb, yb):
-        # More steps and restarts: an image counts as broken if any restart breaks it.
-        best = xb
-        for _ in range(restarts):
-            candidate = pgd(model, xb, yb, e, 4 * steps, generator)
-            broken = predict(model, candidate, batch_size) != yb
-            best = torch.where(broken[:, None, None, None], candidate, best) if xb.ndim == 4 else candidate
-        return best
-
-    accuracy = run("pgd x4 steps, restarts", strongest)
-    record(f"PGD, 4x steps, {restarts} restarts", accuracy, accuracy <= reference + tolerance, "at most the reference")
-    accuracy = run("margin loss", lambda xb, yb: pgd(model, xb, yb, e, steps, generator, loss="margin"))
-    record("PGD on the margin (CW) loss", accuracy, accuracy >= reference - tolerance, "at least the reference")
-    if transfer_model is not None:
-        accuracy = run("transfer", lambda xb, yb: pgd(transfer_model, xb, yb, e, steps, generator))
-        record("transfer from another run", accuracy, accuracy >= reference - tolerance, "at least the reference")
-    else:
-        record("transfer from another run", None, None, "skipped: no source run")
-    if grad_model is not None:
-        accuracy = run("fixed-step gradients", lambda xb, yb: pgd(grad_model, xb, yb, e, steps, generator))
-        record(
-            "gradients through a fixed-step solver",
-            accuracy,
-            accuracy >= reference - tolerance,
-            "at least the reference",
-        )
-    else:
-        record("gradients through a fixed-step solver", None, None, "skipped: no ODE solver")
-    # torchattacks' attacks on the clean-correct images, through the NCHW adapter (`nodekd_cli.autoattack`).
-    from nodekd_cli.autoattack import STEPS, TorchClassifier, components
-
-    module = TorchClassifier(model, x.device)
-    named = dict(components(module, e, "standard", int(model(x[:1], training=False).shape[-1]), seed, STEPS, queries))
-
-    def through(attack):
-        return lambda xb, yb: attack(xb.permute(0, 3, 1, 2).contiguous(), yb).permute(0, 2, 3, 1).to(xb.dtype)
-
-    accuracy = run("apgd-ce", through(named["APGD-CE"]))
-    record(f"APGD-CE ({STEPS} steps)", accuracy, reference <= accuracy + tolerance, "the reference at most it")
-    accuracy = run("square", through(named["Square"]))
-    passed = accuracy >= reference - tolerance
-    record(f"Square, gradient-free ({queries} queries)", accuracy, passed, "at least the reference")
-    return {"reference": reference, "checks": checks, "masking": any(c["passed"] is False for c in checks)}
-
-
-def check_run(
-    folder,
-    *,
-    eps=8,
-    n=100,
-    batch_size=256,
-    seed=0,
-    transfer_from=None,
-    grad_method="rk4",
-    grad_step_size=None,
-    queries=300,
-    data_dir=None,
-    manual_dir=None,
-    progress=None,
-    wait=False,
-    on_wait=None,
-):
-    """Runs `masking_checks` on the finished run in `folder`; writes and returns `attacks/check.json` (locked and
-    checked writable before the checks start)."""
-    from pathlib import Path
-
-    import models
-    from models.ode import solver_methods
-    from nodekd_cli import runs
-    from nodekd_cli.errors import UserError
-
-    if grad_method not in solver_methods():
-        raise UserError(f"Unknown ODE method {grad_method!r}; choose one of: {', '.join(solver_methods())}.")
-    folder = Path(folder)
-    config, _ = runs.read_run(folder)
-    model = runs.load_model(folder)
-    if transfer_from is None and config.get("teacher"):
-        transfer_from = config["teacher"]
-    transfer_model = None
-    if transfer_from is not None:
-        runs.read_run(transfer_from)
-        transfer_model = runs.load_model(transfer_from)
-    grad_model = None
-    if models.ode_blocks(model):
-        grad_model = runs.load_model(folder)
-        for block in models.ode_blocks(grad_model):
-            block.method, block.step_size = grad_method, grad_step_size or block.t1 / 10
-    n = sample_size(config["dataset"], n, data_dir, manual_dir)
-    path = folder / RESULTS_FOLDER / CHECK_FILE
-    x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
-    with runs.lock(path.parent, name=".check.lock", wait=wait, on_wait=on_wait):
-        started = time.perf_counter()
-        result = masking_checks(
-            model,
-            x,
-            y,
-            eps=eps,
-            batch_size=batch_size,
-            seed=seed,
-            transfer_model=transfer_model,
-            grad_model=grad_model,
-            queries=queries,
-            progress=progress,
-        )
-        result.update(
-            {
-                "eps": eps,
-                "n": len(y),
-                "sample": sample_rule(n, seed),
-                "images": None if n is None else chosen.tolist(),
-                "seed": seed,
-                "transfer_from": None if transfer_from is None else str(transfer_from),
-                "gradient_solver": None if grad_model is None else models.ode_blocks(grad_model)[0].solver_settings(),
-                "seconds": time.perf_counter() - started,
-            }
-        )
-        runs.write_json(path, result)
-    return result

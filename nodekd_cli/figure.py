@@ -7,7 +7,7 @@ description of its panels and lines (title, label, colour) in its "Description" 
 import json
 from pathlib import Path
 
-from nodekd_cli.report import ATTACK_TITLES
+from nodekd_cli.attacks import TITLES as ATTACK_TITLES
 
 # Fixed colours per family, so that a family looks the same in every panel and every report.
 FAMILY_COLORS = {

@@ -170,6 +170,11 @@ def warning(message):
     error_console.print(f"[yellow]{escape(message)}[/]", highlight=False, soft_wrap=True)
 
 
+def skipped(path, reason):
+    """A folder the report skipped, and why."""
+    warning(f"Skipped {path}: {reason}.")
+
+
 def plain(text):
     """Text for other programs (JSON, Markdown): printed as is, without rich's wrapping or markup."""
     import sys

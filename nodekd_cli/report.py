@@ -26,6 +26,8 @@ from pathlib import Path
 
 from nodekd_cli import runs as run_files
 from nodekd_cli import students, teachers
+from nodekd_cli.attacks import TITLES as ATTACK_TITLES
+from nodekd_cli.errors import UserError
 
 PAPER_TEACHERS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 PAPER_SOLVER = "dopri5"
@@ -34,7 +36,6 @@ TABLE1_T1 = (1.0, 100.0)
 TABLE2_T1 = 1.0
 TABLE3_EPS = (8, 12, 16, 20)
 FIGURE_ATTACKS = ("pgd", "mifgsm", "fgsm")
-ATTACK_TITLES = {"pgd": "PGD", "mifgsm": "MI-FGSM", "fgsm": "FGSM"}
 AUTOATTACK = "autoattack"  # attacks/autoattack.json: one eps, a marker in Figure 1 rather than a line
 BUDGET_KEYS = ("epochs", "batch_size", "channels", "downsample", "train_images")
 OPTIMIZER_TITLES = {"sgd": "SGD", "adam": "Adam"}
@@ -664,6 +665,29 @@ def run_rows(report):
             }
         )
     return rows
+
+
+def build_with_figures(runs_dir, out, on_skipped=None):
+    """The report over `runs_dir` (the folder `out` and runs_dir/report excluded: reports are not runs), with
+    Figure 1 written into `out`; `on_skipped(path, reason)` hears of each folder skipped. A `UserError` when there is
+    nothing to show."""
+    from nodekd_cli import figure
+
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise UserError(f"{runs_dir} does not exist; run a study first, e.g. nodekd reproduce --preset quick.")
+    result = build(runs_dir, exclude=[out, runs_dir / "report"])
+    for path, reason in result.skipped:
+        if on_skipped:
+            on_skipped(path, reason)
+    if not result.runs:
+        raise UserError(
+            f"No finished runs under {runs_dir}; run nodekd reproduce --preset quick (the whole study on digits) "
+            f"or nodekd teacher train resnet20 first."
+        )
+    run_files.writable_folder(out)
+    result.figures = figure.write_figure1(result.series, out, result.markers)
+    return result
 
 
 def build(root, exclude=()):

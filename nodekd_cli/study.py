@@ -401,7 +401,9 @@ def execute(step, *, device="cpu", data_dir=None, manual_dir=None, reporter=None
             progress=progress,
         )
         return {"eps": result["eps"], "accuracy": result["accuracy"]}
-    result = attacks.check_run(
+    from nodekd_cli import checks
+
+    result = checks.check_run(
         step.folder, eps=step.eps[0], n=step.images, data_dir=data_dir, manual_dir=manual_dir, progress=progress
     )
     return {"masking": result["masking"]}

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nodekd_cli import attacks, runs, students, teachers
+from nodekd_cli import attacks, checks, runs, students, teachers
 from nodekd_cli.app import app
 
 
@@ -162,15 +162,15 @@ def test_check_slack_allows_one_image_despite_float32_rounding():
     # 12/20, both float32 means, differ by 0.0500000119 > 1/20.
     eleven, twelve = (torch.tensor([1.0] * k + [0.0] * (20 - k)).mean().item() for k in (11, 12))
     assert twelve - eleven > 1 / 20
-    assert eleven >= twelve - attacks.slack(20)
+    assert eleven >= twelve - checks.slack(20)
     ten = torch.tensor([1.0] * 10 + [0.0] * 10).mean().item()
-    assert not ten >= twelve - attacks.slack(20)  # two images of 20 are outside it
+    assert not ten >= twelve - checks.slack(20)  # two images of 20 are outside it
 
 
 def test_checks_flag_a_model_that_masks_gradients(attack_runs, digits):
     model = keras.saving.load_model(attack_runs / "resnet20" / "model.keras")
     x, y = _digits_test(digits)
-    result = attacks.masking_checks(StepFunctionInput(model), x, y, eps=8, queries=100, large_eps=(255,))
+    result = checks.masking_checks(StepFunctionInput(model), x, y, eps=8, queries=100, large_eps=(255,))
     failed = {c["check"] for c in result["checks"] if c["passed"] is False}
     assert result["masking"]
     assert "Square, gradient-free (100 queries)" in failed or "PGD at eps 255/255" in failed

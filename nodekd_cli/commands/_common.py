@@ -1,8 +1,35 @@
-"""Plumbing the training commands share: finished runs, data loading, progress and Ctrl-C."""
+"""Plumbing the commands share: errors as one line and an exit status, finished runs, data loading, progress and
+Ctrl-C."""
+
+import functools
 
 import typer
 
 from nodekd_cli import output
+from nodekd_cli.errors import UserError
+
+
+def friendly_errors(command):
+    """Wraps a Typer command: a `UserError` or a file-system error prints one sentence to stderr and exits with
+    status 1; an interruption says so and exits with 130 (`nodekd_cli.errors` lists the statuses)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            output.error(str(error))
+            raise typer.Exit(1) from None
+        except OSError as error:  # a file system the user can fix: read-only, full, a file where a folder belongs
+            from nodekd_cli.runs import file_error
+
+            output.error(str(file_error(error, action="use")))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            output.error("Interrupted; every finished result is saved.")
+            raise typer.Exit(130) from None
+
+    return wrapper
 
 
 def show_if_finished(folder, config, title):

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
-from nodekd_cli.commands._common import waiting
-from nodekd_cli.errors import UserError, friendly_errors
+from nodekd_cli.commands._common import friendly_errors, waiting
+from nodekd_cli.errors import UserError
 
 app = typer.Typer(help="White-box attacks over eps = 0 .. eps-max (in 1/255).", no_args_is_help=True)
 
@@ -171,12 +171,12 @@ def check(
     from nodekd_cli import backend
 
     backend.select(device)
-    from nodekd_cli import attacks
+    from nodekd_cli import checks
 
     if eps < 1 or n < 1 or queries < 1:
         raise UserError("--eps, --n and --queries must be at least 1.")
     with output.console.status(f"Checking {run}...") as status:
-        result = attacks.check_run(
+        result = checks.check_run(
             run,
             eps=eps,
             n=n,

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
-from nodekd_cli.errors import friendly_errors
+from nodekd_cli.commands._common import friendly_errors
 
 app = typer.Typer(help="Prepare data sets.", no_args_is_help=True)
 

@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import output
-from nodekd_cli.errors import UserError, friendly_errors
+from nodekd_cli.commands._common import friendly_errors
+from nodekd_cli.errors import UserError
 
 FORMATS = ("rich", "markdown", "json", "csv")
 
@@ -29,7 +30,7 @@ def report(
     if format not in FORMATS:
         raise UserError(f"Unknown format {format!r}; choose one of: {', '.join(FORMATS)}.")
     out = out or runs_dir / "report"
-    result = build_report(runs_dir, out)
+    result = reports.build_with_figures(runs_dir, out, on_skipped=output.skipped)
     if format == "rich":
         output.report(result)
     elif format == "markdown":
@@ -39,26 +40,3 @@ def report(
     else:
         written = reports.write_csv(result, out)
         output.info("Wrote " + ", ".join(str(p) for p in written + result.figures))
-
-
-def build_report(runs_dir, out):
-    """The report over `runs_dir`, its figures written into `out` (skipped folders named on stderr); a `UserError`
-    when there is nothing to show."""
-    from nodekd_cli import figure
-    from nodekd_cli import report as reports
-
-    if not runs_dir.is_dir():
-        raise UserError(f"{runs_dir} does not exist; run a study first, e.g. nodekd reproduce --preset quick.")
-    result = reports.build(runs_dir, exclude=[out, runs_dir / "report"])  # reports are not runs
-    for path, reason in result.skipped:
-        output.warning(f"Skipped {path}: {reason}.")
-    if not result.runs:
-        raise UserError(
-            f"No finished runs under {runs_dir}; run nodekd reproduce --preset quick (the whole study on digits) "
-            f"or nodekd teacher train resnet20 first."
-        )
-    from nodekd_cli import runs
-
-    runs.writable_folder(out)
-    result.figures = figure.write_figure1(result.series, out, result.markers)
-    return result

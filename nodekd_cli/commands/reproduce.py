@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
-from nodekd_cli.errors import UserError, friendly_errors
+from nodekd_cli.commands._common import friendly_errors
+from nodekd_cli.errors import UserError
 
 
 def _names(text):
@@ -156,9 +157,9 @@ def reproduce(
 
 
 def _report(runs_dir):
-    from nodekd_cli.commands.report import build_report
+    from nodekd_cli import report
 
     try:
-        output.report(build_report(runs_dir, runs_dir / "report"))
+        output.report(report.build_with_figures(runs_dir, runs_dir / "report", on_skipped=output.skipped))
     except UserError as error:
         output.error(str(error))

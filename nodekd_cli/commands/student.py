@@ -6,8 +6,13 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
-from nodekd_cli.commands._common import load_data, show_if_finished, train_with_progress, waiting
-from nodekd_cli.errors import friendly_errors
+from nodekd_cli.commands._common import (
+    friendly_errors,
+    load_data,
+    show_if_finished,
+    train_with_progress,
+    waiting,
+)
 
 app = typer.Typer(help="Train Neural ODE students without distillation (the paper's baselines).", no_args_is_help=True)
 

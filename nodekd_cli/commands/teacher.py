@@ -6,8 +6,14 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
-from nodekd_cli.commands._common import load_data, show_if_finished, train_with_progress, waiting
-from nodekd_cli.errors import UserError, friendly_errors
+from nodekd_cli.commands._common import (
+    friendly_errors,
+    load_data,
+    show_if_finished,
+    train_with_progress,
+    waiting,
+)
+from nodekd_cli.errors import UserError
 
 app = typer.Typer(help="Train, evaluate or import the ResNet teachers.", no_args_is_help=True)
 

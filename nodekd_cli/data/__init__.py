@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nodekd_cli.data.dataset import Dataset  # noqa: F401  (the type every loader returns)
 from nodekd_cli.errors import UserError
 
 
@@ -19,29 +20,6 @@ class Augmentation:
 
     crop_padding: int
     flip: bool
-
-
-@dataclass
-class Dataset:
-    name: str
-    x_train: np.ndarray  # uint8 (N, H, W, C)
-    y_train: np.ndarray  # int64 (N,)
-    x_test: np.ndarray
-    y_test: np.ndarray
-    classes: list
-
-    @property
-    def image_shape(self):
-        return tuple(int(s) for s in self.x_train.shape[1:])
-
-    @property
-    def num_classes(self):
-        return len(self.classes)
-
-    def channel_stats(self):
-        """Per-channel mean and std of the training pixels in [0, 1]: the model's input normalization."""
-        pixels = self.x_train.reshape(-1, self.x_train.shape[-1]).astype(np.float64) / 255.0
-        return pixels.mean(axis=0).tolist(), pixels.std(axis=0).tolist()
 
 
 def _load_digits(**_):

@@ -10,7 +10,7 @@ def load():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from nodekd_cli.data import Dataset
+    from nodekd_cli.data.dataset import Dataset
 
     digits = load_digits()
     # Pixels are counts 0..16 of the original 32x32 bitmaps; scale them to uint8 like every other data set.

@@ -52,7 +52,7 @@ def _read_split(split_dir, classes):
 
 
 def load(path, name=None):
-    from nodekd_cli.data import Dataset
+    from nodekd_cli.data.dataset import Dataset
 
     root = Path(path).expanduser()
     if not root.is_dir():

@@ -43,7 +43,7 @@ def cache_path(name, data_dir=None):
 
 def load(name, *, data_dir=None, manual_dir=None):
     """The data set `name` ("cifar10" or "svhn") as a `Dataset`, preparing its cache when needed."""
-    from nodekd_cli.data import Dataset
+    from nodekd_cli.data.dataset import Dataset
 
     path = cache_path(name, data_dir)
     if not path.exists():
