@@ -223,7 +223,9 @@ class ODEBlock(keras.layers.Layer):
         if t1 <= 0:
             raise ValueError(f"t1 must be positive. Received: t1={t1}")
         if max_num_steps is not None and max_num_steps < 1:
-            raise ValueError(f"max_num_steps must be at least 1 (None: no limit). Received: max_num_steps={max_num_steps}")
+            raise ValueError(
+                f"max_num_steps must be at least 1 (None: no limit). Received: max_num_steps={max_num_steps}"
+            )
         self.func = func
         self.t1 = float(t1)
         self.method = method

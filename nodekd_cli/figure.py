@@ -7,6 +7,7 @@ description of its panels and lines (title, label, colour) in its "Description" 
 import json
 from pathlib import Path
 
+from nodekd_cli import files
 from nodekd_cli.attacks import TITLES as ATTACK_TITLES
 
 # Fixed colours per family, so that a family looks the same in every panel and every report.
@@ -77,10 +78,9 @@ def write_figure1(series, out, markers=()):
             panels.append(panel)
         path = out / f"figure1-{_file_name(dataset)}.png"
         out.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.stem}.partial.png")
         description = json.dumps({"figure": "Figure 1", "dataset": dataset, "panels": panels})
-        figure.savefig(temporary, dpi=100, metadata={"Title": f"Figure 1: {dataset}", "Description": description})
-        temporary.replace(path)
+        with files.replacing(path, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=100, metadata={"Title": f"Figure 1: {dataset}", "Description": description})
         written.append(path)
     return written
 

@@ -8,8 +8,9 @@ A run folder holds
 - `metrics.json`: written last, so its presence means the run finished;
 - `attacks/<attack>.json`, `attacks/check.json`: attack sweeps and robustness checks run later on the finished run.
 
-Every write goes to a temporary file first and is moved into place with `os.replace`. A command holds an exclusive
-lock (`lock`) on a run folder while it writes it, and on `attacks/` while it writes an attack result there.
+Every write goes to a temporary file first and is moved into place with `os.replace` (`nodekd_cli.files`). A
+command holds an exclusive lock (`lock`) on a run folder while it writes it, and on `attacks/` while it writes an
+attack result there.
 """
 
 import contextlib
@@ -24,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from nodekd_cli import files
 from nodekd_cli.errors import UserError
 
 CONFIG = "config.json"
@@ -39,11 +41,6 @@ CIRCUMSTANCES = ("versions", "device", "cuda_graph", "changes")
 # unfinished run may resume from its checkpoint with other values of them; config.json and history.csv record when.
 ADJUSTABLE = ("lr", "solver.method", "solver.rtol", "solver.atol", "solver.step_size", "solver.max_num_steps")
 LOCK = ".lock"
-# Seconds every atomic write pauses between writing its temporary file and moving it into place: a hook for the
-# fault-injection test (tests/test_faults.py), which kills a command inside a write. Unset, writes never pause.
-WRITE_PAUSE_ENV = "NODEKD_TEST_WRITE_PAUSE"
-
-
 A_FILE = "a file stands where a folder belongs; move it, or choose another place"
 
 
@@ -57,23 +54,8 @@ def file_error(error, path=None, action="write"):
     return UserError(f"Cannot {action} {path}: {reason[0].lower()}{reason[1:]}.")
 
 
-def pause_in_write(path):
-    """The fault-injection hook (see WRITE_PAUSE_ENV): announces the write on stderr, then sleeps."""
-    pause = os.environ.get(WRITE_PAUSE_ENV)
-    if pause:
-        print(f"nodekd-test: writing {Path(path).name}", file=sys.stderr, flush=True)
-        time.sleep(float(pause))
-
-
 def atomic_write_bytes(path, data):
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    pause_in_write(path)
-    os.replace(temporary, path)
+    files.write_bytes(path, data)
 
 
 def atomic_write_text(path, text):
@@ -95,10 +77,8 @@ def save_array(path, array):
 
 def save_model(folder, model):
     """Saves `model` as the run's `model.keras`, atomically (Keras insists on the .keras suffix)."""
-    temporary = Path(folder) / f".{MODEL}.partial.keras"
-    model.save(temporary)
-    pause_in_write(Path(folder) / MODEL)
-    os.replace(temporary, Path(folder) / MODEL)
+    with files.replacing(Path(folder) / MODEL, suffix=".keras") as temporary:
+        model.save(temporary)
 
 
 def load_model(folder):

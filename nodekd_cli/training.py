@@ -5,7 +5,6 @@ epoch a callback evaluates the test split, appends a row to `history.csv` and wr
 killed mid-epoch resumes from its last completed epoch with a continuous history.
 """
 
-import os
 import re
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from models.ode import SolverError, ode_blocks
-from nodekd_cli import backend, interrupts, runs
+from nodekd_cli import backend, files, interrupts, runs
 from nodekd_cli.data.device import TrainBatches, pixels, to_device
 from nodekd_cli.errors import UserError
 
@@ -50,16 +49,12 @@ def count_params(model):
 
 def save_checkpoint(path, model, optimizer, epoch):
     """Weights and optimizer state after `epoch` completed epochs, written atomically."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
-    with h5py.File(temporary, "w") as file:
+    with files.replacing(path) as temporary, h5py.File(temporary, "w") as file:
         file.attrs["epoch"] = epoch
         for group_name, variables in (("model", model.weights), ("optimizer", optimizer.variables)):
             group = file.create_group(group_name)
             for index, variable in enumerate(variables):
                 group.create_dataset(str(index), data=keras.ops.convert_to_numpy(variable))
-    runs.pause_in_write(path)
-    os.replace(temporary, path)
 
 
 def load_checkpoint(path, model, optimizer):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from nodekd_cli import attacks, runs, students
+from nodekd_cli import attacks, files, runs, students
 from nodekd_cli.app import app
 
 # A student that trains in about a second an epoch on the 2-core CPU: 256 digits, 4 steps of 64, 8 channels.
@@ -169,7 +169,7 @@ def test_kills_at_random_moments_lose_nothing(tmp_path):
     rng.shuffle(middle)
     for moment in [*middle, "model.keras", "metrics.json"]:
         pause = 0.01 if moment == "mid-epoch" else 0.5
-        process = nodekd(*args, "--out", str(folder), env={**env, runs.WRITE_PAUSE_ENV: str(pause)})
+        process = nodekd(*args, "--out", str(folder), env={**env, files.WRITE_PAUSE_ENV: str(pause)})
         if moment == "mid-epoch":
             wait_until(written(process, "checkpoint.h5"), process, "an epoch's end")
             time.sleep(rng.uniform(0.05, 0.3))
@@ -377,7 +377,7 @@ def test_sigterm_during_an_attack_says_what_was_kept_and_exits_130(finished_stud
     assert not (finished_student / runs.ATTACKS_DIR / ".pgd.lock").exists()
 
 
-def test_an_interrupted_sweep_keeps_its_finished_eps_and_the_rerun_computes_only_the_rest(finished_student, monkeypatch):
+def test_an_interrupted_sweep_keeps_its_finished_eps_and_the_rerun_attacks_only_the_rest(finished_student, monkeypatch):
     eps, attacked = [0, 1, 2, 3, 4], []
     pgd = attacks.ATTACKS["pgd"]
 

@@ -59,11 +59,11 @@ def load(name, *, data_dir=None, manual_dir=None):
 
 
 def write_cache(path, arrays):
+    from nodekd_cli import files
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".partial")
-    with open(temporary, "wb") as file:
+    with files.replacing(path) as temporary, open(temporary, "wb") as file:
         np.savez(file, **arrays)
-    os.replace(temporary, path)
 
 
 def convert_archives(name, folder):
