@@ -135,17 +135,25 @@ def sample_rule(n, seed):
 
 
 @functools.lru_cache(maxsize=2)
-def test_images(dataset, n=None, data_dir=None, manual_dir=None, seed=0):
-    """(pixels in [0, 1], labels, indices) of the test images of `dataset` that `sample_rule(n, seed)` chooses, on
-    Keras's device, loaded once for all the runs of a data set that one command attacks."""
-    from nodekd_cli.backend import keras_device
+def _test_split(dataset, data_dir=None, manual_dir=None):
+    """The uint8 test images and labels of `dataset`, loaded once for all the runs that one command attacks."""
     from nodekd_cli.data import load_dataset
-    from nodekd_cli.data.device import pixels, to_device
 
     data = load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
+    return data.x_test, data.y_test
+
+
+@functools.lru_cache(maxsize=2)
+def test_images(dataset, n=None, data_dir=None, manual_dir=None, seed=0):
+    """(pixels in [0, 1], labels, indices) of the test images of `dataset` that `sample_rule(n, seed)` chooses, on
+    Keras's device."""
+    from nodekd_cli.backend import keras_device
+    from nodekd_cli.data.device import pixels, to_device
+
+    x_test, y_test = _test_split(dataset, data_dir, manual_dir)
     device = keras_device()
-    chosen = sample_indices(data.y_test, n, seed)
-    return pixels(to_device(data.x_test[chosen], device)), to_device(data.y_test[chosen], device), chosen
+    chosen = sample_indices(y_test, n, seed)
+    return pixels(to_device(x_test[chosen], device)), to_device(y_test[chosen], device), chosen
 
 
 SWEEPS = ("independent", "monotone")
@@ -155,8 +163,7 @@ def sample_size(dataset, n, data_dir=None, manual_dir=None):
     """`n` as a sample of the test set of `dataset`: None (every image) when it asks for all of them or more."""
     if n is None:
         return None
-    _, y, _ = test_images(dataset, None, data_dir, manual_dir)
-    return None if n >= len(y) else n
+    return None if n >= len(_test_split(dataset, data_dir, manual_dir)[1]) else n
 
 
 def saved_result(path, settings):
