@@ -9,6 +9,8 @@ mode and only the input receives gradients. The checks that a measured robustnes
 
 import functools
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -71,8 +73,49 @@ def fgsm(model, x, y, eps, steps=1, generator=None, loss="ce"):
     return _project(x + eps * _input_gradient(model, x, y, loss).sign(), x, eps).detach()
 
 
-ATTACKS = {"pgd": pgd, "mifgsm": mifgsm, "fgsm": fgsm}
-TITLES = {"pgd": "PGD", "mifgsm": "MI-FGSM", "fgsm": "FGSM"}  # in the report's tables and Figure 1
+@dataclass(frozen=True)
+class Attack:
+    """An attack of the sweeps. Its entry in `ATTACKS` is all the CLI (`nodekd attack NAME`), the study
+    (`--attacks NAME`) and the report (its tables and Figure 1) need to know about it."""
+
+    name: str  # the command, the study's name for it and the result file `attacks/NAME.json`
+    title: str  # in the report's tables and Figure 1
+    description: str  # in the command's help and its table
+    method: Callable  # (model, x, y, eps, steps, generator=None, loss="ce") -> adversarial images
+    random_start: bool = False
+    momentum: float | None = None
+    one_step: bool = False  # a single step of size eps; the paper's steps rule does not apply
+
+    def steps(self, e):
+        """Steps at eps = e / 255."""
+        return 1 if self.one_step else num_steps(e)
+
+    def settings(self):
+        """What a result records about the method."""
+        return {
+            "attack": self.name,
+            "norm": "linf",
+            "step_size": "eps" if self.one_step else "1/255",
+            "steps_rule": "one step of size eps" if self.one_step else "floor(min(e + 4, 1.25 e))",
+            "random_start": self.random_start,
+            "momentum": self.momentum,
+            "loss": "cross-entropy",
+        }
+
+
+ATTACKS = {
+    attack.name: attack
+    for attack in (
+        Attack("pgd", "PGD", "PGD (Madry et al.)", pgd, random_start=True),
+        Attack("mifgsm", "MI-FGSM", "MI-FGSM (Dong et al.)", mifgsm, momentum=1.0),
+        Attack("fgsm", "FGSM", "FGSM (one step of eps)", fgsm, one_step=True),
+    )
+}
+
+
+def title(name):
+    """The title of attack `name` in tables and figures (the name itself for a result of an attack not registered)."""
+    return ATTACKS[name].title if name in ATTACKS else name
 
 
 def predict(model, x, batch_size):
@@ -93,14 +136,14 @@ def sweep(
     `on_eps(e, accuracy)` after each eps it computes.
     """
     done = {} if monotone or done is None else done
-    method = ATTACKS[attack]
+    entry = ATTACKS[attack]
     generator = torch.Generator(device=x.device)
     correct = predict(model, x, batch_size) == y
     still_correct = correct.clone()
     accuracy, steps = [], []
     started = time.perf_counter()
     for e in eps_values:
-        n_steps = 1 if attack == "fgsm" else num_steps(e)
+        n_steps = entry.steps(e)
         steps.append(0 if e == 0 else n_steps)
         if e == 0:
             accuracy.append(correct.float().mean().item())
@@ -117,7 +160,7 @@ def sweep(
         for i in range(0, len(index), batch_size):
             interrupts.check()
             batch = index[i : i + batch_size]
-            x_adv = method(model, x[batch], y[batch], e / 255, n_steps, generator=generator)
+            x_adv = entry.method(model, x[batch], y[batch], e / 255, n_steps, generator=generator)
             robust[batch] = predict(model, x_adv, batch_size) == y[batch]
         if monotone:
             still_correct &= robust
@@ -214,13 +257,7 @@ def attack_run(
     blocks = models.ode_blocks(model)
     n = sample_size(config["dataset"], n, data_dir, manual_dir)
     settings = {
-        "attack": attack,
-        "norm": "linf",
-        "step_size": "1/255" if attack != "fgsm" else "eps",
-        "steps_rule": "floor(min(e + 4, 1.25 e))" if attack != "fgsm" else "one step of size eps",
-        "random_start": attack == "pgd",
-        "momentum": 1.0 if attack == "mifgsm" else None,
-        "loss": "cross-entropy",
+        **ATTACKS[attack].settings(),
         "sweep": sweep_mode,
         "eps": [int(e) for e in eps_values],
         "n": n,

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from nodekd_cli import files
-from nodekd_cli.attacks import TITLES as ATTACK_TITLES
+from nodekd_cli.attacks import title as attack_title
 
 # Fixed colours per family, so that a family looks the same in every panel and every report.
 FAMILY_COLORS = {
@@ -54,7 +54,7 @@ def write_figure1(series, out, markers=()):
         axes = figure.subplots(1, len(attacks), squeeze=False)[0]
         panels = []
         for ax, attack in zip(axes, attacks):
-            title = f"{ATTACK_TITLES.get(attack, attack)} on {dataset}"
+            title = f"{attack_title(attack)} on {dataset}"
             panel = {"title": title, "attack": attack, "lines": []}
             for line in sorted((s for s in lines if s["attack"] == attack), key=lambda s: _family_order(s["family"])):
                 label = line["family"] + (f" ({line['runs']} runs)" if line["runs"] > 1 else "")

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from nodekd_cli import runs as run_files
 from nodekd_cli import students, teachers
-from nodekd_cli.attacks import TITLES as ATTACK_TITLES
+from nodekd_cli.attacks import ATTACKS
+from nodekd_cli.attacks import title as attack_title
 from nodekd_cli.errors import UserError
 
 PAPER_TEACHERS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
@@ -35,7 +36,6 @@ PAPER_LAMBDA = 0.9
 TABLE1_T1 = (1.0, 100.0)
 TABLE2_T1 = 1.0
 TABLE3_EPS = (8, 12, 16, 20)
-FIGURE_ATTACKS = ("pgd", "mifgsm", "fgsm")
 AUTOATTACK = "autoattack"  # attacks/autoattack.json: one eps, a marker in Figure 1 rather than a line
 BUDGET_KEYS = ("epochs", "batch_size", "channels", "downsample", "train_images")
 OPTIMIZER_TITLES = {"sgd": "SGD", "adam": "Adam"}
@@ -368,7 +368,7 @@ def figure_series(runs):
         for attack, result in run.attacks.items():
             if attack != AUTOATTACK:
                 groups.setdefault((run.config["dataset"], attack, run.family()), []).append(result)
-    attack_order = {a: i for i, a in enumerate(FIGURE_ATTACKS)}
+    attack_order = {a: i for i, a in enumerate(ATTACKS)}
     series = []
     for (dataset, attack, family), results in sorted(
         groups.items(), key=lambda item: (item[0][0], attack_order.get(item[0][1], 99), item[0][1], item[0][2])
@@ -527,7 +527,7 @@ def comparisons(runs):
             found.append(_compare(dataset, pair, "clean accuracy", *clean, budget))
             if pair == "teacher":
                 continue
-            for attack in FIGURE_ATTACKS:
+            for attack in ATTACKS:
                 both = [r for r in first + second if attack in r.attacks]
                 if len(both) < len(first) + len(second):
                     continue
@@ -538,7 +538,7 @@ def comparisons(runs):
                     _side(label, group, lambda r: _robustness(r, attack, eps), lambda r: r.attacks[attack].get("n"))
                     for label, group in ((first_label, first), (second_label, second))
                 ]
-                measure = f"{ATTACK_TITLES.get(attack, attack)} accuracy, mean over eps {', '.join(map(str, eps))}"
+                measure = f"{attack_title(attack)} accuracy, mean over eps {', '.join(map(str, eps))}"
                 found.append(_compare(dataset, pair, measure, *sides, budget))
     return found
 

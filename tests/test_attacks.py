@@ -38,7 +38,7 @@ def test_adversarial_examples_stay_in_the_ball_and_in_pixel_range(attack):
     x[0] = 0.0  # at the edge of [0, 1]
     y = torch.randint(0, 3, (16,))
     for e in (1, 8, 20):
-        x_adv = attacks.ATTACKS[attack](model, x, y, e / 255, attacks.num_steps(e), torch.Generator().manual_seed(1))
+        x_adv = attacks.ATTACKS[attack].method(model, x, y, e / 255, attacks.num_steps(e), torch.Generator().manual_seed(1))
         assert (x_adv - x).abs().max() <= e / 255 + 1e-6
         assert x_adv.min() >= 0 and x_adv.max() <= 1
 
@@ -55,7 +55,7 @@ def test_linear_classifier_reaches_the_analytic_worst_case(attack):
     e = 8
     # PGD's random start may put a pixel at the far side of the ball: 2 e steps of 1/255 reach any corner.
     steps = 2 * e
-    x_adv = attacks.ATTACKS[attack](model, x, y, e / 255, steps, torch.Generator().manual_seed(0))
+    x_adv = attacks.ATTACKS[attack].method(model, x, y, e / 255, steps, torch.Generator().manual_seed(0))
     w = weight[:, 1] - weight[:, 0]
 
     def margin(z):
@@ -239,3 +239,43 @@ def test_autoattack_command_writes_a_result_with_each_component(attack_runs, tmp
     assert fresh.returncode == 0, fresh.stdout[-2000:] + fresh.stderr[-2000:]
     wrong = CliRunner().invoke(app, ["attack", "autoattack", "--run", str(run), "--version", "plus"])
     assert wrong.exit_code == 1 and "Unknown AutoAttack version 'plus'" in wrong.output
+
+
+def uniform_noise(model, x, y, eps, steps, generator=None, loss="ce"):
+    """A new attack for the registry test: uniform noise in the ball, no gradient."""
+    noise = (torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1) * eps
+    return (x + noise).clamp(0.0, 1.0)
+
+
+NEW_ATTACK = attacks.Attack("noise", "Uniform noise", "Uniform noise in the ball", uniform_noise, random_start=True)
+
+
+@pytest.mark.parametrize("attack", [*attacks.ATTACKS.values(), NEW_ATTACK], ids=lambda attack: attack.name)
+def test_every_registered_attack_reaches_the_cli_the_study_and_the_report(attack, attack_runs, monkeypatch, tmp_path):
+    from PIL import Image
+
+    from nodekd_cli import study
+
+    monkeypatch.setitem(attacks.ATTACKS, attack.name, attack)  # a new attack is one entry (and its function)
+    root = tmp_path / "runs"
+    for name in ("resnet20", "node"):
+        shutil.copytree(attack_runs / name, root / name, ignore=shutil.ignore_patterns(runs.ATTACKS_DIR))
+    code, text = invoke("attack", "--help")
+    assert code == 0 and attack.name in text
+    code, text = invoke("attack", attack.name, "--runs", str(root), "--eps-max", "2", "--n", "20")
+    assert code == 0 and attack.description in text, text
+    result = runs.read_json(root / "node" / runs.ATTACKS_DIR / f"{attack.name}.json")
+    assert result["eps"] == [0, 1, 2] and result["settings"]["random_start"] == attack.random_start
+    assert result["steps"] == [0, *(1 if attack.one_step else attacks.num_steps(e) for e in (1, 2))]
+
+    steps = study.expand(study.preset("quick"), root=root, attacks=[attack.name])
+    assert {step.attack for step in steps if step.kind == "attack"} == {attack.name}
+    step = study.Step("attack", root / "node", attack=attack.name, eps=(0, 1, 2), images=20)
+    assert study.state(step) == "done"  # the study knows the command's result as its own
+    assert study.execute(step)["accuracy"] == result["accuracy"]
+
+    code, text = invoke("report", "--runs", str(root), "--out", str(tmp_path / "report"))
+    assert code == 0, text
+    description = json.loads(Image.open(tmp_path / "report" / "figure1-digits.png").text["Description"])
+    assert [panel["title"] for panel in description["panels"]] == [f"{attack.title} on digits"]
+    assert [line["family"] for line in description["panels"][0]["lines"]] == ["ResNet20", "NODEs(1)"]

@@ -3,6 +3,7 @@ file-system errors, interruptions. Each ends in one sentence and the documented 
 is lost."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -379,7 +380,7 @@ def test_sigterm_during_an_attack_says_what_was_kept_and_exits_130(finished_stud
 
 def test_an_interrupted_sweep_keeps_its_finished_eps_and_the_rerun_attacks_only_the_rest(finished_student, monkeypatch):
     eps, attacked = [0, 1, 2, 3, 4], []
-    pgd = attacks.ATTACKS["pgd"]
+    pgd = attacks.ATTACKS["pgd"].method
 
     def recorded(model, x, y, e, steps, **kwargs):
         attacked.append(round(e * 255))
@@ -389,7 +390,7 @@ def test_an_interrupted_sweep_keeps_its_finished_eps_and_the_rerun_attacks_only_
         if e == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setitem(attacks.ATTACKS, "pgd", recorded)
+    monkeypatch.setitem(attacks.ATTACKS, "pgd", dataclasses.replace(attacks.ATTACKS["pgd"], method=recorded))
     with pytest.raises(KeyboardInterrupt):
         attacks.attack_run(finished_student, "pgd", eps, n=60, force=True, progress=stop_at_3)
     assert attacked == [1, 2]

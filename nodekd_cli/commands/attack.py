@@ -1,21 +1,51 @@
-"""`nodekd attack pgd | mifgsm | fgsm`: robustness sweeps over eps, on one run or every finished run;
-`nodekd attack autoattack`: AutoAttack at one eps; `nodekd attack check`: the masking checks."""
+"""`nodekd attack NAME`: a robustness sweep over eps, on one run or every finished run, for each attack of the
+registry (`nodekd_cli.attacks.ATTACKS`: pgd, mifgsm, fgsm); `nodekd attack autoattack`: AutoAttack at one eps;
+`nodekd attack check`: the masking checks."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from nodekd_cli import options, output
 from nodekd_cli.commands._common import friendly_errors, waiting
 from nodekd_cli.errors import UserError
 
-app = typer.Typer(help="White-box attacks over eps = 0 .. eps-max (in 1/255).", no_args_is_help=True)
 
-ATTACK_NAMES = {"pgd": "PGD (Madry et al.)", "mifgsm": "MI-FGSM (Dong et al.)", "fgsm": "FGSM (one step of eps)"}
+class AttackCommands(TyperGroup):
+    """The `attack` group: its own commands, and a sweep command for each attack of the registry, made when the group
+    is used (the registry lives beside the attacks, which import torch: `nodekd --help` need not)."""
+
+    def list_commands(self, ctx):
+        sweeps = self._add_sweeps()
+        return [*sweeps, *(name for name in super().list_commands(ctx) if name not in sweeps)]
+
+    def get_command(self, ctx, name):
+        self._add_sweeps()
+        return super().get_command(ctx, name)
+
+    def _add_sweeps(self):
+        from nodekd_cli.attacks import ATTACKS
+
+        missing = [attack for name, attack in ATTACKS.items() if name not in self.commands]
+        if missing:
+            sweeps = typer.Typer()
+            sweeps.callback()(lambda: None)  # a group even when a single command is missing
+            for attack in missing:
+                sweeps.command(attack.name)(_sweep_command(attack))
+            self.commands.update(typer.main.get_command(sweeps).commands)
+        return list(ATTACKS)
 
 
-def _attack_command(attack):
+app = typer.Typer(
+    cls=AttackCommands, help="White-box attacks over eps = 0 .. eps-max (in 1/255).", no_args_is_help=True
+)
+
+
+def _sweep_command(attack):
+    """The command of `attack` (an `attacks.Attack`)."""
+
     @friendly_errors
     def command(
         eps_max: Annotated[int, typer.Option("--eps-max", help="Largest eps, in 1/255.")] = 20,
@@ -45,11 +75,11 @@ def _attack_command(attack):
 
         def attack_one(folder, status):
             def progress(e, left, seconds):
-                status.update(f"{attack} on {folder}: eps {e}/255, {left} images left, {seconds:.0f} s")
+                status.update(f"{attack.name} on {folder}: eps {e}/255, {left} images left, {seconds:.0f} s")
 
             result, reused = attacks.attack_run(
                 folder,
-                attack,
+                attack.name,
                 eps_values,
                 n=n,
                 batch_size=batch_size,
@@ -62,11 +92,11 @@ def _attack_command(attack):
                 wait=wait,
                 on_wait=waiting,
             )
-            return lambda: output.attack_table(folder, ATTACK_NAMES[attack], result, reused)
+            return lambda: output.attack_table(folder, attack.description, result, reused)
 
-        each_run(run, runs_dir, attack, attack_one)
+        each_run(run, runs_dir, attack.name, attack_one)
 
-    command.__doc__ = f"{ATTACK_NAMES[attack]} sweep; results in RUN/attacks/{attack}.json."
+    command.__doc__ = f"{attack.description} sweep; results in RUN/attacks/{attack.name}.json."
     return command
 
 
@@ -96,10 +126,6 @@ def each_run(chosen, runs_dir, title, attack_one):
         show()
     if failed:
         raise typer.Exit(1)
-
-
-for _name in ATTACK_NAMES:
-    app.command(_name)(_attack_command(_name))
 
 
 @app.command()
