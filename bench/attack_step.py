@@ -7,22 +7,18 @@ second of each and their ratio.
     python -m bench.attack_step [--device cuda] [--batch-size 256] [--steps 10] [--json out.json]
 """
 
-import argparse
-import json
 import os
 import statistics
 import time
+
+from bench import common
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=10, help="PGD steps per attack")
+    parser = common.parser(__doc__, steps=10, steps_help="PGD steps per attack")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json")
     args = parser.parse_args()
     os.environ["KERAS_TORCH_DEVICE"] = args.device
     import torch
@@ -70,9 +66,7 @@ def main():
         f"image-steps/s, plain PyTorch {rate['plain']:.0f} image-steps/s, ratio (time) "
         f"{rate['plain'] / rate['nodekd']:.3f} (medians of {args.repeats})"
     )
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"device": device, "image_steps_per_second": rate}, file, indent=2)
+    common.save({"device": device, "image_steps_per_second": rate}, args.json)
 
 
 if __name__ == "__main__":

@@ -32,16 +32,10 @@ def run(teacher_run, t1, optimizer, scale, epochs, batch_size, downsample, lr):
 
     teacher_config, teacher = students.load_teacher(teacher_run)
     dataset = data.load_dataset(teacher_config["dataset"])
+    budget = {"epochs": epochs, "batch_size": batch_size, "downsample": downsample, "lr": lr}
     config = students.student_config(
-        teacher_config["dataset"],
-        t1=t1,
-        teacher=(teacher_run, teacher_config),
-        temperature=3.0,
-        optimizer=optimizer,
-        epochs=epochs,
-        batch_size=batch_size,
-        downsample=downsample,
-        lr=lr,
+        teacher_config["dataset"], t1=t1, teacher=(teacher_run, teacher_config), temperature=3.0, optimizer=optimizer,
+        **budget,
     )
     folder = Path(tempfile.mkdtemp(prefix="kd-logit-scale-"))
     runs.open_run(folder, {**config, "versions": runs.versions(), "device": "cpu"})

@@ -63,10 +63,11 @@ def cifar_folder(archives, train_images, test_images=10000, seed=0):
 
 
 def run(candidate, t1, dataset, name, budget):
+    import models
     from nodekd_cli import runs, students
 
     spec = CANDIDATES[candidate]
-    solver = students.solver_config(rtol=spec.get("rtol", 1e-3), atol=spec.get("atol", 1e-3))
+    solver = models.Solver(rtol=spec.get("rtol", 1e-3), atol=spec.get("atol", 1e-3))
     budget = {"lr": spec.get("lr"), **budget}
     config = students.student_config(name, t1=t1, dynamics=dict(spec["dynamics"]), solver=solver, **budget)
     with tempfile.TemporaryDirectory() as folder:

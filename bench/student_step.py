@@ -10,11 +10,11 @@ printed (equal weights give equal NFE, so the ratio compares the same work).
     python -m bench.student_step --device cuda --channels 512 --t1 1,100 --json out.json
 """
 
-import argparse
-import json
 import os
 import statistics
 import time
+
+from bench import common
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -111,14 +111,10 @@ def _kd_loss(logits, teacher, y, temperature=3.0, lam=0.9):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu")
+    parser = common.parser(__doc__, steps=7)
     parser.add_argument("--channels", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--t1", default="1", help="comma-separated horizons")
-    parser.add_argument("--steps", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--json")
     args = parser.parse_args()
     os.environ["KERAS_TORCH_DEVICE"] = args.device
     import torch
@@ -142,9 +138,7 @@ def main():
             f"ratio {run['ratio']:.3f} (medians of {args.steps} interleaved steps)",
             flush=True,
         )
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(results, file, indent=2)
+    common.save(results, args.json)
 
 
 def _measure(t1, args, cuda):

@@ -9,11 +9,11 @@ their ratio are printed.
     python -m bench.teacher_step --device cuda --variants eager,bf16,graph,graph+bf16 --json out.json
 """
 
-import argparse
-import json
 import os
 import statistics
 import time
+
+from bench import common
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -67,13 +67,9 @@ def timed(step, device):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=15, help="timed steps of each")
+    parser = common.parser(__doc__, steps=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--variants", default="eager", help="comma-separated: eager, bf16, graph, graph+bf16")
-    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     os.environ["KERAS_TORCH_DEVICE"] = args.device
 
@@ -114,9 +110,7 @@ def main():
             f"(medians of {args.steps} interleaved steps)",
             flush=True,
         )
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(results, file, indent=2)
+    common.save(results, args.json)
 
 
 if __name__ == "__main__":

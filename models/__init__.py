@@ -10,7 +10,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 from models.distiller import Distiller, distillation_loss
 from models.layers import BatchNorm, GroupNorm, OptionAShortcut, PixelNormalization
-from models.ode import ConvODEFunc, ODEBlock, SolverError, ode_blocks
+from models.ode import ConvODEFunc, InvalidSolver, ODEBlock, Solver, SolverError, ode_blocks
 from models.resnet import TEACHERS, BasicBlock, build_teacher, cifar_resnet
 from models.student import build_student
 
@@ -21,9 +21,11 @@ __all__ = [
     "ConvODEFunc",
     "Distiller",
     "GroupNorm",
+    "InvalidSolver",
     "ODEBlock",
     "OptionAShortcut",
     "PixelNormalization",
+    "Solver",
     "SolverError",
     "build_student",
     "build_teacher",

@@ -39,9 +39,7 @@ class OptionAShortcut(keras.layers.Layer):
         return (n, half(h), half(w), c + 2 * self.pad)
 
     def get_config(self):
-        config = super().get_config()
-        config.update({"pad": self.pad, "data_format": self.data_format})
-        return config
+        return {**super().get_config(), "pad": self.pad, "data_format": self.data_format}
 
 
 @keras.saving.register_keras_serializable(package="nodekd")
@@ -108,9 +106,7 @@ class PixelNormalization(keras.layers.Layer):
         return (x - self.mean) / self.std
 
     def get_config(self):
-        config = super().get_config()
-        config.update({"mean": self.mean_values, "std": self.std_values})
-        return config
+        return {**super().get_config(), "mean": self.mean_values, "std": self.std_values}
 
 
 @keras.saving.register_keras_serializable(package="nodekd")

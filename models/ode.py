@@ -6,6 +6,8 @@ pass, so `ConvODEFunc` owns its kernels as Keras weights and evaluates them with
 Keras layer call (hundreds of microseconds of Python each) per convolution. Both need the torch backend.
 """
 
+from dataclasses import asdict, dataclass, fields
+
 import keras
 
 FIXED_GRID_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
@@ -45,8 +47,55 @@ SOLVER_METHODS = (
 )
 
 
-def solver_methods():
-    return list(SOLVER_METHODS)
+class InvalidSolver(ValueError):
+    """Solver settings out of range: `settings` names the fields concerned, and `describe` says what is wrong in the
+    words of whoever set them (the CLI names its options)."""
+
+    def __init__(self, settings, template, value=None):
+        self.settings, self.template, self.value = tuple(settings), template, value
+        super().__init__(self.describe())
+
+    def describe(self, name_of=str):
+        names = [name_of(s) for s in self.settings]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        return self.template.format(names=listed, value=self.value)
+
+
+@dataclass(frozen=True)
+class Solver:
+    """How an `ODEBlock` solves: the one home of the six solver settings, their defaults and their ranges. A run's
+    config.json keeps them as its "solver" (`config()`), and the layer's saved config as its own fields."""
+
+    method: str = "dopri5"  # any torchdiffeq method (`SOLVER_METHODS`)
+    rtol: float = 1e-3  # tolerances of adaptive methods (torchdiffeq's own are far tighter)
+    atol: float = 1e-3
+    step_size: float | None = None  # step of fixed-grid methods (None: one step over [0, t1])
+    max_num_steps: int | None = None  # most steps an adaptive method may take (None: no limit)
+    adjoint: bool = False  # backpropagate with `odeint_adjoint`: memory-light, one more solve backwards
+
+    def __post_init__(self):
+        if self.method not in SOLVER_METHODS:
+            known = ", ".join(SOLVER_METHODS)
+            raise InvalidSolver(("method",), f"Unknown ODE method {{value!r}}; choose one of: {known}", self.method)
+        if self.rtol <= 0 or self.atol <= 0 or (self.step_size is not None and self.step_size <= 0):
+            raise InvalidSolver(("rtol", "atol", "step_size"), "{names} must be positive")
+        if self.max_num_steps is not None and self.max_num_steps < 1:
+            limit = "{names} must be at least 1 (leave it out for no limit); got {value}"
+            raise InvalidSolver(("max_num_steps",), limit, self.max_num_steps)
+
+    @classmethod
+    def take(cls, settings):
+        """The solver of the fields in the dict `settings`, which loses them (a layer's config, keyword arguments)."""
+        return cls(**{f.name: settings.pop(f.name) for f in fields(cls) if f.name in settings})
+
+    def config(self):
+        return asdict(self)
+
+    def options(self):
+        """torchdiffeq's `options` of this solver."""
+        if self.method in FIXED_GRID_METHODS:
+            return {"step_size": self.step_size} if self.step_size else {}
+        return {"max_num_steps": self.max_num_steps} if self.max_num_steps else {}
 
 
 # The design choices of the dynamics, each a registry feeding the CLI's choices (README, "Long time horizons").
@@ -190,50 +239,28 @@ class ConvODEFunc(keras.layers.Layer):
 class ODEBlock(keras.layers.Layer):
     """y(t1) for dy/dt = func.dynamics(t, y), y(0) = the input, solved by torchdiffeq.
 
-    Every solver setting is an argument saved in the config, and an attribute that may be changed on a loaded model
-    (e.g. to evaluate with another solver). Function evaluations are counted: `nfe_forward` for the last forward
-    solve, `nfe_backward` for the last adjoint (backward) solve.
+    The solver (a `Solver`) is saved in the layer's config, and may be replaced on a loaded model, e.g. to evaluate
+    with another solver: `block.solver = dataclasses.replace(block.solver, method="rk4")`. Function evaluations are
+    counted: `nfe_forward` for the last forward solve, `nfe_backward` for the last adjoint (backward) solve.
 
     Args:
         func: the dynamics layer, with a `dynamics(t, y)` method; if it also has `solve_params()`, that is called
             once per solve and its result passed as `dynamics(t, y, params)`.
         t1: end of the time horizon [0, t1].
-        method: any torchdiffeq method (`solver_methods()`), "dopri5" by default.
-        rtol, atol: tolerances of adaptive methods, 1e-3 by default (torchdiffeq's own are far tighter).
-        step_size: step of fixed-grid methods (`None`: one step over [0, t1]).
-        max_num_steps: most steps an adaptive method may take (`None`: no limit).
-        adjoint: backpropagate with the adjoint method (`odeint_adjoint`), memory-light, one more solve backwards.
+        solver: a `Solver` (dopri5 at rtol = atol = 1e-3 by default); its fields may be given as keyword arguments
+            instead, as the saved config does.
     """
 
-    def __init__(
-        self,
-        func,
-        t1=1.0,
-        method="dopri5",
-        rtol=1e-3,
-        atol=1e-3,
-        step_size=None,
-        max_num_steps=None,
-        adjoint=False,
-        **kwargs,
-    ):
+    def __init__(self, func, t1=1.0, solver=None, **kwargs):
+        given = Solver.take(kwargs)
         super().__init__(**kwargs)
         if isinstance(func, dict):
             func = keras.saving.deserialize_keras_object(func)
         if t1 <= 0:
             raise ValueError(f"t1 must be positive. Received: t1={t1}")
-        if max_num_steps is not None and max_num_steps < 1:
-            raise ValueError(
-                f"max_num_steps must be at least 1 (None: no limit). Received: max_num_steps={max_num_steps}"
-            )
         self.func = func
         self.t1 = float(t1)
-        self.method = method
-        self.rtol = rtol
-        self.atol = atol
-        self.step_size = step_size
-        self.max_num_steps = max_num_steps
-        self.adjoint = adjoint
+        self.solver = solver or given
         self.nfe_forward = 0
         self.nfe_backward = 0
         self._solving = False
@@ -252,26 +279,20 @@ class ODEBlock(keras.layers.Layer):
             return self.func.dynamics(t, y)
         return self.func.dynamics(t, y, self._params)
 
-    def _options(self):
-        if self.method in FIXED_GRID_METHODS:
-            return {"step_size": self.step_size} if self.step_size else {}
-        return {"max_num_steps": self.max_num_steps} if self.max_num_steps else {}
-
     def call(self, y0):
         import torch
         from torchdiffeq import odeint, odeint_adjoint
 
-        if self.method not in solver_methods():
-            raise ValueError(f"Unknown ODE method {self.method!r}; valid: {', '.join(solver_methods())}")
+        solver = self.solver
         t = torch.tensor([0.0, self.t1], dtype=y0.dtype, device=y0.device)
-        kwargs = {"rtol": self.rtol, "atol": self.atol, "method": self.method, "options": self._options()}
+        kwargs = {"rtol": solver.rtol, "atol": solver.atol, "method": solver.method, "options": solver.options()}
         self.nfe_forward = self.nfe_backward = 0
         # A func may prepare what its dynamics read once per solve (`solve_params`); the adjoint differentiates
         # with respect to those tensors, and autograd carries the gradients on to the weights.
         self._params = self.func.solve_params() if hasattr(self.func, "solve_params") else None
         self._solving = True
         try:
-            if self.adjoint:
+            if solver.adjoint:
                 if self._params is not None:
                     params = self._params
                 else:
@@ -293,7 +314,7 @@ class ODEBlock(keras.layers.Layer):
         return input_shape
 
     def solver_settings(self):
-        return {k: getattr(self, k) for k in ("t1", "method", "rtol", "atol", "step_size", "max_num_steps", "adjoint")}
+        return {"t1": self.t1, **self.solver.config()}
 
     def get_config(self):
         config = super().get_config()

@@ -22,7 +22,7 @@ import keras
 from keras import layers
 
 from models.layers import GroupNorm, PixelNormalization
-from models.ode import ConvODEFunc, ODEBlock, group_count
+from models.ode import ConvODEFunc, ODEBlock, Solver, group_count
 
 
 def _group_norm(channels, name):
@@ -41,16 +41,10 @@ def build_student(
     init="horizon",
     mean=None,
     std=None,
-    method="dopri5",
-    rtol=1e-3,
-    atol=1e-3,
-    step_size=None,
-    max_num_steps=None,
-    adjoint=False,
+    solver=Solver(),
     name="ode_student",
 ):
-    """Builds the Neural ODE student; `time_input`, `norm` and `init` go to `ConvODEFunc`, the solver arguments to
-    `ODEBlock`."""
+    """Builds the Neural ODE student; `time_input`, `norm` and `init` go to `ConvODEFunc`, `solver` to `ODEBlock`."""
     if downsample < 0 or input_shape[0] % (2**downsample) or input_shape[1] % (2**downsample):
         raise ValueError(f"The image size must divide by 2**downsample. Received: {input_shape}, {downsample}")
     conv = {"kernel_initializer": "he_normal", "data_format": "channels_first"}
@@ -67,17 +61,7 @@ def build_student(
         x = layers.ZeroPadding2D(1, data_format="channels_first", name=f"stem_pad{i}")(x)
         x = layers.Conv2D(channels, 4, strides=2, name=f"stem_down{i}", **conv)(x)
     func = ConvODEFunc(channels, time_input=time_input, horizon=t1, norm=norm, init=init, name="dynamics")
-    x = ODEBlock(
-        func,
-        t1=t1,
-        method=method,
-        rtol=rtol,
-        atol=atol,
-        step_size=step_size,
-        max_num_steps=max_num_steps,
-        adjoint=adjoint,
-        name="ode",
-    )(x)
+    x = ODEBlock(func, t1=t1, solver=solver, name="ode")(x)
     x = _group_norm(channels, "head_norm")(x)
     x = layers.ReLU(name="head_relu")(x)
     x = layers.GlobalAveragePooling2D(data_format="channels_first", name="pool")(x)

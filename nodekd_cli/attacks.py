@@ -7,10 +7,12 @@ mode and only the input receives gradients. The checks that a measured robustnes
 `nodekd_cli.checks`.
 """
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -199,14 +201,36 @@ def test_images(dataset, n=None, data_dir=None, manual_dir=None, seed=0):
     return pixels(to_device(x_test[chosen], device)), to_device(y_test[chosen], device), chosen
 
 
+@dataclass(frozen=True)
+class Sample:
+    """The test images an attack or a check takes: every one (`n` None), or `n` drawn with `seed`, each class in
+    proportion; from the data set as `load_dataset` finds it with `data_dir` and `manual_dir`."""
+
+    n: int | None = None
+    seed: int = 0
+    data_dir: Path | None = None
+    manual_dir: Path | None = None
+
+    def of(self, dataset):
+        """This sample of the test set of `dataset`, where asking for all of its images or more is every image."""
+        if self.n is None or self.n < len(_test_split(dataset, self.data_dir, self.manual_dir)[1]):
+            return self
+        return dataclasses.replace(self, n=None)
+
+    def settings(self):
+        """What a result records about its images."""
+        return {"n": self.n, "sample": sample_rule(self.n, self.seed), "seed": self.seed}
+
+    def images(self, dataset):
+        """(pixels in [0, 1], labels, test-set indices) of the images of `dataset` this sample takes."""
+        return test_images(dataset, self.n, self.data_dir, self.manual_dir, self.seed)
+
+    def indices(self, chosen):
+        """What a result records of the images chosen: their test-set indices, or None for every image."""
+        return None if self.n is None else chosen.tolist()
+
+
 SWEEPS = ("independent", "monotone")
-
-
-def sample_size(dataset, n, data_dir=None, manual_dir=None):
-    """`n` as a sample of the test set of `dataset`: None (every image) when it asks for all of them or more."""
-    if n is None:
-        return None
-    return None if n >= len(_test_split(dataset, data_dir, manual_dir)[1]) else n
 
 
 def saved_result(path, settings):
@@ -225,24 +249,18 @@ def attack_run(
     attack,
     eps_values,
     *,
-    n=None,
+    sample=Sample(),
     batch_size=256,
-    seed=0,
     sweep_mode="independent",
     force=False,
-    data_dir=None,
-    manual_dir=None,
     progress=None,
-    wait=False,
-    on_wait=None,
+    wait=None,
 ):
     """Attacks the finished run in `folder` and writes `attacks/<attack>.json` there; returns (result, reused).
 
-    A result computed with the same settings is reused unless `force`. The result file is locked (`runs.lock`, with
-    `wait`, calling `on_wait(holder)` first) and checked writable before the sweep starts.
+    A result computed with the same settings is reused unless `force`. The result file is locked (`runs.lock`: `wait`
+    None fails at once, or is called with the holder and waits) and checked writable before the sweep starts.
     """
-    from pathlib import Path
-
     import models
     from nodekd_cli import runs
     from nodekd_cli.errors import UserError
@@ -255,14 +273,12 @@ def attack_run(
     config, _ = runs.read_run(folder)
     model = runs.load_model(folder)
     blocks = models.ode_blocks(model)
-    n = sample_size(config["dataset"], n, data_dir, manual_dir)
+    sample = sample.of(config["dataset"])
     settings = {
         **ATTACKS[attack].settings(),
         "sweep": sweep_mode,
         "eps": [int(e) for e in eps_values],
-        "n": n,
-        "sample": sample_rule(n, seed),
-        "seed": seed,
+        **sample.settings(),
         "batch_size": batch_size,
         # Gradients and predictions both go through the model's own solver (`attack check` also tries a fixed step).
         "gradient_solver": blocks[0].solver_settings() if blocks else None,
@@ -272,10 +288,10 @@ def attack_run(
     previous = None if force else saved_result(path, settings)
     if previous is not None:
         return previous, True
-    x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
+    x, y, chosen = sample.images(config["dataset"])
     # The eps values an interrupted sweep of these settings finished, kept beside the result until it is written.
     partial = path.parent / f".{attack}.sweep-so-far"
-    with runs.lock(path.parent, name=f".{attack}.lock", wait=wait, on_wait=on_wait):
+    with runs.lock(path.parent, name=f".{attack}.lock", wait=wait):
         kept = (None if force else saved_result(partial, settings)) or {}
         done = {int(e): a for e, a in kept["accuracy"].items()} if isinstance(kept.get("accuracy"), dict) else {}
 
@@ -290,7 +306,7 @@ def attack_run(
             attack,
             settings["eps"],
             batch_size=batch_size,
-            seed=seed,
+            seed=sample.seed,
             monotone=sweep_mode == "monotone",
             progress=progress,
             done=done,
@@ -303,8 +319,8 @@ def attack_run(
             "accuracy": outcome["accuracy"],
             "steps": outcome["steps"],
             "n": len(y),
-            "seed": seed,
-            "images": None if n is None else chosen.tolist(),  # test-set indices; None: all of them
+            "seed": sample.seed,
+            "images": sample.indices(chosen),  # test-set indices; None: all of them
             "seconds": outcome["seconds"],  # of this command: eps values kept from an interrupted one cost nothing
         }
         runs.write_json(path, result)

@@ -9,6 +9,7 @@ iterations.
 """
 
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -56,10 +57,30 @@ def components(module, eps, version="standard", num_classes=10, seed=0, steps=ST
     raise ValueError(f"Unknown AutoAttack version {version!r}; valid: {', '.join(VERSIONS)}")
 
 
-def autoattack(
-    model, x, y, eps, *, version="standard", seed=0, batch_size=256, steps=STEPS, queries=QUERIES, progress=None
-):
-    """AutoAttack on `model` at `eps` (in 1/255) over NHWC pixels `x` in [0, 1] with labels `y`.
+@dataclass(frozen=True)
+class Settings:
+    """What an AutoAttack run is: eps (in 1/255), the version, the iterations of APGD and FAB, Square's queries."""
+
+    eps: int = 8
+    version: str = "standard"
+    steps: int = STEPS
+    queries: int = QUERIES
+
+    def record(self):
+        """What a result records about the attack."""
+        return {
+            "attack": "autoattack",
+            "version": self.version,
+            "components": list(VERSIONS[self.version]),
+            "norm": "linf",
+            "eps": [0, int(self.eps)],
+            "steps": self.steps,
+            "queries": self.queries if self.version == "standard" else None,
+        }
+
+
+def autoattack(model, x, y, attack=Settings(), *, seed=0, batch_size=256, progress=None):
+    """AutoAttack (`attack`, its `Settings`) on `model` over NHWC pixels `x` in [0, 1] with labels `y`.
 
     Returns the clean accuracy, the robust accuracy after each component (cumulative, as AutoAttack reports it), the
     worst case (an image counts as robust only if every component failed on it) and which images stayed robust.
@@ -69,7 +90,8 @@ def autoattack(
     robust = predict(model, x, batch_size) == y
     clean = robust.float().mean().item()
     found, started = [], time.perf_counter()
-    for name, attack in components(module, eps / 255, version, num_classes, seed, steps, queries):
+    chosen = components(module, attack.eps / 255, attack.version, num_classes, seed, attack.steps, attack.queries)
+    for name, component in chosen:
         if progress:
             progress(name)
         index = robust.nonzero().flatten()
@@ -77,7 +99,7 @@ def autoattack(
             interrupts.check()
             batch = index[i : i + batch_size]
             # Contiguous NCHW: torchattacks' FAB `view`s the gradient, which keeps the input's strides.
-            adversarial = attack(x[batch].permute(0, 3, 1, 2).contiguous(), y[batch]).permute(0, 2, 3, 1)
+            adversarial = component(x[batch].permute(0, 3, 1, 2).contiguous(), y[batch]).permute(0, 2, 3, 1)
             # torchattacks keeps every example in the eps-ball; the prediction decides, through nodekd's own model.
             robust[batch] &= predict(model, adversarial.to(x.dtype), batch_size) == y[batch]
         found.append({"component": name, "robust_accuracy": robust.float().mean().item()})
@@ -90,64 +112,36 @@ def autoattack(
     }
 
 
-def autoattack_run(
-    folder,
-    *,
-    eps=8,
-    version="standard",
-    n=None,
-    seed=0,
-    batch_size=256,
-    steps=STEPS,
-    queries=QUERIES,
-    data_dir=None,
-    manual_dir=None,
-    force=False,
-    progress=None,
-    wait=False,
-    on_wait=None,
-):
-    """AutoAttack on the finished run in `folder`; writes `attacks/autoattack.json` (the fields of the other attacks'
-    results, with eps 0 and `eps`, plus each component's robust accuracy) and returns (result, reused)."""
+def autoattack_run(folder, attack=Settings(), *, sample=None, batch_size=256, force=False, progress=None, wait=None):
+    """AutoAttack (`attack`, its `Settings`) on the finished run in `folder`; writes `attacks/autoattack.json` (the
+    fields of the other attacks' results, with eps 0 and `eps`, plus each component's robust accuracy) and returns
+    (result, reused)."""
     from pathlib import Path
 
     from nodekd_cli import runs
-    from nodekd_cli.attacks import sample_rule, sample_size, saved_result, test_images
+    from nodekd_cli.attacks import Sample, saved_result
     from nodekd_cli.errors import UserError
 
-    if version not in VERSIONS:
-        raise UserError(f"Unknown AutoAttack version {version!r}; choose one of: {', '.join(VERSIONS)}.")
-    if not 0 < eps <= 255 or steps < 1 or queries < 1 or batch_size < 1 or (n is not None and n < 1):
+    if attack.version not in VERSIONS:
+        raise UserError(f"Unknown AutoAttack version {attack.version!r}; choose one of: {', '.join(VERSIONS)}.")
+    sample = sample or Sample()
+    counts = (attack.steps, attack.queries, batch_size, 1 if sample.n is None else sample.n)
+    if not 0 < attack.eps <= 255 or min(counts) < 1:
         raise UserError(
             "--eps must lie in 1..255 (in 1/255), and --steps, --queries, --batch-size and --n be at least 1."
         )
     folder = Path(folder)
     config, _ = runs.read_run(folder)
-    n = sample_size(config["dataset"], n, data_dir, manual_dir)
-    settings = {
-        "attack": "autoattack",
-        "version": version,
-        "components": list(VERSIONS[version]),
-        "norm": "linf",
-        "eps": [0, int(eps)],
-        "steps": steps,
-        "queries": queries if version == "standard" else None,
-        "n": n,
-        "sample": sample_rule(n, seed),
-        "seed": seed,
-        "batch_size": batch_size,
-    }
+    sample = sample.of(config["dataset"])
+    settings = {**attack.record(), **sample.settings(), "batch_size": batch_size}
     path = folder / runs.ATTACKS_DIR / "autoattack.json"
     previous = None if force else saved_result(path, settings)
     if previous is not None:
         return previous, True
     model = runs.load_model(folder)
-    x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
-    with runs.lock(path.parent, name=".autoattack.lock", wait=wait, on_wait=on_wait):
-        outcome = autoattack(
-            model, x, y, eps, version=version, seed=seed, batch_size=batch_size, steps=steps, queries=queries,
-            progress=progress,
-        )
+    x, y, chosen = sample.images(config["dataset"])
+    with runs.lock(path.parent, name=".autoattack.lock", wait=wait):
+        outcome = autoattack(model, x, y, attack, seed=sample.seed, batch_size=batch_size, progress=progress)
         result = {
             "settings": settings,
             "attack": "autoattack",
@@ -156,8 +150,8 @@ def autoattack_run(
             "components": outcome["components"],
             "robust": outcome["robust"],
             "n": len(y),
-            "seed": seed,
-            "images": None if n is None else chosen.tolist(),
+            "seed": sample.seed,
+            "images": sample.indices(chosen),
             "seconds": outcome["seconds"],
         }
         runs.write_json(path, result)

@@ -5,12 +5,13 @@ The attack methods and sweeps they compare against are in `nodekd_cli.attacks`; 
 through torchattacks (`nodekd_cli.autoattack`).
 """
 
+import dataclasses
 import time
 
 import torch
 
 from nodekd_cli import interrupts
-from nodekd_cli.attacks import RESULTS_FOLDER, num_steps, pgd, predict, sample_rule, sample_size, test_images
+from nodekd_cli.attacks import RESULTS_FOLDER, Sample, num_steps, pgd, predict
 from nodekd_cli.runs import CHECK_FILE
 
 
@@ -128,30 +129,23 @@ def check_run(
     folder,
     *,
     eps=8,
-    n=100,
+    sample=Sample(100),
     batch_size=256,
-    seed=0,
     transfer_from=None,
-    grad_method="rk4",
-    grad_step_size=None,
+    grad_solver=None,
     queries=300,
-    data_dir=None,
-    manual_dir=None,
     progress=None,
-    wait=False,
-    on_wait=None,
+    wait=None,
 ):
     """Runs `masking_checks` on the finished run in `folder`; writes and returns `attacks/check.json` (locked and
-    checked writable before the checks start)."""
+    checked writable before the checks start). `grad_solver` is the fixed-step `models.Solver` of the check that
+    takes gradients through another solver (default: rk4, with t1 / 10 for a step size left None)."""
     from pathlib import Path
 
     import models
-    from models.ode import solver_methods
     from nodekd_cli import runs
-    from nodekd_cli.errors import UserError
 
-    if grad_method not in solver_methods():
-        raise UserError(f"Unknown ODE method {grad_method!r}; choose one of: {', '.join(solver_methods())}.")
+    grad_solver = grad_solver or models.Solver(method="rk4")
     folder = Path(folder)
     config, _ = runs.read_run(folder)
     model = runs.load_model(folder)
@@ -165,11 +159,12 @@ def check_run(
     if models.ode_blocks(model):
         grad_model = runs.load_model(folder)
         for block in models.ode_blocks(grad_model):
-            block.method, block.step_size = grad_method, grad_step_size or block.t1 / 10
-    n = sample_size(config["dataset"], n, data_dir, manual_dir)
+            step_size = grad_solver.step_size or block.t1 / 10
+            block.solver = dataclasses.replace(block.solver, method=grad_solver.method, step_size=step_size)
+    sample = sample.of(config["dataset"])
     path = folder / RESULTS_FOLDER / CHECK_FILE
-    x, y, chosen = test_images(config["dataset"], n, data_dir, manual_dir, seed)
-    with runs.lock(path.parent, name=".check.lock", wait=wait, on_wait=on_wait):
+    x, y, chosen = sample.images(config["dataset"])
+    with runs.lock(path.parent, name=".check.lock", wait=wait):
         started = time.perf_counter()
         result = masking_checks(
             model,
@@ -177,7 +172,7 @@ def check_run(
             y,
             eps=eps,
             batch_size=batch_size,
-            seed=seed,
+            seed=sample.seed,
             transfer_model=transfer_model,
             grad_model=grad_model,
             queries=queries,
@@ -187,9 +182,9 @@ def check_run(
             {
                 "eps": eps,
                 "n": len(y),
-                "sample": sample_rule(n, seed),
-                "images": None if n is None else chosen.tolist(),
-                "seed": seed,
+                "sample": sample.settings()["sample"],
+                "images": sample.indices(chosen),
+                "seed": sample.seed,
                 "transfer_from": None if transfer_from is None else str(transfer_from),
                 "gradient_solver": None if grad_model is None else models.ode_blocks(grad_model)[0].solver_settings(),
                 "seconds": time.perf_counter() - started,

@@ -1,5 +1,6 @@
-"""Options shared by several commands, defined once."""
+"""Options shared by several commands, defined once, and the groups of them that several commands take together."""
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -51,73 +52,133 @@ Epochs = Annotated[
     typer.Option("--epochs", help="Epochs (default: the paper's for the data set: cifar10 300, svhn 40; digits 15)."),
 ]
 
-Wait = Annotated[
-    bool,
-    typer.Option(
-        "--wait", help="If another command is writing the same run folder, wait for it to end instead of stopping."
-    ),
-]
-
-
-# The Neural ODE student and its solver.
+# The Neural ODE student's time horizon.
 T1 = Annotated[float, typer.Option("--t1", help="End of the time horizon [0, t1] (the paper: 1, 100, 500).")]
-Channels = Annotated[
-    int | None, typer.Option("--channels", help="Channels of the ODE function (default: 512; digits 32).")
-]
-Downsample = Annotated[
-    int | None,
-    typer.Option("--downsample", help="Stride-2 convolutions in the stem (default: 2, i.e. 1/4 resolution; digits 0)."),
-]
-TrainImages = Annotated[
-    int | None,
-    typer.Option(
-        "--train-images",
-        help="Train on this many training images, each class in proportion, drawn with --seed (default: all).",
-    ),
-]
-StudentLr = Annotated[
-    float | None, typer.Option("--lr", help="Initial learning rate (default: 0.001; digits with SGD 0.01).")
-]
-StudentEpochs = Annotated[
-    int | None,
-    typer.Option("--epochs", help="Epochs (default: the paper's: cifar10 200, svhn 40; digits 20)."),
-]
-StudentBatchSize = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 128; digits 32).")]
-TimeInput = Annotated[
-    str | None,
-    typer.Option("--time-input", help="Time input of the dynamics: none (default), raw (t, odenet), scaled (t / t1)."),
-]
-Norm = Annotated[
-    str | None,
-    typer.Option("--norm", help="GroupNorm in the dynamics: pre (default, odenet's), or post (after each conv)."),
-]
-Init = Annotated[
-    str | None,
-    typer.Option(
-        "--init",
-        help="Last GroupNorm's scale at the start: horizon (default, 1 / t1), he (1, odenet) or identity (0: f = 0).",
-    ),
-]
-Method = Annotated[str, typer.Option("--method", help="torchdiffeq solver, e.g. dopri5, rk4, euler.")]
-Rtol = Annotated[float, typer.Option("--rtol", help="Relative tolerance of adaptive solvers.")]
-Atol = Annotated[float, typer.Option("--atol", help="Absolute tolerance of adaptive solvers.")]
-StepSize = Annotated[float | None, typer.Option("--step-size", help="Step of fixed-grid solvers (default: t1).")]
-MaxNumSteps = Annotated[int | None, typer.Option("--max-num-steps", help="Most steps of an adaptive solver.")]
-Adjoint = Annotated[bool, typer.Option("--adjoint/--no-adjoint", help="Backpropagate with the adjoint method.")]
-CropPadding = Annotated[
-    int | None,
-    typer.Option("--crop-padding", help="Random-crop padding in pixels (default: cifar10/svhn 4, digits 1)."),
-]
-Flip = Annotated[
-    bool | None, typer.Option("--flip/--no-flip", help="Random horizontal flips (default: on; digits off).")
-]
 
-# Which finished runs an attack command takes, and which of their test images.
-Runs = Annotated[
-    list[Path] | None, typer.Option("--run", help="A run folder (repeatable; default: every finished run).")
-]
-RunsDir = Annotated[Path, typer.Option("--runs", help="Where to look for runs without --run.")]
-SampleN = Annotated[
-    int | None,
-    typer.Option("--n", help="Attack n test images, a class-stratified sample seeded by --seed (default all)."),
-]
+
+def _waiting(asked):
+    # The library waits for a held run folder when given a function to call first (`runs.lock`): this one says so.
+    from nodekd_cli.commands._common import waiting
+
+    return waiting if asked else None
+
+
+def option(kind, default, *names, **settings):
+    """An option of a group: (its annotated type, its default); `names` and `settings` go to `typer.Option`."""
+    return Annotated[kind, typer.Option(*names, **settings)], default
+
+
+def group(**options):
+    """Options that several commands take together: name=option(...)."""
+    return tuple(
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+        for name, (kind, default) in options.items()
+    )
+
+
+def taking(*groups):
+    """Adds the options of `groups` to a command, after its own; the command receives them in `**given` (Typer reads
+    a command's options from its signature)."""
+
+    def decorate(command):
+        signature = inspect.signature(command)
+        own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        command.__signature__ = signature.replace(parameters=[*own, *(p for g in groups for p in g)])
+        return command
+
+    return decorate
+
+
+def take(given, *groups):
+    """The values of the options of `groups`, removed from `given`."""
+    return {p.name: given.pop(p.name) for g in groups for p in g}
+
+
+def sample(given):
+    """The `attacks.Sample` of --n, --seed, --data-dir and --manual-dir in `given` (removed from it)."""
+    from nodekd_cli.attacks import Sample
+
+    return Sample(*(given.pop(name) for name in ("n", "seed", "data_dir", "manual_dir")))
+
+
+def solver(given, prefix=""):
+    """The `models.Solver` of the solver options in `given` (removed from it); a `UserError` names the options
+    (--PREFIXmethod, ...)."""
+    import models
+    from nodekd_cli.errors import UserError
+
+    try:
+        return models.Solver(**{p.name: given.pop(p.name) for p in SOLVER if p.name in given})
+    except models.InvalidSolver as error:
+        raise UserError(error.describe(lambda name: f"--{prefix}{name.replace('_', '-')}") + ".") from None
+
+
+# Where a command computes, finds its data, and whether it waits for a run folder another command is writing.
+PLACE = group(
+    device=(Device, "auto"),
+    data_dir=(DataDir, None),
+    manual_dir=(ManualDir, None),
+    wait=option(
+        bool,
+        False,
+        "--wait",
+        callback=_waiting,
+        help="If another command is writing the same run folder, wait for it to end instead of stopping.",
+    ),
+)
+AUGMENTATION = group(
+    crop_padding=option(
+        int | None, None, "--crop-padding", help="Random-crop padding in pixels (default: cifar10/svhn 4, digits 1)."
+    ),
+    flip=option(bool | None, None, "--flip/--no-flip", help="Random horizontal flips (default: on; digits off)."),
+)
+# The Neural ODE student: its training budget, its dynamics, its solver.
+STUDENT_BUDGET = group(
+    epochs=option(int | None, None, "--epochs", help="Epochs (default: the paper's: cifar10 200, svhn 40; digits 20)."),
+    batch_size=option(int | None, None, "--batch-size", help="Batch size (default: 128; digits 32)."),
+    lr=option(float | None, None, "--lr", help="Initial learning rate (default: 0.001; digits with SGD 0.01)."),
+    channels=option(int | None, None, "--channels", help="Channels of the ODE function (default: 512; digits 32)."),
+    downsample=option(
+        int | None, None, "--downsample", help="Stride-2 convolutions in the stem (default: 2, i.e. 1/4 resolution; "
+        "digits 0)."
+    ),
+    train_images=option(
+        int | None, None, "--train-images", help="Train on this many training images, each class in proportion, "
+        "drawn with --seed (default: all)."
+    ),
+)
+DYNAMICS = group(
+    time_input=option(
+        str | None, None, "--time-input", help="Time input of the dynamics: none (default), raw (t, odenet), "
+        "scaled (t / t1)."
+    ),
+    norm=option(
+        str | None, None, "--norm", help="GroupNorm in the dynamics: pre (default, odenet's), or post (after each "
+        "conv)."
+    ),
+    init=option(
+        str | None, None, "--init", help="Last GroupNorm's scale at the start: horizon (default, 1 / t1), he (1, "
+        "odenet) or identity (0: f = 0)."
+    ),
+)
+SOLVER = group(
+    method=option(str, "dopri5", "--method", help="torchdiffeq solver, e.g. dopri5, rk4, euler."),
+    rtol=option(float, 1e-3, "--rtol", help="Relative tolerance of adaptive solvers."),
+    atol=option(float, 1e-3, "--atol", help="Absolute tolerance of adaptive solvers."),
+    step_size=option(float | None, None, "--step-size", help="Step of fixed-grid solvers (default: t1)."),
+    max_num_steps=option(int | None, None, "--max-num-steps", help="Most steps of an adaptive solver."),
+    adjoint=option(bool, False, "--adjoint/--no-adjoint", help="Backpropagate with the adjoint method."),
+)
+SEED_AND_OUT = group(seed=(Seed, 0), out=(Out, None))
+# The runs an attack command takes, which of their test images, and whether it recomputes saved results.
+AttackBatchSize = Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")]
+ATTACKED = group(
+    run=option(list[Path] | None, None, "--run", help="A run folder (repeatable; default: every finished run)."),
+    runs_dir=option(Path, Path("runs"), "--runs", help="Where to look for runs without --run."),
+    n=option(
+        int | None, None, "--n", help="Attack n test images, a class-stratified sample seeded by --seed (default all)."
+    ),
+    batch_size=(AttackBatchSize, 256),
+    seed=(Seed, 0),
+    force=option(bool, False, "--force", help="Recompute results that already exist."),
+)

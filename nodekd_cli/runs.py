@@ -207,7 +207,7 @@ def run_state(folder, config):
         try:
             existing = read_json(config_path)
         except (OSError, ValueError):
-            raise UserError(f"{config_path} is unreadable; remove {folder} or pass --out DIR.") from None
+            raise RunConflict(folder, f"{config_path} is unreadable", "remove the folder, or pass --out DIR") from None
         changes = _differences(existing, config)
         if not changes:
             return "finished" if is_finished(folder) else "resume"
@@ -217,12 +217,9 @@ def run_state(folder, config):
             if set(changes) <= set(ADJUSTABLE):
                 return "resume"
         state = "a finished" if is_finished(folder) else "an unfinished"
-        raise UserError(
-            f"{folder} holds {state} run of another configuration ({_describe(changes)}); "
-            f"pass --out DIR to start a new run elsewhere."
-        )
+        raise RunConflict(folder, f"{folder} holds {state} run of another configuration ({_describe(changes)})")
     if _run_files(folder):
-        raise UserError(f"{folder} exists and is not a nodekd run folder; pass --out DIR.")
+        raise RunConflict(folder, f"{folder} exists and is not a nodekd run folder")
     return "new"
 
 
@@ -281,15 +278,25 @@ def finished_runs(root):
     return [folder for folder in find_runs(root) if is_finished(folder)]
 
 
-class RunLocked(UserError):
+class RunConflict(UserError):
+    """A run folder that cannot take the run asked for: `fact` says why, `advice` what to do, in the words of the
+    commands by default; the study gives its own (`study.execute`)."""
+
+    def __init__(self, folder, fact, advice="pass --out DIR to start a new run elsewhere"):
+        self.folder, self.fact, self.advice = Path(folder), fact, advice
+        super().__init__(f"{fact}; {advice}.")
+
+
+class RunLocked(RunConflict):
     """Another process holds the lock on a folder; `owner` says who (pid, host, command, since)."""
 
     def __init__(self, folder, owner):
-        self.folder, self.owner = Path(folder), owner
+        self.owner = owner
         who = f"process {owner.get('pid', '?')} on {owner.get('host', '?')}"
         since = f" since {owner['since']}" if owner.get("since") else ""
         command = f" ({owner['command']})" if owner.get("command") else ""
-        super().__init__(f"{folder} is being written by {who}{since}{command}; wait for it to end, or pass --wait.")
+        fact = f"{folder} is being written by {who}{since}{command}"
+        super().__init__(folder, fact, "wait for it to end, or pass --wait")
 
 
 def _read_owner(path):
@@ -335,13 +342,13 @@ def _command_line():
 
 
 @contextlib.contextmanager
-def lock(folder, *, name=LOCK, wait=False, on_wait=None):
+def lock(folder, *, name=LOCK, wait=None):
     """Holds an exclusive lock on `folder` (made if missing) while the caller writes it.
 
     The lock is `flock` on the file `folder/name`, which names its holder. Another holder makes this a `RunLocked`
-    error, or, with `wait`, a wait (`on_wait(owner)` is called first). The kernel drops a lock whose process has
-    died, so a killed command's stale lock is taken over at once. On leaving, the lock file goes, and so do the
-    folders made here if they are empty (a command that failed leaves nothing behind).
+    error, or, when `wait` is a function, a wait (`wait(owner)` is called first, to say so). The kernel drops a lock
+    whose process has died, so a killed command's stale lock is taken over at once. On leaving, the lock file goes,
+    and so do the folders made here if they are empty (a command that failed leaves nothing behind).
     """
     import fcntl
 
@@ -359,11 +366,10 @@ def lock(folder, *, name=LOCK, wait=False, on_wait=None):
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 owner = _read_owner(path)
-                if not wait:
+                if wait is None:
                     os.close(descriptor)
                     raise RunLocked(folder, owner) from None
-                if on_wait:
-                    on_wait(owner)
+                wait(owner)
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
             # The holder removes the file before it unlocks: keep this lock only if it is on the file there now.
             try:
@@ -395,14 +401,14 @@ def lock(folder, *, name=LOCK, wait=False, on_wait=None):
 
 
 @contextlib.contextmanager
-def writing(folder, config, *, wait=False, on_wait=None):
+def writing(folder, config, *, wait=None):
     """Locks the run folder `folder`, opens it for `config` (`open_run`) and yields its state.
 
     A command that fails before its run completes an epoch leaves no folder of its own behind: there was nothing
     worth keeping in it.
     """
     folder = Path(folder)
-    with lock(folder, wait=wait, on_wait=on_wait):
+    with lock(folder, wait=wait):
         for stale in folder.glob(".*.partial*"):  # left by a command killed inside a write; nobody else writes now
             stale.unlink()
         state = open_run(folder, config)

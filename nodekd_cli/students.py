@@ -48,25 +48,6 @@ def resolve_optimizer(requested, t1, distilled):
     return "sgd" if distilled and t1 <= SGD_MAX_T1 else "adam"
 
 
-def solver_config(method="dopri5", rtol=1e-3, atol=1e-3, step_size=None, max_num_steps=None, adjoint=False):
-    from models.ode import solver_methods
-
-    if method not in solver_methods():
-        raise UserError(f"Unknown ODE method {method!r}; choose one of: {', '.join(solver_methods())}.")
-    if rtol <= 0 or atol <= 0 or (step_size is not None and step_size <= 0):
-        raise UserError("--rtol, --atol and --step-size must be positive.")
-    if max_num_steps is not None and max_num_steps < 1:
-        raise UserError(f"--max-num-steps must be at least 1 (leave it out for no limit); got {max_num_steps}.")
-    return {
-        "method": method,
-        "rtol": rtol,
-        "atol": atol,
-        "step_size": step_size,
-        "max_num_steps": max_num_steps,
-        "adjoint": adjoint,
-    }
-
-
 def dynamics_config(time_input=None, norm=None, init=None):
     """The design of the student's dynamics (`models.ConvODEFunc`); a choice left as None takes nodekd's default."""
     from models.ode import INITS, NORMS, TIME_INPUTS
@@ -111,7 +92,10 @@ def student_config(
     solver=None,
     dynamics=None,
 ):
-    """The resolved configuration of a student run. `teacher` is (run folder, teacher config) for distillation."""
+    """The resolved configuration of a student run. `teacher` is (run folder, teacher config) for distillation;
+    `solver` a `models.Solver` (default: dopri5 at rtol = atol = 1e-3)."""
+    import models
+
     family = data.check_name(dataset)
     distilled = teacher is not None
     if t1 <= 0:
@@ -149,7 +133,7 @@ def student_config(
         "seed": seed,
         "crop_padding": augmentation.crop_padding if crop_padding is None else crop_padding,
         "flip": augmentation.flip if flip is None else flip,
-        "solver": solver or solver_config(),
+        "solver": (solver or models.Solver()).config(),
         "dynamics": dynamics or dynamics_config(),
     }
     for key in ("epochs", "batch_size", "channels"):
@@ -230,17 +214,17 @@ def build(config, dataset):
             **dynamics_of(config),
             mean=mean,
             std=[max(s, 1e-3) for s in std],
-            **config["solver"],
+            solver=models.Solver(**config["solver"]),
         )
     except ValueError as error:
         raise UserError(f"Cannot build the student: {error}.") from None
 
 
-def train_run(folder, config, dataset, teacher=None, *, device, reporter=None, wait=False, on_wait=None):
+def train_run(folder, config, dataset, teacher=None, *, device, reporter=None, wait=None):
     """Trains, resumes or finds finished the student of `config` in the run folder `folder`, holding its lock
     (`runs.writing`); returns its metrics. `teacher` is the teacher model for distillation."""
     check_fits(config, dataset)  # before the folder is made: a mistake leaves nothing behind
-    with runs.writing(folder, {**config, **runs.circumstances(device)}, wait=wait, on_wait=on_wait) as state:
+    with runs.writing(folder, {**config, **runs.circumstances(device)}, wait=wait) as state:
         if state == "finished":
             return runs.read_json(Path(folder) / runs.METRICS)
         return train(folder, config, dataset, teacher, reporter)

@@ -24,15 +24,15 @@ class Preset:
 
     description: str
     datasets: tuple
-    teachers: tuple
-    temperatures: tuple
-    t1: tuple  # students without distillation (Tables 1 and 3, Figure 1)
-    kd_t1: tuple  # distilled students (Table 2 at t1 = 1, Figure 1)
-    attacks: tuple
-    eps_max: int
-    eps_step: int
     attack_images: int | None  # the first n test images; None: all
     check_images: int
+    teachers: tuple = ("resnet20",)
+    temperatures: tuple = (3.0,)
+    t1: tuple = (1.0, 100.0)  # students without distillation (Tables 1 and 3, Figure 1)
+    kd_t1: tuple = (1.0, 100.0)  # distilled students (Table 2 at t1 = 1, Figure 1)
+    attacks: tuple = ("pgd", "mifgsm")  # the paper's (Figure 1)
+    eps_max: int = 20  # the paper's range, 0 to 20 / 255
+    eps_step: int = 4
     teacher: dict = field(default_factory=dict)  # teacher_config overrides (None: the paper's defaults)
     student: dict = field(default_factory=dict)  # student_config overrides
     sgd_lr: float | None = None  # learning rate of the students trained with SGD (distilled, t1 <= 5)
@@ -46,13 +46,6 @@ PRESETS = {
     "quick": Preset(
         description="the whole study on digits with small budgets, minutes on a laptop CPU",
         datasets=("digits",),
-        teachers=("resnet20",),
-        temperatures=(3.0,),
-        t1=(1.0, 100.0),
-        kd_t1=(1.0, 100.0),
-        attacks=("pgd", "mifgsm"),
-        eps_max=20,
-        eps_step=4,
         attack_images=50,
         check_images=10,
         # Every student: 16 epochs at batch 64 after one stride-2 convolution (4x4 states, a quarter of the digits
@@ -65,13 +58,6 @@ PRESETS = {
         description="the paper's claims on real CIFAR-10 in about two hours of a 2-core CPU: an imported ResNet20, "
         "32-channel students on 10,000 training images, attacks on 500 test images",
         datasets=("cifar10",),
-        teachers=("resnet20",),
-        temperatures=(3.0,),
-        t1=(1.0, 100.0),
-        kd_t1=(1.0, 100.0),
-        attacks=("pgd", "mifgsm"),
-        eps_max=20,
-        eps_step=4,
         attack_images=500,
         check_images=50,
         # 5 epochs of a class-stratified 10,000 of the training images at batch 64 (780 steps), 32 channels at 8x8
@@ -84,15 +70,12 @@ PRESETS = {
         description="the paper's setup on CIFAR-10 and SVHN: every teacher, T in 3, 10, 20, t1 in 1, 100 (and 500 "
         "without distillation, Table 3)",
         datasets=("cifar10", "svhn"),
+        attack_images=None,
+        check_images=100,
         teachers=report.PAPER_TEACHERS,
         temperatures=(3.0, 10.0, 20.0),
         t1=(1.0, 100.0, 500.0),
-        kd_t1=(1.0, 100.0),
-        attacks=("pgd", "mifgsm"),
-        eps_max=20,
         eps_step=1,
-        attack_images=None,
-        check_images=100,
     ),
 }
 
@@ -265,8 +248,10 @@ def state(step):
     if step.kind in TRAINING:
         try:
             found = runs.run_state(step.folder, step.config)
+        except runs.RunConflict as conflict:
+            return f"conflict: {_study_advice(conflict)}"
         except UserError as error:
-            return f"conflict: {_study_advice(str(error))}"
+            return f"conflict: {error}"
         return {"finished": "done", "resume": "resume", "new": "todo"}[found]
     from nodekd_cli.attacks import sample_rule
 
@@ -278,7 +263,7 @@ def state(step):
         return "todo"
     if not isinstance(result, dict):
         return "todo"
-    # A sample as large as the test set is recorded as every image (`attacks.sample_size`).
+    # A sample as large as the test set is recorded as every image (`attacks.Sample.of`).
     count, images = result.get("n"), step.images
     everything = result.get("sample", (result.get("settings") or {}).get("sample")) == sample_rule(None, 0)
     if everything and images is not None and isinstance(count, int) and images >= count:
@@ -369,8 +354,8 @@ def execute(step, *, device="cpu", data_dir=None, manual_dir=None, reporter=None
     if step.kind in TRAINING:
         try:
             found = runs.run_state(step.folder, step.config)
-        except UserError as error:  # its advice names --out, which a study does not have
-            raise UserError(_study_advice(str(error))) from None
+        except runs.RunConflict as conflict:  # its advice names --out, which a study does not have
+            raise UserError(_study_advice(conflict)) from None
         if found == "finished":
             return {"accuracy": runs.read_json(step.folder / runs.METRICS)["test_accuracy"]}
         dataset = _load(step.config["dataset"], data_dir, manual_dir)
@@ -390,30 +375,21 @@ def execute(step, *, device="cpu", data_dir=None, manual_dir=None, reporter=None
                 _, teacher = students.load_teacher(step.teacher, step.config["dataset"])
             metrics = students.train_run(step.folder, step.config, dataset, teacher, device=device, reporter=reporter)
         return {"accuracy": metrics["test_accuracy"], "nfe": metrics.get("test_nfe")}
+    sample = attacks.Sample(step.images, 0, data_dir, manual_dir)
     if step.kind == "attack":
-        result, _ = attacks.attack_run(
-            step.folder,
-            step.attack,
-            list(step.eps),
-            n=step.images,
-            data_dir=data_dir,
-            manual_dir=manual_dir,
-            progress=progress,
-        )
+        result, _ = attacks.attack_run(step.folder, step.attack, list(step.eps), sample=sample, progress=progress)
         return {"eps": result["eps"], "accuracy": result["accuracy"]}
     from nodekd_cli import checks
 
-    result = checks.check_run(
-        step.folder, eps=step.eps[0], n=step.images, data_dir=data_dir, manual_dir=manual_dir, progress=progress
-    )
+    result = checks.check_run(step.folder, eps=step.eps[0], sample=sample, progress=progress)
     return {"masking": result["masking"]}
 
 
-def _study_advice(message):
-    message = message.replace("; wait for it to end, or pass --wait.", "; run the study again when it has ended.")
-    for advice in ("; pass --out DIR to start a new run elsewhere.", "; pass --out DIR."):
-        message = message.replace(advice, "; remove it, or give the study another --runs folder.")
-    return message.replace(" or pass --out DIR.", " or give the study another --runs folder.")
+def _study_advice(conflict):
+    """A run folder's conflict (`runs.RunConflict`) with what a study can do about it."""
+    if isinstance(conflict, runs.RunLocked):
+        return f"{conflict.fact}; run the study again when it has ended."
+    return f"{conflict.fact}; remove it, or give the study another --runs folder."
 
 
 def _attempt(step, **kwargs):
@@ -421,8 +397,10 @@ def _attempt(step, **kwargs):
     started = time.perf_counter()
     try:
         summary = execute(step, **kwargs)
+    except runs.RunConflict as conflict:
+        return Outcome(step, "failed", _study_advice(conflict), time.perf_counter() - started)
     except UserError as error:
-        return Outcome(step, "failed", _study_advice(str(error)), time.perf_counter() - started)
+        return Outcome(step, "failed", str(error), time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001  (any failure of one run must not stop the study)
         message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         return Outcome(step, "failed", message, time.perf_counter() - started)

@@ -126,11 +126,11 @@ def prepare_training(model, config, steps_per_epoch, cuda_graph=False):
     return step
 
 
-def train_run(folder, config, dataset, *, device, cuda_graph=False, reporter=None, wait=False, on_wait=None):
+def train_run(folder, config, dataset, *, device, cuda_graph=False, reporter=None, wait=None):
     """Trains, resumes or finds finished the teacher of `config` in the run folder `folder`, holding its lock
     (`runs.writing`); returns its metrics."""
     circumstances = {**runs.circumstances(device), "cuda_graph": cuda_graph}
-    with runs.writing(folder, {**config, **circumstances}, wait=wait, on_wait=on_wait) as state:
+    with runs.writing(folder, {**config, **circumstances}, wait=wait) as state:
         if state == "finished":
             return runs.read_json(Path(folder) / runs.METRICS)
         return train(folder, config, dataset, reporter, cuda_graph)
@@ -310,12 +310,12 @@ def _akamaster_layers(model):
 AKAMASTER_NAMES = {"stem_conv": "conv1", "stem_bn": "bn1", "logits": "linear"}
 
 
-def import_run(folder, config, model, dataset, *, device, wait=False, on_wait=None):
+def import_run(folder, config, model, dataset, *, device, wait=None):
     """Saves an imported teacher (`import_akamaster`) of `config` into the run folder `folder`, evaluated on
     `dataset`, holding the folder's lock (`runs.writing`); returns its metrics."""
     from nodekd_cli import training
 
-    with runs.writing(folder, {**config, **runs.circumstances(device)}, wait=wait, on_wait=on_wait) as state:
+    with runs.writing(folder, {**config, **runs.circumstances(device)}, wait=wait) as state:
         if state == "finished":
             return runs.read_json(Path(folder) / runs.METRICS)
         result = training.evaluate(model, dataset.x_test, dataset.y_test)

@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import tarfile
 from pathlib import Path
@@ -73,3 +74,11 @@ def attack_runs(tmp_path_factory, digits):
     runs.open_run(root / "node", student_config)
     students.train(root / "node", student_config, digits)
     return root
+
+
+@pytest.fixture
+def tfds_without_tensorflow():
+    """Skips a test unless TFDS is installed without TensorFlow (with it, TFDS would try to download)."""
+    pytest.importorskip("tensorflow_datasets")
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed: TFDS would try to download")

@@ -37,8 +37,9 @@ def test_adversarial_examples_stay_in_the_ball_and_in_pixel_range(attack):
     x = torch.rand(16, 1, 3, 4)
     x[0] = 0.0  # at the edge of [0, 1]
     y = torch.randint(0, 3, (16,))
+    method = attacks.ATTACKS[attack].method
     for e in (1, 8, 20):
-        x_adv = attacks.ATTACKS[attack].method(model, x, y, e / 255, attacks.num_steps(e), torch.Generator().manual_seed(1))
+        x_adv = method(model, x, y, e / 255, attacks.num_steps(e), torch.Generator().manual_seed(1))
         assert (x_adv - x).abs().max() <= e / 255 + 1e-6
         assert x_adv.min() >= 0 and x_adv.max() <= 1
 
@@ -228,7 +229,7 @@ def test_autoattack_command_writes_a_result_with_each_component(attack_runs, tmp
     assert saved["eps"] == [0, 4] and saved["n"] == 5 and len(saved["robust"]) == 5
     assert [c["component"] for c in saved["components"]] == ["APGD-CE", "APGD-T", "FAB-T", "Square"]
     assert saved["accuracy"][1] == pytest.approx(saved["components"][-1]["robust_accuracy"])
-    pgd = attacks.attack_run(run, "pgd", [0, 4], n=5)[0]
+    pgd = attacks.attack_run(run, "pgd", [0, 4], sample=attacks.Sample(5))[0]
     assert pgd["accuracy"][1] >= saved["accuracy"][1]  # same images (same sample), never weaker than PGD
     assert pgd["images"] == saved["images"]
     on_student = json.loads((student / "attacks" / "autoattack.json").read_text())

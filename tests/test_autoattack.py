@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nodekd_cli import attacks
-from nodekd_cli.autoattack import TorchClassifier, autoattack
+from nodekd_cli.autoattack import Settings, TorchClassifier, autoattack
 
 
 class Linear:
@@ -48,7 +48,7 @@ def test_autoattack_finds_the_exact_worst_case_of_a_linear_model_and_is_never_we
         margins[y[i]] = 1.0
         robust.append(bool(logits[i].argmax() == y[i]) and bool((margins > 0).all()))
     assert 4 < sum(robust) < len(y) - 8  # the case has both kinds
-    result = autoattack(model, x, y, e, steps=20, queries=200)
+    result = autoattack(model, x, y, Settings(e, steps=20, queries=200))
     assert result["robust"] == robust
     assert result["robust_accuracy"] == pytest.approx(np.mean(robust))
     assert result["clean_accuracy"] == pytest.approx((logits.argmax(1) == y).float().mean().item())

@@ -29,14 +29,7 @@ def in_tmp(tmp_path, monkeypatch):
 # The mistakes every command can meet, each with its exit status and message: tests/test_faults.py, BAD_INPUTS.
 
 
-def test_cifar10_without_data_or_tensorflow_says_how_to_get_it(in_tmp, monkeypatch):
-    pytest.importorskip("tensorflow_datasets")
-    try:
-        import tensorflow  # noqa: F401
-
-        pytest.skip("TensorFlow is installed: TFDS would try to download")
-    except ImportError:
-        pass
+def test_cifar10_without_data_or_tensorflow_says_how_to_get_it(in_tmp, monkeypatch, tfds_without_tensorflow):
     monkeypatch.delenv("NODEKD_MANUAL_DIR", raising=False)
     exit_code, text = invoke("teacher", "train", "resnet20", "--dataset", "cifar10", "--data-dir", str(in_tmp / "tfds"))
     assert exit_code == 1 and "needs TensorFlow" in text and "--manual-dir" in text

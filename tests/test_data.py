@@ -152,14 +152,7 @@ def test_missing_archives_say_what_to_put_where(tmp_path):
         tfds.load("cifar10", data_dir=tmp_path, manual_dir=tmp_path)
 
 
-def test_without_tensorflow_or_archives_the_error_says_what_to_do(tmp_path, monkeypatch):
-    pytest.importorskip("tensorflow_datasets")
-    try:
-        import tensorflow  # noqa: F401
-
-        pytest.skip("TensorFlow is installed: TFDS would try to download")
-    except ImportError:
-        pass
+def test_without_tensorflow_or_archives_the_error_says_what_to_do(tmp_path, monkeypatch, tfds_without_tensorflow):
     monkeypatch.delenv(tfds.MANUAL_DIR_ENV, raising=False)
     with pytest.raises(UserError, match="needs TensorFlow.*--manual-dir"):
         tfds.load("cifar10", data_dir=tmp_path)

@@ -113,18 +113,8 @@ def test_distill_end_to_end_on_digits(teacher_run, tmp_path, digits):
 
 
 def test_online_soft_targets_and_the_baseline(teacher_run, tmp_path):
-    code, text = invoke(
-        "distill",
-        "--teacher",
-        str(teacher_run),
-        "--T",
-        "10",
-        "--soft-targets",
-        "online",
-        "--out",
-        str(tmp_path / "on"),
-        *SMALL,
-    )
+    code, text = invoke("distill", "--teacher", str(teacher_run), "--T", "10", "--soft-targets", "online",
+                        "--out", str(tmp_path / "on"), *SMALL)
     assert code == 0, text
     assert not (tmp_path / "on" / "soft_targets.npy").exists()
     code, text = invoke("student", "train", "--dataset", "digits", "--t1", "100", "--out", str(tmp_path / "b"), *SMALL)
@@ -150,27 +140,14 @@ def test_distill_errors(teacher_run, tmp_path):
 
 
 def test_a_failing_solver_stops_with_the_epoch_and_the_setting_to_change(teacher_run, tmp_path):
-    code, text = invoke(
-        "distill",
-        "--teacher",
-        str(teacher_run),
-        "--T",
-        "3",
-        "--max-num-steps",
-        "2",
-        "--out",
-        str(tmp_path / "f"),
-        *SMALL,
-    )
+    distill = ("distill", "--teacher", str(teacher_run), "--T", "3", "--out", str(tmp_path / "f"), *SMALL)
+    code, text = invoke(*distill, "--max-num-steps", "2")
     assert code == 1
     assert "Epoch 1: the ODE solver failed" in text and "--max-num-steps" in text
     # Issue 14, item 2: the advice can be followed. Nothing was completed, so nothing is left to block the
     # corrected command, which simply starts the run again.
     assert not (tmp_path / "f").exists()
-    code, text = invoke(
-        "distill", "--teacher", str(teacher_run), "--T", "3", "--max-num-steps", "1000", "--out", str(tmp_path / "f"),
-        *SMALL,
-    )
+    code, text = invoke(*distill, "--max-num-steps", "1000")
     assert code == 0, text
     assert runs.is_finished(tmp_path / "f")
     assert runs.read_json(tmp_path / "f" / runs.CONFIG)["solver"]["max_num_steps"] == 1000

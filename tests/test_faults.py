@@ -392,14 +392,14 @@ def test_an_interrupted_sweep_keeps_its_finished_eps_and_the_rerun_attacks_only_
 
     monkeypatch.setitem(attacks.ATTACKS, "pgd", dataclasses.replace(attacks.ATTACKS["pgd"], method=recorded))
     with pytest.raises(KeyboardInterrupt):
-        attacks.attack_run(finished_student, "pgd", eps, n=60, force=True, progress=stop_at_3)
+        attacks.attack_run(finished_student, "pgd", eps, sample=attacks.Sample(60), force=True, progress=stop_at_3)
     assert attacked == [1, 2]
     attacked.clear()
-    resumed, reused = attacks.attack_run(finished_student, "pgd", eps, n=60)
+    resumed, reused = attacks.attack_run(finished_student, "pgd", eps, sample=attacks.Sample(60))
     assert not reused and attacked == [3, 4]  # eps 1 and 2 were kept, not attacked again
     assert not list((finished_student / runs.ATTACKS_DIR).glob(".pgd.*"))
     attacked.clear()
-    straight, _ = attacks.attack_run(finished_student, "pgd", eps, n=60, force=True)
+    straight, _ = attacks.attack_run(finished_student, "pgd", eps, sample=attacks.Sample(60), force=True)
     assert attacked == [1, 2, 3, 4] and resumed["accuracy"] == straight["accuracy"]
 
 

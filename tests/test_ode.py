@@ -1,5 +1,6 @@
 """The ODE layer against exact solutions and gradients, its solver settings, NFE counts and serialization."""
 
+import dataclasses
 import math
 
 import keras
@@ -131,7 +132,7 @@ def test_solver_settings_can_change_on_a_loaded_model(tmp_path):
         "max_num_steps": None,
         "adjoint": False,
     }
-    block.method, block.step_size = "rk4", 0.25
+    block.solver = dataclasses.replace(block.solver, method="rk4", step_size=0.25)
     loaded(x)
     assert block.nfe_forward == 4 * 4  # four rk4 steps of four evaluations
 

@@ -51,6 +51,17 @@ def load_data(dataset, data_dir, manual_dir):
         return load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
 
 
+def train_in_folder(folder, config, title, label, place, train):
+    """What every training command does: nothing when `folder` holds the finished run of `config`; else it loads the
+    data set (`place`: its name, data_dir, manual_dir; before the folder is made, so that a data error leaves nothing
+    behind) and runs `train(data, reporter)` under a progress bar named `label`, then shows the run under `title`."""
+    if show_if_finished(folder, config, title):
+        return
+    data = load_data(*place)
+    metrics = train_with_progress(folder, label, lambda reporter: train(data, reporter))
+    output.run_summary(title, folder, config, metrics)
+
+
 def train_with_progress(folder, title, train):
     """Runs `train(reporter)` under a per-epoch progress bar; Ctrl-C says how to resume and exits with 130."""
     progress = output.EpochProgress(title)

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from nodekd_cli import options, output
-from nodekd_cli.commands._common import friendly_errors, waiting
+from nodekd_cli.commands._common import friendly_errors
 from nodekd_cli.errors import UserError
 
 
@@ -47,54 +47,36 @@ def _sweep_command(attack):
     """The command of `attack` (an `attacks.Attack`)."""
 
     @friendly_errors
+    @options.taking(options.ATTACKED, options.PLACE)
     def command(
         eps_max: Annotated[int, typer.Option("--eps-max", help="Largest eps, in 1/255.")] = 20,
         eps_step: Annotated[int, typer.Option("--eps-step", help="Spacing of the eps values, in 1/255.")] = 1,
-        run: options.Runs = None,
-        runs_dir: options.RunsDir = Path("runs"),
-        n: options.SampleN = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")] = 256,
-        seed: options.Seed = 0,
         sweep: Annotated[
             str, typer.Option(help="independent (the paper's: every eps on its own) or monotone (cheaper).")
         ] = "independent",
-        force: Annotated[bool, typer.Option("--force", help="Recompute results that already exist.")] = False,
-        device: options.Device = "auto",
-        data_dir: options.DataDir = None,
-        manual_dir: options.ManualDir = None,
-        wait: options.Wait = False,
+        **given,
     ):
         from nodekd_cli import backend
 
-        backend.select(device)
+        backend.select(given.pop("device"))
         from nodekd_cli import attacks
 
+        n, batch_size = given["n"], given["batch_size"]
         if eps_max < 0 or eps_step < 1 or (n is not None and n < 1) or batch_size < 1:
             raise UserError("--eps-max must be at least 0, and --eps-step, --n and --batch-size at least 1.")
         eps_values = list(range(0, eps_max + 1, eps_step))
+        chosen, runs_dir, sample = given.pop("run"), given.pop("runs_dir"), options.sample(given)
 
         def attack_one(folder, status):
             def progress(e, left, seconds):
                 status.update(f"{attack.name} on {folder}: eps {e}/255, {left} images left, {seconds:.0f} s")
 
             result, reused = attacks.attack_run(
-                folder,
-                attack.name,
-                eps_values,
-                n=n,
-                batch_size=batch_size,
-                seed=seed,
-                sweep_mode=sweep,
-                force=force,
-                data_dir=data_dir,
-                manual_dir=manual_dir,
-                progress=progress,
-                wait=wait,
-                on_wait=waiting,
+                folder, attack.name, eps_values, sample=sample, sweep_mode=sweep, progress=progress, **given
             )
             return lambda: output.attack_table(folder, attack.description, result, reused)
 
-        each_run(run, runs_dir, attack.name, attack_one)
+        each_run(chosen, runs_dir, attack.name, attack_one)
 
     command.__doc__ = f"{attack.description} sweep; results in RUN/attacks/{attack.name}.json."
     return command
@@ -130,52 +112,36 @@ def each_run(chosen, runs_dir, title, attack_one):
 
 @app.command()
 @friendly_errors
+@options.taking(options.ATTACKED, options.PLACE)
 def autoattack(
     eps: Annotated[int, typer.Option("--eps", help="eps, in 1/255.")] = 8,
     version: Annotated[str, typer.Option(help="standard (APGD-CE, APGD-T, FAB-T, Square) or rand.")] = "standard",
-    run: options.Runs = None,
-    runs_dir: options.RunsDir = Path("runs"),
-    n: options.SampleN = None,
     steps: Annotated[int, typer.Option(help="Iterations of APGD and FAB (the original AutoAttack: 100).")] = 100,
     queries: Annotated[int, typer.Option(help="Queries of Square (the original AutoAttack: 5000).")] = 5000,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")] = 256,
-    seed: options.Seed = 0,
-    force: Annotated[bool, typer.Option("--force", help="Recompute results that already exist.")] = False,
-    device: options.Device = "auto",
-    data_dir: options.DataDir = None,
-    manual_dir: options.ManualDir = None,
-    wait: options.Wait = False,
+    **given,
 ):
     """AutoAttack (Croce and Hein 2020) through torchattacks at one eps; results in RUN/attacks/autoattack.json."""
     from nodekd_cli import backend
 
-    backend.select(device)
-    from nodekd_cli.autoattack import autoattack_run
+    backend.select(given.pop("device"))
+    from nodekd_cli.autoattack import Settings, autoattack_run
+
+    chosen, runs_dir, sample = given.pop("run"), given.pop("runs_dir"), options.sample(given)
+    settings = Settings(eps, version, steps, queries)
 
     def attack_one(folder, status):
-        result, reused = autoattack_run(
-            folder,
-            eps=eps,
-            version=version,
-            n=n,
-            seed=seed,
-            batch_size=batch_size,
-            steps=steps,
-            queries=queries,
-            data_dir=data_dir,
-            manual_dir=manual_dir,
-            force=force,
-            progress=lambda name: status.update(f"AutoAttack on {folder}: {name}"),
-            wait=wait,
-            on_wait=waiting,
-        )
+        def progress(name):
+            status.update(f"AutoAttack on {folder}: {name}")
+
+        result, reused = autoattack_run(folder, settings, sample=sample, progress=progress, **given)
         return lambda: output.autoattack_table(folder, result, reused)
 
-    each_run(run, runs_dir, "AutoAttack", attack_one)
+    each_run(chosen, runs_dir, "AutoAttack", attack_one)
 
 
 @app.command()
 @friendly_errors
+@options.taking(options.PLACE)
 def check(
     run: Annotated[Path, typer.Argument(help="A finished run folder.")],
     eps: Annotated[int, typer.Option("--eps", help="eps of the comparisons, in 1/255.")] = 8,
@@ -186,36 +152,29 @@ def check(
     grad_method: Annotated[str, typer.Option(help="Fixed-step solver for the gradients of Neural ODEs.")] = "rk4",
     grad_step_size: Annotated[float | None, typer.Option(help="Its step (default: t1 / 10).")] = None,
     queries: Annotated[int, typer.Option(help="Queries of the gradient-free attack.")] = 300,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")] = 256,
+    batch_size: options.AttackBatchSize = 256,
     seed: options.Seed = 0,
-    device: options.Device = "auto",
-    data_dir: options.DataDir = None,
-    manual_dir: options.ManualDir = None,
-    wait: options.Wait = False,
+    **given,
 ):
     """Check that a run's measured robustness is real; flag possible gradient masking."""
     from nodekd_cli import backend
 
-    backend.select(device)
+    backend.select(given.pop("device"))
     from nodekd_cli import checks
 
     if eps < 1 or n < 1 or queries < 1:
         raise UserError("--eps, --n and --queries must be at least 1.")
+    grad_solver = options.solver({"method": grad_method, "step_size": grad_step_size}, prefix="grad-")
     with output.console.status(f"Checking {run}...") as status:
         result = checks.check_run(
             run,
             eps=eps,
-            n=n,
+            sample=options.sample({"n": n, "seed": seed, **given}),
             batch_size=batch_size,
-            seed=seed,
             transfer_from=transfer_from,
-            grad_method=grad_method,
-            grad_step_size=grad_step_size,
+            grad_solver=grad_solver,
             queries=queries,
-            data_dir=data_dir,
-            manual_dir=manual_dir,
             progress=lambda name: status.update(f"Checking {run}: {name}"),
-            wait=wait,
-            on_wait=waiting,
+            wait=given["wait"],
         )
     output.check_table(run, result)

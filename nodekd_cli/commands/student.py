@@ -5,37 +5,46 @@ from typing import Annotated
 
 import typer
 
-from nodekd_cli import options, output
-from nodekd_cli.commands._common import (
-    friendly_errors,
-    load_data,
-    show_if_finished,
-    train_with_progress,
-    waiting,
-)
+from nodekd_cli import options
+from nodekd_cli.commands._common import friendly_errors, train_in_folder
 
 app = typer.Typer(help="Train Neural ODE students without distillation (the paper's baselines).", no_args_is_help=True)
 
 
-def _run(config, out, device, dataset_name, data_dir, manual_dir, wait, teacher_model=None):
+STUDENT_OPTIONS = (
+    options.STUDENT_BUDGET,
+    options.DYNAMICS,
+    options.SOLVER,
+    options.AUGMENTATION,
+    options.SEED_AND_OUT,
+    options.PLACE,
+)
+
+
+def _settings(given):
+    """The arguments of `students.student_config` among the shared options, checked; `given` keeps the rest."""
+    from nodekd_cli import students
+
+    solver = options.solver(given)
+    dynamics = students.dynamics_config(**options.take(given, options.DYNAMICS))
+    budget = options.take(given, options.STUDENT_BUDGET, options.AUGMENTATION)
+    return {**budget, "seed": given.pop("seed"), "solver": solver, "dynamics": dynamics}
+
+
+def _run(config, dataset_name, teacher_model=None, *, out, device, data_dir, manual_dir, wait):
     from nodekd_cli import students
 
     folder = Path(out) if out else students.default_folder(config)
     title = f"Neural ODE student, t1 = {config['t1']:g}, on {dataset_name}"
-    if show_if_finished(folder, config, title):
-        return
-    data = load_data(dataset_name, data_dir, manual_dir)
-    metrics = train_with_progress(
-        folder,
-        f"student in {folder}",
-        lambda reporter: students.train_run(
-            folder, config, data, teacher_model, device=device, reporter=reporter, wait=wait, on_wait=waiting
-        ),
-    )
-    output.run_summary(title, folder, config, metrics)
+
+    def train(data, reporter):
+        return students.train_run(folder, config, data, teacher_model, device=device, reporter=reporter, wait=wait)
+
+    train_in_folder(folder, config, title, f"student in {folder}", (dataset_name, data_dir, manual_dir), train)
 
 
 @friendly_errors
+@options.taking(*STUDENT_OPTIONS)
 def distill(
     teacher: Annotated[Path, typer.Option("--teacher", help="A finished teacher run folder, e.g. runs/resnet20.")],
     temperature: Annotated[float, typer.Option("--T", help="Temperature of the soft targets (the paper: 3, 10, 20).")],
@@ -46,34 +55,12 @@ def distill(
     ] = "precomputed",
     optimizer: Annotated[str, typer.Option(help="auto (SGD for t1 <= 5, else Adam), sgd or adam.")] = "auto",
     dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Must be the teacher's (default).")] = None,
-    epochs: options.StudentEpochs = None,
-    batch_size: options.StudentBatchSize = None,
-    lr: options.StudentLr = None,
-    channels: options.Channels = None,
-    downsample: options.Downsample = None,
-    train_images: options.TrainImages = None,
-    time_input: options.TimeInput = None,
-    norm: options.Norm = None,
-    init: options.Init = None,
-    method: options.Method = "dopri5",
-    rtol: options.Rtol = 1e-3,
-    atol: options.Atol = 1e-3,
-    step_size: options.StepSize = None,
-    max_num_steps: options.MaxNumSteps = None,
-    adjoint: options.Adjoint = False,
-    crop_padding: options.CropPadding = None,
-    flip: options.Flip = None,
-    seed: options.Seed = 0,
-    out: options.Out = None,
-    device: options.Device = "auto",
-    data_dir: options.DataDir = None,
-    manual_dir: options.ManualDir = None,
-    wait: options.Wait = False,
+    **given,
 ):
     """Distill a teacher into a Neural ODE student (Algorithm 1)."""
     from nodekd_cli import backend
 
-    device = backend.select(device)  # before anything imports Keras
+    device = backend.select(given.pop("device"))  # before anything imports Keras
     from nodekd_cli import students
 
     teacher_config, teacher_model = students.load_teacher(teacher, dataset)
@@ -85,73 +72,27 @@ def distill(
         lam=lam,
         soft_targets=soft_targets,
         optimizer=optimizer,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        channels=channels,
-        downsample=downsample,
-        train_images=train_images,
-        seed=seed,
-        crop_padding=crop_padding,
-        flip=flip,
-        solver=students.solver_config(method, rtol, atol, step_size, max_num_steps, adjoint),
-        dynamics=students.dynamics_config(time_input, norm, init),
+        **_settings(given),
     )
-    _run(config, out, device, teacher_config["dataset"], data_dir, manual_dir, wait, teacher_model)
+    _run(config, teacher_config["dataset"], teacher_model, device=device, **given)
 
 
 @app.command()
 @friendly_errors
+@options.taking(*STUDENT_OPTIONS)
 def train(
     dataset: options.Dataset = "digits",
     t1: options.T1 = 1.0,
     optimizer: Annotated[
         str, typer.Option(help="auto (Adam, as the paper for every student without KD), sgd, adam.")
     ] = "auto",
-    epochs: options.StudentEpochs = None,
-    batch_size: options.StudentBatchSize = None,
-    lr: options.StudentLr = None,
-    channels: options.Channels = None,
-    downsample: options.Downsample = None,
-    train_images: options.TrainImages = None,
-    time_input: options.TimeInput = None,
-    norm: options.Norm = None,
-    init: options.Init = None,
-    method: options.Method = "dopri5",
-    rtol: options.Rtol = 1e-3,
-    atol: options.Atol = 1e-3,
-    step_size: options.StepSize = None,
-    max_num_steps: options.MaxNumSteps = None,
-    adjoint: options.Adjoint = False,
-    crop_padding: options.CropPadding = None,
-    flip: options.Flip = None,
-    seed: options.Seed = 0,
-    out: options.Out = None,
-    device: options.Device = "auto",
-    data_dir: options.DataDir = None,
-    manual_dir: options.ManualDir = None,
-    wait: options.Wait = False,
+    **given,
 ):
     """Train a Neural ODE student on cross-entropy alone (the paper's NODEs(t1) baselines)."""
     from nodekd_cli import backend
 
-    device = backend.select(device)
+    device = backend.select(given.pop("device"))
     from nodekd_cli import students
 
-    config = students.student_config(
-        dataset,
-        t1=t1,
-        optimizer=optimizer,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        channels=channels,
-        downsample=downsample,
-        train_images=train_images,
-        seed=seed,
-        crop_padding=crop_padding,
-        flip=flip,
-        solver=students.solver_config(method, rtol, atol, step_size, max_num_steps, adjoint),
-        dynamics=students.dynamics_config(time_input, norm, init),
-    )
-    _run(config, out, device, dataset, data_dir, manual_dir, wait)
+    config = students.student_config(dataset, t1=t1, optimizer=optimizer, **_settings(given))
+    _run(config, dataset, device=device, **given)

@@ -6,13 +6,7 @@ from typing import Annotated
 import typer
 
 from nodekd_cli import options, output
-from nodekd_cli.commands._common import (
-    friendly_errors,
-    load_data,
-    show_if_finished,
-    train_with_progress,
-    waiting,
-)
+from nodekd_cli.commands._common import friendly_errors, load_data, show_if_finished, train_in_folder
 from nodekd_cli.errors import UserError
 
 app = typer.Typer(help="Train, evaluate or import the ResNet teachers.", no_args_is_help=True)
@@ -20,6 +14,7 @@ app = typer.Typer(help="Train, evaluate or import the ResNet teachers.", no_args
 
 @app.command()
 @friendly_errors
+@options.taking(options.AUGMENTATION, options.SEED_AND_OUT, options.PLACE)
 def train(
     model: options.TeacherName,
     dataset: options.Dataset = "digits",
@@ -27,15 +22,6 @@ def train(
     batch_size: options.BatchSize = None,
     lr: Annotated[float | None, typer.Option(help="Initial learning rate (default: 0.1; resnet110 0.01).")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="L2 weight decay (default: 1e-4).")] = None,
-    crop_padding: Annotated[
-        int | None, typer.Option(help="Random-crop padding in pixels (default: cifar10/svhn 4, digits 1).")
-    ] = None,
-    flip: Annotated[
-        bool | None, typer.Option("--flip/--no-flip", help="Random horizontal flips (default: on; digits off).")
-    ] = None,
-    seed: options.Seed = 0,
-    out: options.Out = None,
-    device: options.Device = "auto",
     precision: Annotated[str, typer.Option(help="float32 or mixed_bfloat16.")] = "float32",
     cuda_graph: Annotated[
         bool | None,
@@ -43,41 +29,28 @@ def train(
             "--cuda-graph/--no-cuda-graph", help="Replay each train step as a CUDA graph (default: on with CUDA)."
         ),
     ] = None,
-    data_dir: options.DataDir = None,
-    manual_dir: options.ManualDir = None,
-    wait: options.Wait = False,
+    **given,
 ):
     """Train a teacher with the paper's recipe (SGD, momentum 0.9, step schedule)."""
     from nodekd_cli import backend, teachers
 
-    device = backend.select(device)
-    config = teachers.teacher_config(
-        model,
-        dataset,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        seed=seed,
-        crop_padding=crop_padding,
-        flip=flip,
-        precision=precision,
-    )
+    out, data_dir, manual_dir, wait = (given.pop(k) for k in ("out", "data_dir", "manual_dir", "wait"))
+    device = backend.select(given.pop("device"))
+    budget = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay}
+    # `given` keeps --seed, --crop-padding and --flip
+    config = teachers.teacher_config(model, dataset, **budget, precision=precision, **given)
     if cuda_graph and not device.startswith("cuda"):
         raise UserError(f"--cuda-graph needs a CUDA device; this run uses {device}.")
     cuda_graph = device.startswith("cuda") if cuda_graph is None else cuda_graph
     folder = Path(out) if out else teachers.default_folder(model)
-    if show_if_finished(folder, config, f"{model} on {dataset}"):
-        return
-    data = load_data(dataset, data_dir, manual_dir)  # before the folder is made: a data error leaves nothing behind
-    metrics = train_with_progress(
-        folder,
-        f"{model} in {folder}",
-        lambda reporter: teachers.train_run(
-            folder, config, data, device=device, cuda_graph=cuda_graph, reporter=reporter, wait=wait, on_wait=waiting
-        ),
-    )
-    output.run_summary(f"{model} on {dataset}", folder, config, metrics)
+
+    def train(data, reporter):
+        return teachers.train_run(
+            folder, config, data, device=device, cuda_graph=cuda_graph, reporter=reporter, wait=wait
+        )
+
+    title, place = f"{model} on {dataset}", (dataset, data_dir, manual_dir)
+    train_in_folder(folder, config, title, f"{model} in {folder}", place, train)
 
 
 @app.command("eval")
@@ -113,6 +86,7 @@ def evaluate(
 
 @app.command("import")
 @friendly_errors
+@options.taking(options.PLACE)
 def import_checkpoint(
     model: options.TeacherName,
     checkpoint: Annotated[
@@ -125,10 +99,7 @@ def import_checkpoint(
     ],
     dataset: options.Dataset = "cifar10",
     out: options.Out = None,
-    device: options.Device = "auto",
-    data_dir: options.DataDir = None,
-    manual_dir: options.ManualDir = None,
-    wait: options.Wait = False,
+    **given,
 ):
     """Import a PyTorch CIFAR ResNet checkpoint as a teacher run, and evaluate it."""
     from nodekd_cli import backend, teachers
@@ -138,6 +109,7 @@ def import_checkpoint(
         checkpoint = teachers.fetch_akamaster(model)
     elif not checkpoint.is_file():
         raise UserError(f"The checkpoint {checkpoint} does not exist.")
+    device, data_dir, manual_dir, wait = (given[k] for k in ("device", "data_dir", "manual_dir", "wait"))
     device = backend.select(device)
     folder = Path(out) if out else teachers.default_folder(model)
     config = teachers.import_config(model, dataset, checkpoint)
@@ -147,5 +119,5 @@ def import_checkpoint(
     # Read and check the checkpoint before the folder is made: a mistake leaves nothing behind.
     imported = teachers.import_akamaster(model, checkpoint, data)
     with output.console.status(f"Evaluating {checkpoint.name}..."):
-        metrics = teachers.import_run(folder, config, imported, data, device=device, wait=wait, on_wait=waiting)
+        metrics = teachers.import_run(folder, config, imported, data, device=device, wait=wait)
     output.run_summary(f"{model} imported from {checkpoint.name}", folder, config, metrics)
