@@ -30,11 +30,17 @@ def logit_range(model, x, batch_size=512):
 def run(teacher_run, t1, optimizer, scale, epochs, batch_size, downsample, lr):
     from nodekd_cli import data, runs, students
 
-    teacher_config, teacher = students.load_teacher(teacher_run)
+    found, teacher = students.load_teacher(teacher_run)
+    teacher_config = found.config
     dataset = data.load_dataset(teacher_config["dataset"])
     budget = {"epochs": epochs, "batch_size": batch_size, "downsample": downsample, "lr": lr}
     config = students.student_config(
-        teacher_config["dataset"], t1=t1, teacher=(teacher_run, teacher_config), temperature=3.0, optimizer=optimizer,
+        teacher_config["dataset"],
+        t1=t1,
+        teacher_run=teacher_run,
+        teacher_model_name=teacher_config["model"],
+        temperature=3.0,
+        optimizer=optimizer,
         **budget,
     )
     folder = Path(tempfile.mkdtemp(prefix="kd-logit-scale-"))
@@ -44,7 +50,7 @@ def run(teacher_run, t1, optimizer, scale, epochs, batch_size, downsample, lr):
     np.save(folder / students.SOFT_TARGETS_FILE, logits / scale)
     start = time.perf_counter()
     metrics = students.train(folder, config, dataset, teacher=teacher)
-    student = students.load(folder)[-1]
+    _, student = students.load(folder)
     x_test = dataset.x_test.astype(np.float32) / 255
     return {
         "teacher": str(teacher_run),

@@ -270,7 +270,7 @@ def attack_run(
     if sweep_mode not in SWEEPS:
         raise UserError(f"Unknown sweep {sweep_mode!r}; choose one of: {', '.join(SWEEPS)}.")
     folder = Path(folder)
-    config, _ = runs.read_run(folder)
+    config = runs.read_run(folder).config
     model = runs.load_model(folder)
     blocks = models.ode_blocks(model)
     sample = sample.of(config["dataset"])

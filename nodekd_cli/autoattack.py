@@ -131,7 +131,7 @@ def autoattack_run(folder, attack=Settings(), *, sample=None, batch_size=256, fo
             "--eps must lie in 1..255 (in 1/255), and --steps, --queries, --batch-size and --n be at least 1."
         )
     folder = Path(folder)
-    config, _ = runs.read_run(folder)
+    config = runs.read_run(folder).config
     sample = sample.of(config["dataset"])
     settings = {**attack.record(), **sample.settings(), "batch_size": batch_size}
     path = folder / runs.ATTACKS_DIR / "autoattack.json"

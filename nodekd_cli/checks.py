@@ -147,7 +147,7 @@ def check_run(
 
     grad_solver = grad_solver or models.Solver(method="rk4")
     folder = Path(folder)
-    config, _ = runs.read_run(folder)
+    config = runs.read_run(folder).config
     model = runs.load_model(folder)
     if transfer_from is None and config.get("teacher"):
         transfer_from = config["teacher"]

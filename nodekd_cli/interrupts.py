@@ -6,17 +6,46 @@ callback), where Python would print the exception and drop it. The long loops (t
 call `check` between steps, which raises it then; so a request is never lost, and waits at most one step.
 """
 
+import contextlib
 import gc
 
 requested = False
+_deferring = 0  # how many `deferred` blocks are running
 
 
 def request(signum=None, frame=None):
-    """The signal handler: records the request and raises KeyboardInterrupt, unless that would be lost."""
+    """The signal handler: records the request and raises KeyboardInterrupt, unless that would be lost or a
+    `deferred` block is running."""
     global requested
     requested = True
-    if not _inside_finalizer(frame):
+    if not _deferring and not _inside_finalizer(frame):
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred():
+    """Holds back the KeyboardInterrupt of a signal while a few steps run that must not be cut in two (taking a lock
+    and noting its holder); it is raised when the block ends."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring:
+        check()
+
+
+@contextlib.contextmanager
+def allowed():
+    """Inside a `deferred` block, lets a signal stop the command at once again (around a wait)."""
+    global _deferring
+    saved, _deferring = _deferring, 0
+    try:
+        check()
+        yield
+    finally:
+        _deferring = saved
 
 
 def check():

@@ -68,6 +68,11 @@ def option(kind, default, *names, **settings):
     return Annotated[kind, typer.Option(*names, **settings)], default
 
 
+def optional(kind, flag, help):
+    """An option of a group that defaults to None (then the command chooses)."""
+    return option(kind | None, None, flag, help=help)
+
+
 def group(**options):
     """Options that several commands take together: name=option(...)."""
     return tuple(
@@ -134,32 +139,17 @@ AUGMENTATION = group(
 )
 # The Neural ODE student: its training budget, its dynamics, its solver.
 STUDENT_BUDGET = group(
-    epochs=option(int | None, None, "--epochs", help="Epochs (default: the paper's: cifar10 200, svhn 40; digits 20)."),
-    batch_size=option(int | None, None, "--batch-size", help="Batch size (default: 128; digits 32)."),
-    lr=option(float | None, None, "--lr", help="Initial learning rate (default: 0.001; digits with SGD 0.01)."),
-    channels=option(int | None, None, "--channels", help="Channels of the ODE function (default: 512; digits 32)."),
-    downsample=option(
-        int | None, None, "--downsample", help="Stride-2 convolutions in the stem (default: 2, i.e. 1/4 resolution; "
-        "digits 0)."
-    ),
-    train_images=option(
-        int | None, None, "--train-images", help="Train on this many training images, each class in proportion, "
-        "drawn with --seed (default: all)."
-    ),
+    epochs=optional(int, "--epochs", "Epochs (default: the paper's: cifar10 200, svhn 40; digits 20)."),
+    batch_size=optional(int, "--batch-size", "Batch size (default: 128; digits 32)."),
+    lr=optional(float, "--lr", "Initial learning rate (default: 0.001; digits with SGD 0.01)."),
+    channels=optional(int, "--channels", "Channels of the ODE function (default: 512; digits 32)."),
+    downsample=optional(int, "--downsample", "Stride-2 convolutions in the stem (default: 2; digits 0)."),
+    train_images=optional(int, "--train-images", "Train on N images, a class-stratified sample seeded by --seed."),
 )
 DYNAMICS = group(
-    time_input=option(
-        str | None, None, "--time-input", help="Time input of the dynamics: none (default), raw (t, odenet), "
-        "scaled (t / t1)."
-    ),
-    norm=option(
-        str | None, None, "--norm", help="GroupNorm in the dynamics: pre (default, odenet's), or post (after each "
-        "conv)."
-    ),
-    init=option(
-        str | None, None, "--init", help="Last GroupNorm's scale at the start: horizon (default, 1 / t1), he (1, "
-        "odenet) or identity (0: f = 0)."
-    ),
+    time_input=optional(str, "--time-input", "Time input of the dynamics: none (default), raw (t), scaled (t / t1)."),
+    norm=optional(str, "--norm", "GroupNorm in the dynamics: pre (default, odenet's), or post (after each conv)."),
+    init=optional(str, "--init", "Last GroupNorm's scale: horizon (default, 1 / t1), he (1, odenet) or identity (0)."),
 )
 SOLVER = group(
     method=option(str, "dopri5", "--method", help="torchdiffeq solver, e.g. dopri5, rk4, euler."),

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from nodekd_cli import runs as run_files
-from nodekd_cli import students, teachers
+from nodekd_cli import students
 from nodekd_cli.attacks import ATTACKS
 from nodekd_cli.attacks import title as attack_title
 from nodekd_cli.errors import UserError
@@ -54,55 +54,30 @@ def paper_results():
     return json.loads(resources.files("nodekd_cli").joinpath("paper_results.json").read_text())
 
 
-@dataclass
-class Run:
-    folder: Path
-    config: dict
-    metrics: dict
-    attacks: dict = field(default_factory=dict)  # attack name -> attacks/<attack>.json
-    check: dict | None = None
+def comparable(run):
+    """Teachers always; students of nodekd's default dynamics, solved with dopri5 and trained with lambda 0 or the
+    paper's 0.9, with any optimizer: the runs that "What the runs show" compares."""
+    if run.kind == "teacher":
+        return True
+    solver = run.config.get("solver") or {}
+    return (
+        solver.get("method") == PAPER_SOLVER
+        and run.config.get("lambda") in (0.0, PAPER_LAMBDA)
+        and students.dynamics_of(run.config) == students.DEFAULT_DYNAMICS
+    )
 
-    @property
-    def distilled(self):
-        return self.config.get("teacher") is not None
 
-    @property
-    def accuracy(self):
-        return 100 * self.metrics["test_accuracy"]
+def in_paper_setup(run):
+    """The comparable runs trained with the paper's optimizer for their kind: those that fill the paper's tables and
+    Figure 1."""
+    return comparable(run) and students.other_optimizer(run.config) is None
 
-    @property
-    def other_optimizer(self):
-        """The optimizer of a student trained otherwise than the paper trains its kind (distilled at t1 <= 5: SGD;
-        the others: Adam), e.g. "adam" for a distilled NODEs(1) trained with Adam; None for the paper's."""
-        optimizer = self.config.get("optimizer")
-        if self.config["kind"] == "teacher" or optimizer is None:
-            return None
-        return None if optimizer == students.resolve_optimizer("auto", self.config["t1"], self.distilled) else optimizer
 
-    @property
-    def comparable(self):
-        """Teachers always; students of nodekd's default dynamics, solved with dopri5 and trained with lambda 0 or the
-        paper's 0.9, with any optimizer: the runs that "What the runs show" compares."""
-        if self.config["kind"] == "teacher":
-            return True
-        solver = self.config.get("solver") or {}
-        return (
-            solver.get("method") == PAPER_SOLVER
-            and self.config.get("lambda") in (0.0, PAPER_LAMBDA)
-            and students.dynamics_of(self.config) == students.DEFAULT_DYNAMICS
-        )
-
-    @property
-    def in_paper_setup(self):
-        """The comparable runs trained with the paper's optimizer for their kind: those that fill the paper's tables
-        and Figure 1."""
-        return self.comparable and self.other_optimizer is None
-
-    def family(self):
-        """The run's line in Figure 1."""
-        if self.config["kind"] == "teacher":
-            return teacher_label(self.config["model"])
-        return f"NODEs({self.config['t1']:g})" + (" + KD" if self.distilled else "")
+def family(run):
+    """The run's line in Figure 1."""
+    if run.kind == "teacher":
+        return teacher_label(run.config["model"])
+    return f"NODEs({run.config['t1']:g})" + (" + KD" if run.distilled else "")
 
 
 @dataclass
@@ -176,54 +151,16 @@ def collect(root, exclude=()):
     folders = run_files.find_runs(root, exclude)
     for folder in folders:
         try:
-            run, unreadable = read_run(folder)
-        except SkipRun as reason:
-            skipped.append((folder, str(reason)))
+            run = run_files.read_run(folder)
+        except run_files.NotARun as error:
+            skipped.append((folder, error.reason))
             continue
         found.append(run)
-        skipped.extend(unreadable)
+        skipped.extend(run.read_results())
     for child in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         if not run_files.is_within(child, exclude) and not any(f == child or child in f.parents for f in folders):
             skipped.append((child, f"not a nodekd run folder (no {run_files.CONFIG})"))
     return found, skipped
-
-
-class SkipRun(Exception):
-    """Why a folder holds no run the report can use."""
-
-
-def read_run(folder):
-    """The run in `folder` and the (path, reason) of its unreadable attack results; `SkipRun` if unusable."""
-    folder = Path(folder)
-    try:
-        config = run_files.read_json(folder / run_files.CONFIG)
-    except (OSError, ValueError):
-        raise SkipRun(f"{run_files.CONFIG} is unreadable") from None
-    if not isinstance(config, dict) or config.get("kind") not in ("teacher", "student") or "dataset" not in config:
-        raise SkipRun(f"{run_files.CONFIG} is not a nodekd run configuration")
-    if not run_files.is_finished(folder):
-        raise SkipRun(f"unfinished (no {run_files.METRICS}); run its command again to finish it")
-    try:
-        metrics = run_files.read_json(folder / run_files.METRICS)
-        float(metrics["test_accuracy"])
-    except (OSError, ValueError, TypeError, KeyError):
-        raise SkipRun(f"{run_files.METRICS} is unreadable") from None
-    if config["kind"] == "student" and not isinstance(config.get("t1"), (int, float)):
-        raise SkipRun(f"{run_files.CONFIG} of a student has no t1")
-    run, unreadable = Run(folder, config, metrics), []
-    for path in sorted((folder / run_files.ATTACKS_DIR).glob("*.json")):
-        try:
-            result = run_files.read_json(path)
-            if path.name == run_files.CHECK_FILE:
-                bool(result["masking"]), list(result["checks"])
-                run.check = result
-            else:
-                if len(result["eps"]) != len(result["accuracy"]):
-                    raise ValueError
-                run.attacks[path.stem] = result
-        except (OSError, ValueError, TypeError, KeyError):
-            unreadable.append((path, "unreadable attack result"))
-    return run, unreadable
 
 
 def _datasets(runs, *paper_tables):
@@ -251,13 +188,6 @@ def _empty_cells(rows, columns, paper):
     return {(row, column): Cell(paper(row, column)) for row in rows for column, _ in columns}
 
 
-def _student_folder(root, dataset, t1, teacher_model=None, temperature=None):
-    from nodekd_cli.students import default_folder
-
-    config = {"dataset": dataset, "t1": float(t1), "teacher": teacher_model, "teacher_model": teacher_model}
-    return Path(root) / default_folder({**config, "T": temperature}).name
-
-
 def table1(runs, paper, root):
     columns = [(f"node_t1_{t1:g}", f"NODEs({t1:g})") for t1 in TABLE1_T1]
     columns += [(model, teacher_label(model)) for model in PAPER_TEACHERS]
@@ -266,7 +196,7 @@ def table1(runs, paper, root):
     for run in runs:
         if run.config["kind"] == "teacher":
             column = run.config["model"]
-        elif run.in_paper_setup and not run.distilled and run.config["t1"] in TABLE1_T1:
+        elif in_paper_setup(run) and not run.distilled and run.config["t1"] in TABLE1_T1:
             column = f"node_t1_{run.config['t1']:g}"
         else:
             continue
@@ -276,11 +206,10 @@ def table1(runs, paper, root):
         dataset = row[0]
         if column.startswith("node_t1_"):
             t1 = column.removeprefix("node_t1_")
-            cell.command = (
-                f"nodekd student train --dataset {dataset} --t1 {t1} --out {_student_folder(root, dataset, t1)}"
-            )
+            folder = run_files.student_folder(dataset, float(t1), root=root)
+            cell.command = f"nodekd student train --dataset {dataset} --t1 {t1} --out {folder}"
         else:
-            folder = teachers.dataset_folder(root, column, dataset)
+            folder = run_files.teacher_folder(column, dataset, root=root)
             cell.command = f"nodekd teacher train {column} --dataset {dataset} --out {folder}"
     return Table(
         "table1",
@@ -295,7 +224,7 @@ def table1(runs, paper, root):
 
 def table2(runs, paper, root):
     columns = [(model, teacher_label(model)) for model in PAPER_TEACHERS]
-    distilled = [r for r in runs if r.distilled and r.in_paper_setup and r.config["t1"] == TABLE2_T1]
+    distilled = [r for r in runs if r.distilled and in_paper_setup(r) and r.config["t1"] == TABLE2_T1]
     rows, paper_value = _rows_by(distilled, paper["table2"], "T")
     cells = _empty_cells(rows, columns, paper_value)
     for run in distilled:
@@ -304,11 +233,13 @@ def table2(runs, paper, root):
             cells[key].add(run.accuracy, run.folder)
     teacher_runs = {(r.config["model"], r.config["dataset"]): r.folder for r in runs if r.config["kind"] == "teacher"}
     for ((dataset, temperature), column), cell in cells.items():
-        student = _student_folder(root, dataset, TABLE2_T1, column, temperature)
+        student = run_files.student_folder(
+            dataset, TABLE2_T1, teacher_model_name=column, temperature=temperature, root=root
+        )
         teacher = teacher_runs.get((column, dataset))
         train = ""
         if teacher is None:
-            teacher = teachers.dataset_folder(root, column, dataset)
+            teacher = run_files.teacher_folder(column, dataset, root=root)
             train = f"nodekd teacher train {column} --dataset {dataset} --out {teacher} && "
         cell.command = f"{train}nodekd distill --teacher {teacher} --T {temperature:g} --t1 1 --out {student}"
     return Table(
@@ -324,7 +255,7 @@ def table2(runs, paper, root):
 
 def table3(runs, paper, root):
     columns = [("clean", "clean")] + [(str(e), f"{e}/255") for e in TABLE3_EPS]
-    baselines = [r for r in runs if r.config["kind"] == "student" and not r.distilled and r.in_paper_setup]
+    baselines = [r for r in runs if r.config["kind"] == "student" and not r.distilled and in_paper_setup(r)]
     rows, paper_value = _rows_by(baselines, paper["table3"], "t1")
     cells = _empty_cells(rows, columns, paper_value)
     for run in baselines:
@@ -339,7 +270,7 @@ def table3(runs, paper, root):
             if (row, str(e)) in cells:
                 cells[row, str(e)].add(100 * accuracy, run.folder)
     for ((dataset, t1), column), cell in cells.items():
-        folder = _student_folder(root, dataset, t1)
+        folder = run_files.student_folder(dataset, t1, root=root)
         train = f"nodekd student train --dataset {dataset} --t1 {t1:g} --out {folder}"
         trained = cells[(dataset, t1), "clean"].folders
         if column == "clean":
@@ -363,14 +294,14 @@ def figure_series(runs):
     """Figure 1's lines: for each data set, attack and family, the mean accuracy (%) at the eps all its runs have."""
     groups = {}
     for run in runs:
-        if not run.in_paper_setup:
+        if not in_paper_setup(run):
             continue
         for attack, result in run.attacks.items():
             if attack != AUTOATTACK:
-                groups.setdefault((run.config["dataset"], attack, run.family()), []).append(result)
+                groups.setdefault((run.config["dataset"], attack, family(run)), []).append(result)
     attack_order = {a: i for i, a in enumerate(ATTACKS)}
     series = []
-    for (dataset, attack, family), results in sorted(
+    for (dataset, attack, line), results in sorted(
         groups.items(), key=lambda item: (item[0][0], attack_order.get(item[0][1], 99), item[0][1], item[0][2])
     ):
         eps = sorted(set.intersection(*(set(r["eps"]) for r in results)))
@@ -379,7 +310,7 @@ def figure_series(runs):
             {
                 "dataset": dataset,
                 "attack": attack,
-                "family": family,
+                "family": line,
                 "eps": eps,
                 "accuracy": accuracy,
                 "runs": len(results),
@@ -394,8 +325,8 @@ def autoattack_points(runs):
     groups = {}
     for run in runs:
         result = run.attacks.get(AUTOATTACK)
-        if run.in_paper_setup and result is not None:
-            key = (run.config["dataset"], run.family(), result["eps"][-1])
+        if in_paper_setup(run) and result is not None:
+            key = (run.config["dataset"], family(run), result["eps"][-1])
             groups.setdefault(key, []).append(100 * result["accuracy"][-1])
     return [
         {"dataset": d, "family": f, "eps": e, "accuracy": statistics.fmean(v), "runs": len(v)}
@@ -479,33 +410,34 @@ def _robustness(run, attack, eps):
     return 100 * statistics.fmean(result["accuracy"][result["eps"].index(e)] for e in eps)
 
 
-def student_label(t1, teacher_model=None, temperature=None, optimizer=None):
+def student_label(t1, teacher_model_name=None, temperature=None, optimizer=None):
     """NODEs(1), NODEs(1) + KD (ResNet20, T = 3), and with an optimizer other than the paper's: NODEs(1), SGD or
     NODEs(1) + KD (ResNet20, T = 3, Adam)."""
     other = OPTIMIZER_TITLES.get(optimizer, optimizer)
-    if teacher_model is None:
+    if teacher_model_name is None:
         return f"NODEs({t1:g})" + (f", {other}" if optimizer else "")
     extra = f", {other}" if optimizer else ""
-    return f"NODEs({t1:g}) + KD ({teacher_label(teacher_model)}, T = {temperature:g}{extra})"
+    return f"NODEs({t1:g}) + KD ({teacher_label(teacher_model_name)}, T = {temperature:g}{extra})"
 
 
 def comparisons(runs):
     """What the runs show, pair by pair, per data set: distillation against the same student trained alone (clean
     accuracy, and robustness as the mean accuracy over the attacked eps > 0 both have), each teacher against the
-    students trained alone, and each longer horizon against t1 = 1. Comparable runs only (`Run.comparable`): a
+    students trained alone, and each longer horizon against t1 = 1. Comparable runs only (`comparable`): a
     distilled student trained with Adam at t1 = 1 is compared with the NODEs(1) trained alone, with Adam too. Seeds
     are averaged. Each comparison's `pair` says which: "kd", "teacher" or "horizon"."""
     found = []
     for dataset in sorted({r.config["dataset"] for r in runs}):
-        mine = [r for r in runs if r.config["dataset"] == dataset and r.comparable]
+        mine = [r for r in runs if r.config["dataset"] == dataset and comparable(r)]
         alone, distilled, teacher_runs = {}, {}, {}
         for run in mine:
+            other_optimizer = students.other_optimizer(run.config)
             if run.config["kind"] == "teacher":
                 teacher_runs.setdefault(run.config["model"], []).append(run)
             elif run.distilled:
-                key = (run.config["t1"], run.config["teacher_model"], run.config["T"], run.other_optimizer or "")
+                key = (run.config["t1"], run.config["teacher_model"], run.config["T"], other_optimizer or "")
                 distilled.setdefault(key, []).append(run)
-            elif run.other_optimizer is None:
+            elif other_optimizer is None:
                 alone.setdefault(run.config["t1"], []).append(run)
         pairs = []  # (kind of pair, first label, first runs, second label, second runs)
         for (t1, model, temperature, optimizer), group in sorted(distilled.items()):
@@ -578,7 +510,7 @@ def claims(runs, compared):
                 checked = [
                     r
                     for r in runs
-                    if r.config["dataset"] == dataset and r.comparable and r.config["kind"] == "student" and r.check
+                    if r.config["dataset"] == dataset and comparable(r) and r.config["kind"] == "student" and r.check
                 ]
                 flagged = [r for r in checked if r.check["masking"]]
                 verdict = "undecided" if not checked else "contradicted" if flagged else "supported"
@@ -661,7 +593,7 @@ def run_rows(report):
                     for name, r in sorted(run.attacks.items())
                 },
                 "check": None if run.check is None else ("possible masking" if run.check["masking"] else "passed"),
-                "in_paper_setup": run.in_paper_setup,
+                "in_paper_setup": in_paper_setup(run),
             }
         )
     return rows

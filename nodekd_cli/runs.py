@@ -23,9 +23,11 @@ import platform
 import socket
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nodekd_cli import files
+from nodekd_cli.data import slug
 from nodekd_cli.errors import UserError
 
 CONFIG = "config.json"
@@ -41,6 +43,7 @@ CIRCUMSTANCES = ("versions", "device", "cuda_graph", "changes")
 # unfinished run may resume from its checkpoint with other values of them; config.json and history.csv record when.
 ADJUSTABLE = ("lr", "solver.method", "solver.rtol", "solver.atol", "solver.step_size", "solver.max_num_steps")
 LOCK = ".lock"
+RUNS = Path("runs")  # where the commands put run folders unless told otherwise
 A_FILE = "a file stands where a folder belongs; move it, or choose another place"
 
 
@@ -260,6 +263,26 @@ def changes_after(folder, epoch):
     return "; ".join(f"{c['setting']} {c['from']} -> {c['to']}" for c in logged if c.get("after_epoch") == epoch)
 
 
+def _seeded(folder, seed):
+    return folder if seed == 0 else folder.with_name(f"{folder.name}-seed{seed}")
+
+
+def teacher_folder(model, dataset=None, *, root=RUNS, seed=0):
+    """Where a teacher's run goes: <root>/<model> by default (`nodekd teacher train`), <root>/<model>-<data set> with a
+    data set (a study's, which may hold several); -seed<N> follows for a seed other than 0."""
+    return _seeded(Path(root) / (model if dataset is None else f"{model}-{slug(dataset)}"), seed)
+
+
+def student_folder(dataset, t1, *, teacher_model_name=None, temperature=None, other_optimizer=None, root=RUNS, seed=0):
+    """Where a student's run goes: <root>/kd-<teacher model>-<data set>-T<T>-t1_<t1> when distilled, else
+    <root>/node-<data set>-t1_<t1>; -<optimizer> follows for an optimizer other than the paper's for that student
+    (`students.other_optimizer`), and -seed<N> for a seed other than 0."""
+    name = f"node-{slug(dataset)}-t1_{t1:g}"
+    if teacher_model_name is not None:
+        name = f"kd-{teacher_model_name}-{slug(dataset)}-T{temperature:g}-t1_{t1:g}"
+    return _seeded(Path(root) / (name + (f"-{other_optimizer}" if other_optimizer else "")), seed)
+
+
 def find_runs(root, exclude=()):
     """Every folder under `root`, at any depth, that holds a run's config.json (attack results aside), sorted."""
     root = Path(root)
@@ -352,47 +375,54 @@ def lock(folder, *, name=LOCK, wait=None):
     """
     import fcntl
 
+    from nodekd_cli import interrupts
+
     folder = Path(folder)
     path = folder / name
-    created = []
+    created, descriptor, held = [], None, False
     try:
-        while True:
-            created += make_folders(folder)  # again after a wait: the holder may have removed the folder it made
-            try:
-                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as error:
-                raise file_error(error, folder) from None
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                owner = _read_owner(path)
-                if wait is None:
-                    os.close(descriptor)
-                    raise RunLocked(folder, owner) from None
-                wait(owner)
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
-            # The holder removes the file before it unlocks: keep this lock only if it is on the file there now.
-            try:
-                if os.path.samestat(os.fstat(descriptor), os.stat(path)):
+        # Ctrl-C or SIGTERM while the lock is taken and its holder noted is raised once that is done, so that the
+        # lock file is ours and goes; only a wait for another holder stops at once.
+        with interrupts.deferred():
+            while True:
+                created += make_folders(folder)  # again after a wait: the holder may have removed the folder it made
+                try:
+                    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                except OSError as error:
+                    raise file_error(error, folder) from None
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    owner = _read_owner(path)
+                    if wait is None:
+                        raise RunLocked(folder, owner) from None
+                    with interrupts.allowed():
+                        wait(owner)
+                        fcntl.flock(descriptor, fcntl.LOCK_EX)
+                # The holder removes the file before it unlocks: keep this lock only if it is on the file there now.
+                try:
+                    held = os.path.samestat(os.fstat(descriptor), os.stat(path))
+                except FileNotFoundError:
+                    pass
+                if held:
                     break
-            except FileNotFoundError:
-                pass
-            os.close(descriptor)
-        owner = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "command": _command_line(),
-        }
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, (json.dumps(owner) + "\n").encode())
-        try:
-            yield
-        finally:
+                os.close(descriptor)
+                descriptor = None
+            owner = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": _command_line(),
+            }
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, (json.dumps(owner) + "\n").encode())
+        yield
+    finally:
+        if held:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+        if descriptor is not None:
             os.close(descriptor)
-    finally:
         for made in reversed(created):
             try:
                 made.rmdir()
@@ -422,17 +452,84 @@ def writing(folder, config, *, wait=None):
             raise
 
 
+@dataclass
+class Run:
+    """A finished run: its folder, config.json and metrics.json, and the attack and check results made on it
+    (`read_results`)."""
+
+    folder: Path
+    config: dict
+    metrics: dict
+    attacks: dict = field(default_factory=dict)  # attack name -> attacks/<attack>.json
+    check: dict | None = None  # attacks/check.json
+
+    @property
+    def kind(self):
+        return self.config["kind"]
+
+    @property
+    def distilled(self):
+        return self.config.get("teacher") is not None
+
+    @property
+    def accuracy(self):
+        """Test accuracy in %."""
+        return 100 * self.metrics["test_accuracy"]
+
+    def read_results(self):
+        """Reads the attack and check results in `attacks/`; returns the (path, reason) of those it cannot read."""
+        unreadable = []
+        for path in sorted((self.folder / ATTACKS_DIR).glob("*.json")):
+            try:
+                result = read_json(path)
+                if path.name == CHECK_FILE:
+                    bool(result["masking"]), list(result["checks"])
+                    self.check = result
+                else:
+                    if len(result["eps"]) != len(result["accuracy"]):
+                        raise ValueError
+                    self.attacks[path.stem] = result
+            except (OSError, ValueError, TypeError, KeyError):
+                unreadable.append((path, "unreadable attack result"))
+        return unreadable
+
+
+class NotARun(UserError):
+    """A folder without a finished run that can be read: `reason` says why in a few words (the report lists the
+    folders it skips with theirs); the message says it to a user."""
+
+    def __init__(self, folder, reason, message):
+        self.folder, self.reason = Path(folder), reason
+        super().__init__(message)
+
+
 def read_run(folder, kind=None):
-    """Config and metrics of the finished run in `folder`; `UserError` if it is missing, unfinished or unreadable."""
+    """The finished run in `folder`, a `Run` (its attack results are read by `Run.read_results`): `NotARun` if there is
+    none, or none that can be read; a `UserError` if it is not of `kind` ("teacher" or "student")."""
     folder = Path(folder)
-    if not (folder / CONFIG).exists():
-        raise UserError(f"{folder} is not a nodekd run folder (no {CONFIG}).")
-    if not is_finished(folder) or not (folder / MODEL).exists():
-        raise UserError(f"The run in {folder} is unfinished; run its command again to finish it.")
+    path = folder / CONFIG
+    if not path.exists():
+        reason = f"not a nodekd run folder (no {CONFIG})"
+        raise NotARun(folder, reason, f"{folder} is {reason}.")
     try:
-        config, metrics = read_json(folder / CONFIG), read_json(folder / METRICS)
-    except (OSError, ValueError) as error:
-        raise UserError(f"The run in {folder} is unreadable ({error}).") from None
-    if kind is not None and config.get("kind") != kind:
-        raise UserError(f"{folder} holds a {config.get('kind')} run, not a {kind} run.")
-    return config, metrics
+        config = read_json(path)
+    except (OSError, ValueError):
+        message = f"{path} is unreadable; remove {folder} and run its command again."
+        raise NotARun(folder, f"{CONFIG} is unreadable", message) from None
+    if not isinstance(config, dict) or config.get("kind") not in ("teacher", "student") or "dataset" not in config:
+        reason = f"{CONFIG} is not a nodekd run configuration"
+        raise NotARun(folder, reason, f"{folder}: {reason}.")
+    if not is_finished(folder):
+        advice = "run its command again to finish it"
+        raise NotARun(folder, f"unfinished (no {METRICS}); {advice}", f"The run in {folder} is unfinished; {advice}.")
+    try:
+        metrics = read_json(folder / METRICS)
+        float(metrics["test_accuracy"])
+    except (OSError, ValueError, TypeError, KeyError):
+        message = f"{folder / METRICS} is unreadable; remove {folder} and run its command again."
+        raise NotARun(folder, f"{METRICS} is unreadable", message) from None
+    if config["kind"] == "student" and not isinstance(config.get("t1"), (int, float)):
+        raise NotARun(folder, f"{CONFIG} of a student has no t1", f"{path} holds a student without t1.")
+    if kind is not None and config["kind"] != kind:
+        raise UserError(f"{folder} holds a {config['kind']} run, not a {kind} run.")
+    return Run(folder, config, metrics)

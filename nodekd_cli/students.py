@@ -75,7 +75,8 @@ def student_config(
     dataset,
     *,
     t1,
-    teacher=None,
+    teacher_run=None,
+    teacher_model_name=None,
     temperature=None,
     lam=None,
     soft_targets="precomputed",
@@ -92,12 +93,15 @@ def student_config(
     solver=None,
     dynamics=None,
 ):
-    """The resolved configuration of a student run. `teacher` is (run folder, teacher config) for distillation;
-    `solver` a `models.Solver` (default: dopri5 at rtol = atol = 1e-3)."""
+    """The resolved configuration of a student run; distilled from the teacher run folder `teacher_run`, whose model
+    is `teacher_model_name` (e.g. "resnet20"), when one is given. `solver` is a `models.Solver` (default: dopri5 at
+    rtol = atol = 1e-3)."""
     import models
 
     family = data.check_name(dataset)
-    distilled = teacher is not None
+    distilled = teacher_run is not None
+    if distilled and teacher_model_name is None:
+        raise TypeError("student_config needs the teacher's model name with its run folder.")
     if t1 <= 0:
         raise UserError(f"--t1 must be positive; got {t1}.")
     if distilled and (temperature is None or temperature <= 0):
@@ -118,8 +122,8 @@ def student_config(
         "t1": float(t1),
         "T": float(temperature) if distilled else None,
         "lambda": float(lam),
-        "teacher": str(Path(teacher[0]).resolve()) if distilled else None,
-        "teacher_model": teacher[1]["model"] if distilled else None,
+        "teacher": str(Path(teacher_run).resolve()) if distilled else None,
+        "teacher_model": teacher_model_name if distilled else None,
         "soft_targets": soft_targets if distilled else None,
         "optimizer": resolved_optimizer,
         "momentum": MOMENTUM,
@@ -146,32 +150,43 @@ def student_config(
     return config
 
 
-def default_folder(config):
-    """runs/kd-<teacher model>-<data set>-T<T>-t1_<t1>, or runs/node-<data set>-t1_<t1> without distillation, with
-    -<optimizer> at the end when it is not the paper's for that student."""
-    t1 = f"t1_{config['t1']:g}"
+def other_optimizer(config):
+    """The optimizer of the student of `config` when it is not the one the paper trains that kind of student with
+    (distilled at t1 <= 5: SGD; the others: Adam), e.g. "adam" for a distilled NODEs(1) trained with Adam; else None."""
+    if config["kind"] != "student":
+        return None
+    optimizer, distilled = config.get("optimizer"), config.get("teacher") is not None
+    return None if optimizer in (None, resolve_optimizer("auto", config["t1"], distilled)) else optimizer
+
+
+def default_folder(config, root=runs.RUNS, seed=0):
+    """The run folder of the student of `config` (`runs.student_folder`)."""
     distilled = config["teacher"] is not None
-    # An optimizer other than the paper's for this kind of student (`resolve_optimizer`) is named: -adam, -sgd.
-    optimizer = config.get("optimizer") or resolve_optimizer("auto", config["t1"], distilled)
-    suffix = "" if optimizer == resolve_optimizer("auto", config["t1"], distilled) else f"-{optimizer}"
-    if not distilled:
-        return Path("runs") / f"node-{data.slug(config['dataset'])}-{t1}{suffix}"
-    return Path("runs") / f"kd-{config['teacher_model']}-{data.slug(config['dataset'])}-T{config['T']:g}-{t1}{suffix}"
+    return runs.student_folder(
+        config["dataset"],
+        config["t1"],
+        teacher_model_name=config["teacher_model"] if distilled else None,
+        temperature=config["T"],
+        other_optimizer=other_optimizer(config),
+        root=root,
+        seed=seed,
+    )
 
 
 def load_teacher(run, dataset=None):
-    """(config, model) of the finished teacher in `run`; `dataset` must agree with the teacher's if given."""
+    """The finished teacher in the run folder `run`: its `runs.Run` and its Keras model; `dataset` must agree with the
+    teacher's if given."""
     from nodekd_cli import teachers
 
     if not Path(run).is_dir():
         raise UserError(f"The teacher folder {run} does not exist; train one with: nodekd teacher train MODEL.")
-    config, _, model = teachers.load(run)
-    if dataset is not None and dataset != config["dataset"]:
+    found, model = teachers.load(run)
+    if dataset is not None and dataset != found.config["dataset"]:
         raise UserError(
-            f"The teacher in {run} was trained on {config['dataset']}, not {dataset}; distillation uses the "
+            f"The teacher in {run} was trained on {found.config['dataset']}, not {dataset}; distillation uses the "
             f"teacher's data set (leave out --dataset)."
         )
-    return config, model
+    return found, model
 
 
 def soft_targets(folder, teacher, dataset, batch_size=512):
@@ -254,10 +269,7 @@ def train(folder, config, dataset, teacher=None, reporter=None):
     )
     distiller.build((None, *dataset.image_shape))  # fit's own build would pass it (x, soft targets)
     steps = math.ceil(len(dataset.x_train) / config["batch_size"])
-    first, second = train_step.step_boundaries(config["epochs"], steps)
-    lr = config["lr"]
-    # Keras keeps values[i] while the 0-based step is <= boundaries[i], hence the -1.
-    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([first - 1, second - 1], [lr, lr / 10, lr / 100])
+    schedule = train_step.StepSchedule(config["lr"], config["epochs"], steps)
     if config["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=config["momentum"])
     else:
@@ -273,6 +285,5 @@ def train(folder, config, dataset, teacher=None, reporter=None):
 
 
 def load(folder):
-    """The finished student run in `folder`: (config, metrics, keras model)."""
-    config, metrics = runs.read_run(folder, kind="student")
-    return config, metrics, runs.load_model(folder)
+    """The finished student run in `folder` (a `runs.Run`) and its Keras model."""
+    return runs.read_run(folder, kind="student"), runs.load_model(folder)

@@ -115,14 +115,6 @@ def _scaled(epochs, scale):
     return max(1, round(epochs * scale))
 
 
-def teacher_folder(root, model, dataset, seed=0):
-    return _seeded(teachers.dataset_folder(root, model, dataset), seed)
-
-
-def _seeded(folder, seed):
-    return folder if seed == 0 else folder.with_name(f"{folder.name}-seed{seed}")
-
-
 def find_checkpoint(directory, model, dataset):
     """An akamaster-style checkpoint for `model`: DIR/<data set>/<model>*.th, or for cifar10 and folder data sets (the
     CIFAR-10 images in a folder, say) also DIR/<model>*.th; importing checks that it fits the data set."""
@@ -190,7 +182,7 @@ def expand(
         for seed in range(seeds):
             teacher_of = {}
             for model in teacher_models:
-                folder = teacher_folder(root, model, dataset, seed)
+                folder = runs.teacher_folder(model, dataset, root=root, seed=seed)
                 checkpoint = find_checkpoint(teacher_checkpoints, model, dataset) if seed == 0 else None
                 if checkpoint is not None:
                     step = Step(
@@ -204,7 +196,7 @@ def expand(
                 teacher_of[model] = step
             for horizon in baseline_t1:
                 config = students.student_config(dataset, t1=horizon, seed=seed, **student_options)
-                folder = _seeded(root / students.default_folder(config).name, seed)
+                folder = students.default_folder(config, root, seed)
                 baseline_steps.append(Step("student", folder, config))
             for model in teacher_models:
                 teacher = teacher_of[model]
@@ -222,12 +214,13 @@ def expand(
                         config = students.student_config(
                             dataset,
                             t1=horizon,
-                            teacher=(teacher.folder, {"model": model}),
+                            teacher_run=teacher.folder,
+                            teacher_model_name=model,
                             temperature=temperature,
                             seed=seed,
                             **options,
                         )
-                        folder = _seeded(root / students.default_folder(config).name, seed)
+                        folder = students.default_folder(config, root, seed)
                         kd_steps.append(Step("student", folder, config, after=(teacher.name,), teacher=teacher.folder))
     trained = teacher_steps + baseline_steps + kd_steps
     eps = tuple(range(0, eps_max + 1, chosen.eps_step))

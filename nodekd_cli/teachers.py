@@ -34,15 +34,6 @@ def check_model(name):
         raise UserError(f"Unknown teacher {name!r}; choose one of: {', '.join(names)}.")
 
 
-def default_folder(model):
-    return Path("runs") / model
-
-
-def dataset_folder(root, model, dataset):
-    """<root>/<model>-<data set>: a teacher's folder in a study (`nodekd reproduce`), which has several data sets."""
-    return Path(root) / f"{model}-{data.slug(dataset)}"
-
-
 def teacher_config(
     model,
     dataset,
@@ -116,8 +107,7 @@ def prepare_training(model, config, steps_per_epoch, cuda_graph=False):
     step = train_step.SGDTrainStep(
         model,
         model.optimizer,
-        lr=config["lr"],
-        boundaries=train_step.step_boundaries(config["epochs"], steps_per_epoch),
+        schedule=train_step.StepSchedule(config["lr"], config["epochs"], steps_per_epoch),
         l2=config["weight_decay"],
     )
     if cuda_graph:
@@ -156,9 +146,8 @@ def train(folder, config, dataset, reporter=None, cuda_graph=False):
 
 
 def load(folder):
-    """The finished teacher run in `folder`: (config, metrics, keras model)."""
-    config, metrics = runs.read_run(folder, kind="teacher")
-    return config, metrics, runs.load_model(folder)
+    """The finished teacher run in `folder` (a `runs.Run`) and its Keras model."""
+    return runs.read_run(folder, kind="teacher"), runs.load_model(folder)
 
 
 # Input normalization of the akamaster/pytorch_resnet_cifar10 checkpoints (pixels in [0, 1]).

@@ -10,6 +10,7 @@ per-layer Python (about 11 ms of a 16 ms ResNet20 step on an H100, `bench/gpu.sh
 
 import warnings
 
+import keras
 import torch
 import torch.nn.functional as F
 
@@ -20,12 +21,26 @@ def step_boundaries(epochs, steps_per_epoch):
 
 
 def step_lr(iterations, lr, boundaries):
-    """lr before boundaries[0] steps, lr / 10 before boundaries[1], lr / 100 after; `iterations` may be a tensor."""
-    before_first = iterations < boundaries[0]
-    before_second = iterations < boundaries[1]
+    """lr before boundaries[0] steps, lr / 10 before boundaries[1], lr / 100 after. `iterations` may be a tensor, and
+    then so is the result, on its device, without a value leaving it (a CUDA graph can capture it)."""
     if isinstance(iterations, torch.Tensor):
-        before_first, before_second = before_first.float(), before_second.float()
-    return lr * (0.01 + 0.09 * before_second + 0.9 * before_first)
+        return torch.where(iterations < boundaries[0], lr, torch.where(iterations < boundaries[1], lr / 10, lr / 100))
+    return lr if iterations < boundaries[0] else lr / 10 if iterations < boundaries[1] else lr / 100
+
+
+class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """The paper's learning-rate schedule (`step_lr` at `step_boundaries`), the one place it is written: the students'
+    Keras optimizers take it as their learning rate, and the teachers' `SGDTrainStep` calls it on its step counter."""
+
+    def __init__(self, lr, epochs, steps_per_epoch):
+        self.lr, self.epochs, self.steps_per_epoch = lr, epochs, steps_per_epoch
+        self.boundaries = step_boundaries(epochs, steps_per_epoch)
+
+    def __call__(self, step):
+        return step_lr(keras.ops.convert_to_tensor(step), self.lr, self.boundaries)
+
+    def get_config(self):
+        return {"lr": self.lr, "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
 
 
 class SGDTrainStep:
@@ -38,12 +53,11 @@ class SGDTrainStep:
     Args:
         model: a Keras model returning logits.
         optimizer: a Keras SGD optimizer; its momentum and iteration variables hold the state.
-        lr: initial learning rate.
-        boundaries: the two steps of the schedule (`step_boundaries`).
+        schedule: the learning rate (a `StepSchedule`), called with the step counter.
         l2: weight decay.
     """
 
-    def __init__(self, model, optimizer, *, lr, boundaries, l2):
+    def __init__(self, model, optimizer, *, schedule, l2):
         variables = model.trainable_variables
         optimizer.build(variables)
         self.model = model
@@ -51,7 +65,7 @@ class SGDTrainStep:
         self.momenta = [m.value for m in optimizer.momentums]
         self.momentum = optimizer.momentum
         self.iterations = optimizer.iterations.value
-        self.lr, self.boundaries, self.l2 = lr, tuple(boundaries), l2
+        self.schedule, self.l2 = schedule, l2
         device = self.params[0].device
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), device=device)
@@ -59,7 +73,7 @@ class SGDTrainStep:
 
     def learning_rate(self):
         """The learning rate of the next step."""
-        return step_lr(int(self.iterations), self.lr, self.boundaries)
+        return float(self.schedule(self.iterations))
 
     def reset_metrics(self):
         for total in (self.loss_sum, self.correct, self.seen):
@@ -73,7 +87,7 @@ class SGDTrainStep:
         with torch.no_grad():
             if self.l2:
                 torch._foreach_add_(grads, self.params, alpha=self.l2)
-            lr = step_lr(self.iterations, self.lr, self.boundaries)
+            lr = self.schedule(self.iterations)
             torch._foreach_mul_(self.momenta, self.momentum)
             torch._foreach_add_(self.momenta, torch._foreach_mul(grads, -lr))
             torch._foreach_add_(self.params, self.momenta)

@@ -105,7 +105,7 @@ def test_distill_end_to_end_on_digits(teacher_run, tmp_path, digits):
     history = runs.read_history(out / "history.csv")
     assert [row["epoch"] for row in history] == [1, 2] and all(row["train_nfe"] >= 6 for row in history)
     # The soft targets kept in the folder are the teacher's logits over the training split.
-    _, _, teacher = teachers.load(teacher_run)
+    _, teacher = teachers.load(teacher_run)
     expected = keras.ops.convert_to_numpy(teacher(digits.x_train[:50].astype(np.float32) / 255, training=False))
     np.testing.assert_allclose(np.load(out / "soft_targets.npy")[:50], expected, atol=1e-4)
     student = keras.saving.load_model(out / "model.keras")
@@ -119,7 +119,8 @@ def test_online_soft_targets_and_the_baseline(teacher_run, tmp_path):
     assert not (tmp_path / "on" / "soft_targets.npy").exists()
     code, text = invoke("student", "train", "--dataset", "digits", "--t1", "100", "--out", str(tmp_path / "b"), *SMALL)
     assert code == 0, text
-    config, metrics = runs.read_run(tmp_path / "b", kind="student")
+    run = runs.read_run(tmp_path / "b", kind="student")
+    config, metrics = run.config, run.metrics
     assert config["lambda"] == 0 and config["teacher"] is None and config["optimizer"] == "adam"
     assert metrics["test_nfe"] > 6
 
@@ -155,7 +156,7 @@ def test_a_failing_solver_stops_with_the_epoch_and_the_setting_to_change(teacher
 
 def test_teacher_and_student_configs_do_not_collide():
     with pytest.raises(UserError, match="--lambda must lie"):
-        students.student_config("digits", t1=1, teacher=("r", {"model": "resnet20"}), temperature=3, lam=2)
+        students.student_config("digits", t1=1, teacher_run="r", teacher_model_name="resnet20", temperature=3, lam=2)
 
 
 def test_interrupted_distillation_resumes_to_the_uninterrupted_result(teacher_run, tmp_path, digits):
@@ -165,7 +166,8 @@ def test_interrupted_distillation_resumes_to_the_uninterrupted_result(teacher_ru
     config = students.student_config(
         "digits",
         t1=1,
-        teacher=(teacher_run, {"model": "resnet20"}),
+        teacher_run=teacher_run,
+        teacher_model_name="resnet20",
         temperature=3,
         epochs=3,
         channels=8,
@@ -196,7 +198,7 @@ def test_dynamics_options_reach_the_config_and_the_saved_model(tmp_path):
     design = ["--time-input", "scaled", "--norm", "post", "--init", "identity"]
     code, text = invoke("student", "train", "--t1", "5", "--out", str(out), *design, *SMALL[:2], "--channels", "8")
     assert code == 0, text
-    config, _ = runs.read_run(out, kind="student")
+    config = runs.read_run(out, kind="student").config
     assert config["dynamics"] == {"time_input": "scaled", "norm": "post", "init": "identity"}
     func = models.ode_blocks(keras.saving.load_model(out / "model.keras"))[0].func
     assert (func.time_input, func.horizon, func.norm, func.init) == ("scaled", 5.0, "post", "identity")

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import models
 from nodekd_cli import attacks, files, runs, students
 from nodekd_cli.app import app
 
@@ -235,7 +236,7 @@ def test_a_resumed_run_records_a_changed_solver_limit_and_the_report_shows_it(tm
     folder = tmp_path / "runs" / "node"
     with pytest.raises(KeyboardInterrupt):
         students.train_run(folder, config, digits, device="cpu", reporter=_StopAfter(1))
-    changed = students.student_config("digits", t1=1, solver=students.solver_config(max_num_steps=500), **options)
+    changed = students.student_config("digits", t1=1, solver=models.Solver(max_num_steps=500), **options)
     students.train_run(folder, changed, digits, device="cpu")
     saved = runs.read_json(folder / runs.CONFIG)
     assert saved["solver"]["max_num_steps"] == 500
@@ -525,3 +526,30 @@ def test_a_stop_requested_inside_a_gc_callback_is_kept_for_the_next_step(monkeyp
         interrupts.check()
     with pytest.raises(KeyboardInterrupt):  # anywhere else, the handler raises at once
         interrupts.request(signal.SIGTERM, sys._getframe())
+
+
+def test_a_stop_while_a_lock_is_taken_is_raised_once_it_is_held_and_the_lock_file_goes(tmp_path, monkeypatch):
+    """The SIGTERM test's race, made certain: the signal lands while `runs.lock` takes the lock (in `os.fstat`, once
+    the lock file is open) or notes its holder (in `socket.gethostname`)."""
+    import socket
+
+    from nodekd_cli import interrupts
+
+    for module, name in ((os, "fstat"), (socket, "gethostname")):
+        monkeypatch.setattr(interrupts, "requested", False)
+        original, calls = getattr(module, name), []
+
+        def signalled(*args, original=original, calls=calls):
+            calls.append(args)
+            if len(calls) == 1:  # one signal, at the first call
+                interrupts.request(signal.SIGTERM, sys._getframe())
+            return original(*args)
+
+        entered = []
+        with monkeypatch.context() as patched:
+            patched.setattr(module, name, signalled)
+            with pytest.raises(KeyboardInterrupt):
+                with runs.lock(tmp_path / "run"):
+                    entered.append(True)
+        assert calls and entered == [], name
+        assert not (tmp_path / "run").exists(), name  # the folder it made goes with the lock file

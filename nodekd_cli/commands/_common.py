@@ -39,8 +39,8 @@ def show_if_finished(folder, config, title):
     if runs.run_state(folder, config) != "finished":
         return False
     output.info(f"{folder} already holds this finished run; nothing to do.")
-    config, metrics = runs.read_run(folder)
-    output.run_summary(title, folder, config, metrics)
+    found = runs.read_run(folder)
+    output.run_summary(title, folder, found.config, found.metrics)
     return True
 
 

@@ -31,14 +31,15 @@ def _settings(given):
     return {**budget, "seed": given.pop("seed"), "solver": solver, "dynamics": dynamics}
 
 
-def _run(config, dataset_name, teacher_model=None, *, out, device, data_dir, manual_dir, wait):
+def _run(config, dataset_name, teacher=None, *, out, device, data_dir, manual_dir, wait):
+    """Trains the student of `config` (distilled from the Keras model `teacher`, when one is given)."""
     from nodekd_cli import students
 
     folder = Path(out) if out else students.default_folder(config)
     title = f"Neural ODE student, t1 = {config['t1']:g}, on {dataset_name}"
 
     def train(data, reporter):
-        return students.train_run(folder, config, data, teacher_model, device=device, reporter=reporter, wait=wait)
+        return students.train_run(folder, config, data, teacher, device=device, reporter=reporter, wait=wait)
 
     train_in_folder(folder, config, title, f"student in {folder}", (dataset_name, data_dir, manual_dir), train)
 
@@ -46,7 +47,7 @@ def _run(config, dataset_name, teacher_model=None, *, out, device, data_dir, man
 @friendly_errors
 @options.taking(*STUDENT_OPTIONS)
 def distill(
-    teacher: Annotated[Path, typer.Option("--teacher", help="A finished teacher run folder, e.g. runs/resnet20.")],
+    teacher_run: Annotated[Path, typer.Option("--teacher", help="A finished teacher run folder, e.g. runs/resnet20.")],
     temperature: Annotated[float, typer.Option("--T", help="Temperature of the soft targets (the paper: 3, 10, 20).")],
     t1: options.T1 = 1.0,
     lam: Annotated[float, typer.Option("--lambda", help="Weight of the distillation term.")] = 0.9,
@@ -63,18 +64,19 @@ def distill(
     device = backend.select(given.pop("device"))  # before anything imports Keras
     from nodekd_cli import students
 
-    teacher_config, teacher_model = students.load_teacher(teacher, dataset)
+    found, teacher = students.load_teacher(teacher_run, dataset)
     config = students.student_config(
-        teacher_config["dataset"],
+        found.config["dataset"],
         t1=t1,
-        teacher=(teacher, teacher_config),
+        teacher_run=teacher_run,
+        teacher_model_name=found.config["model"],
         temperature=temperature,
         lam=lam,
         soft_targets=soft_targets,
         optimizer=optimizer,
         **_settings(given),
     )
-    _run(config, teacher_config["dataset"], teacher_model, device=device, **given)
+    _run(config, found.config["dataset"], teacher, device=device, **given)
 
 
 @app.command()

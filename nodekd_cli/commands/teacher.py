@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from nodekd_cli import options, output
+from nodekd_cli import options, output, runs
 from nodekd_cli.commands._common import friendly_errors, load_data, show_if_finished, train_in_folder
 from nodekd_cli.errors import UserError
 
@@ -42,7 +42,7 @@ def train(
     if cuda_graph and not device.startswith("cuda"):
         raise UserError(f"--cuda-graph needs a CUDA device; this run uses {device}.")
     cuda_graph = device.startswith("cuda") if cuda_graph is None else cuda_graph
-    folder = Path(out) if out else teachers.default_folder(model)
+    folder = Path(out) if out else runs.teacher_folder(model)
 
     def train(data, reporter):
         return teachers.train_run(
@@ -71,7 +71,8 @@ def evaluate(
     backend.select(device)  # before anything imports Keras, which fixes its device on import
     from nodekd_cli import teachers, training
 
-    config, _, model = teachers.load(run)
+    found, model = teachers.load(run)
+    config = found.config
     dataset = dataset or config["dataset"]
     data = load_data(dataset, data_dir, manual_dir)
     expected = tuple(model.input_shape[1:])
@@ -111,7 +112,7 @@ def import_checkpoint(
         raise UserError(f"The checkpoint {checkpoint} does not exist.")
     device, data_dir, manual_dir, wait = (given[k] for k in ("device", "data_dir", "manual_dir", "wait"))
     device = backend.select(device)
-    folder = Path(out) if out else teachers.default_folder(model)
+    folder = Path(out) if out else runs.teacher_folder(model)
     config = teachers.import_config(model, dataset, checkpoint)
     if show_if_finished(folder, config, f"{model} imported"):
         return
