@@ -233,6 +233,27 @@ class Sample:
 SWEEPS = ("independent", "monotone")
 
 
+def result_settings(config, attack, eps_values, sample, batch_size=256, sweep_mode="independent"):
+    """The settings a result of `attack_run` records, for the finished run of `config` and a `sample` as `Sample.of`
+    makes it: a saved result is current when it records exactly these. They are judged from config.json alone, so
+    that the study knows what is done without loading a model."""
+    import models
+
+    # Gradients and predictions both go through the student's own solver (`attack check` also tries a fixed step).
+    solver = None
+    if config["kind"] == "student":
+        solver = {"t1": float(config["t1"]), **models.Solver(**config["solver"]).config()}
+    return {
+        **ATTACKS[attack].settings(),
+        "sweep": sweep_mode,
+        "eps": [int(e) for e in eps_values],
+        **sample.settings(),
+        "batch_size": batch_size,
+        "gradient_solver": solver,
+        "prediction_solver": solver,
+    }
+
+
 def saved_result(path, settings):
     """The attack result at `path` when it was computed with exactly `settings`, else None."""
     from nodekd_cli import runs
@@ -261,7 +282,6 @@ def attack_run(
     A result computed with the same settings is reused unless `force`. The result file is locked (`runs.lock`: `wait`
     None fails at once, or is called with the holder and waits) and checked writable before the sweep starts.
     """
-    import models
     from nodekd_cli import runs
     from nodekd_cli.errors import UserError
 
@@ -271,23 +291,13 @@ def attack_run(
         raise UserError(f"Unknown sweep {sweep_mode!r}; choose one of: {', '.join(SWEEPS)}.")
     folder = Path(folder)
     config = runs.read_run(folder).config
-    model = runs.load_model(folder)
-    blocks = models.ode_blocks(model)
     sample = sample.of(config["dataset"])
-    settings = {
-        **ATTACKS[attack].settings(),
-        "sweep": sweep_mode,
-        "eps": [int(e) for e in eps_values],
-        **sample.settings(),
-        "batch_size": batch_size,
-        # Gradients and predictions both go through the model's own solver (`attack check` also tries a fixed step).
-        "gradient_solver": blocks[0].solver_settings() if blocks else None,
-        "prediction_solver": blocks[0].solver_settings() if blocks else None,
-    }
+    settings = result_settings(config, attack, eps_values, sample, batch_size, sweep_mode)
     path = folder / RESULTS_FOLDER / f"{attack}.json"
     previous = None if force else saved_result(path, settings)
     if previous is not None:
         return previous, True
+    model = runs.load_model(folder)
     x, y, chosen = sample.images(config["dataset"])
     # The eps values an interrupted sweep of these settings finished, kept beside the result until it is written.
     partial = path.parent / f".{attack}.sweep-so-far"

@@ -246,29 +246,29 @@ def state(step):
         except UserError as error:
             return f"conflict: {error}"
         return {"finished": "done", "resume": "resume", "new": "todo"}[found]
-    from nodekd_cli.attacks import sample_rule
+    from nodekd_cli import attacks
 
     name = runs.CHECK_FILE if step.kind == "check" else f"{step.attack}.json"
     path = step.folder / runs.ATTACKS_DIR / name
     try:
-        result = runs.read_json(path)
-    except (OSError, ValueError):
+        result, config = runs.read_json(path), runs.read_run(step.folder).config
+    except (OSError, ValueError, UserError):  # no result yet, or no finished run to attack yet
         return "todo"
     if not isinstance(result, dict):
         return "todo"
-    # A sample as large as the test set is recorded as every image (`attacks.Sample.of`).
+    # A sample as large as the test set is recorded as every image (`attacks.Sample.of`, which would load the data
+    # set to count it: the result's count says as much).
     count, images = result.get("n"), step.images
-    everything = result.get("sample", (result.get("settings") or {}).get("sample")) == sample_rule(None, 0)
+    everything = result.get("sample", (result.get("settings") or {}).get("sample")) == attacks.sample_rule(None, 0)
     if everything and images is not None and isinstance(count, int) and images >= count:
         images = None
     if step.kind == "check":
         same = count is not None and result.get("eps") == step.eps[0] and result.get("seed") == 0
-        sampled = result.get("sample") == sample_rule(images, 0)
+        sampled = result.get("sample") == attacks.sample_rule(images, 0)
         return "done" if same and sampled and images in (None, count) else "todo"
-    settings = result.get("settings") or {}
-    same = settings.get("eps") == list(step.eps) and settings.get("n") == images and settings.get("seed") == 0
-    same = same and settings.get("sample") == sample_rule(images, 0)
-    return "done" if same and settings.get("sweep") == "independent" else "todo"
+    # Current by the rule `attacks.attack_run` reuses a result by, for the study's own settings.
+    settings = attacks.result_settings(config, step.attack, step.eps, attacks.Sample(images))
+    return "done" if attacks.saved_result(path, settings) else "todo"
 
 
 # Rough cost model for --dry-run: seconds per training image and epoch (or per attack image and step), measured

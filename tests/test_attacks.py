@@ -280,3 +280,18 @@ def test_every_registered_attack_reaches_the_cli_the_study_and_the_report(attack
     description = json.loads(Image.open(tmp_path / "report" / "figure1-digits.png").text["Description"])
     assert [panel["title"] for panel in description["panels"]] == [f"{attack.title} on digits"]
     assert [line["family"] for line in description["panels"][0]["lines"]] == ["ResNet20", "NODEs(1)"]
+
+
+def test_the_study_and_the_attack_command_judge_a_saved_result_by_one_rule(attack_runs, tmp_path):
+    from nodekd_cli import study
+
+    node = tmp_path / "node"
+    shutil.copytree(attack_runs / "node", node, ignore=shutil.ignore_patterns(runs.ATTACKS_DIR))
+    code, text = invoke("attack", "pgd", "--run", str(node), "--eps-max", "2", "--n", "20", "--batch-size", "8")
+    assert code == 0, text
+    step = study.Step("attack", node, attack="pgd", eps=(0, 1, 2), images=20)
+    # Another batch size than the study's: the attack would compute it again, so the study must not count it done.
+    assert study.state(step) == "todo"
+    _, reused = attacks.attack_run(node, "pgd", [0, 1, 2], sample=attacks.Sample(20))
+    assert not reused and study.state(step) == "done"
+    assert attacks.attack_run(node, "pgd", [0, 1, 2], sample=attacks.Sample(20))[1]  # reused, as the study said

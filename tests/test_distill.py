@@ -66,8 +66,8 @@ def test_optimizer_follows_the_paper():
 
 
 def test_default_folders_are_distinct_and_readable():
-    teacher = ("runs/resnet20", {"model": "resnet20"})
-    kd = students.student_config("digits", t1=100, teacher=teacher, temperature=3)
+    teacher = {"teacher_run": "runs/resnet20", "teacher_model_name": "resnet20"}
+    kd = students.student_config("digits", t1=100, **teacher, temperature=3)
     assert str(students.default_folder(kd)) == "runs/kd-resnet20-digits-T3-t1_100"
     baseline = students.student_config("svhn", t1=1)
     assert str(students.default_folder(baseline)) == "runs/node-svhn-t1_1"

@@ -158,12 +158,18 @@ def test_wrong_names_are_refused(tmp_path, option, value, message):
 
 
 def test_an_attack_on_the_first_n_images_is_redone_on_a_stratified_sample(tmp_path):
+    from nodekd_cli import attacks, teachers
+
+    config = teachers.teacher_config("resnet20", "digits")  # a finished run, as far as its files tell
+    runs.write_json(tmp_path / runs.CONFIG, config)
+    runs.write_json(tmp_path / runs.METRICS, {"test_accuracy": 0.9})
     step = study.Step("attack", tmp_path, attack="pgd", eps=(0, 4), images=24)
     (tmp_path / runs.ATTACKS_DIR).mkdir()
-    settings = {"eps": [0, 4], "n": 24, "seed": 0, "sweep": "independent"}
-    for sample, expected in ((None, "todo"), ("stratified by class, seed 0", "done")):
-        result = {"settings": {**settings, "sample": sample} if sample else settings}
-        (tmp_path / runs.ATTACKS_DIR / "pgd.json").write_text(json.dumps(result))
+    current = attacks.result_settings(config, "pgd", [0, 4], attacks.Sample(24))
+    assert current["sample"] == "stratified by class, seed 0"
+    first_n = {key: value for key, value in current.items() if key != "sample"}  # results made before the samples
+    for settings, expected in ((first_n, "todo"), (current, "done")):
+        (tmp_path / runs.ATTACKS_DIR / "pgd.json").write_text(json.dumps({"settings": settings}))
         assert study.state(step) == expected
 
 

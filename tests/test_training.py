@@ -137,18 +137,18 @@ def test_step_schedule_is_the_papers():
     assert lr == pytest.approx({0: 0.1, 39: 0.1, 40: 0.01, 59: 0.01, 60: 0.001, 79: 0.001})
     on_device = train_step.step_lr(torch.tensor(45), 0.1, boundaries)
     assert float(on_device) == pytest.approx(0.01)
-    # The Keras schedule the students' optimizers take gives the same rates, and Keras's SGD applies them: one step
-    # on w = 0 with gradient 1 moves w by -lr of the step before it.
+    # The Keras schedule the students' optimizers take gives the same rates, and Keras's SGD applies them: a step
+    # from w = 0 with gradient 1 moves w to -lr of that step.
     schedule = train_step.StepSchedule(0.1, epochs=8, steps_per_epoch=10)
     assert {step: float(schedule(step)) for step in lr} == pytest.approx(lr)
     weight = keras.Variable(np.zeros(1, np.float32))
     optimizer = keras.optimizers.SGD(learning_rate=schedule)
     moves = []
     for _ in range(80):
-        before = float(weight.numpy()[0])
+        weight.assign(np.zeros(1, np.float32))
         optimizer.apply([keras.ops.ones(1)], [weight])
-        moves.append(before - float(weight.numpy()[0]))
-    assert {step: moves[step] for step in lr} == pytest.approx(lr, rel=1e-5)
+        moves.append(-float(weight.numpy()[0]))
+    assert {step: moves[step] for step in lr} == pytest.approx(lr, rel=1e-6)
 
 
 def test_sgd_train_step_matches_torch_sgd_with_weight_decay():
