@@ -115,6 +115,12 @@ def main():
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--t1", default="1", help="comma-separated horizons")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--time-input",
+        default="none",
+        choices=("none", "raw", "scaled"),
+        help="the dynamics' time input; with one, the reference concatenates it to every convolution (odenet)",
+    )
     args = parser.parse_args()
     os.environ["KERAS_TORCH_DEVICE"] = args.device
     import torch
@@ -125,6 +131,7 @@ def main():
         "torch": torch.__version__,
         "channels": args.channels,
         "batch_size": args.batch_size,
+        "time_input": args.time_input,
         "runs": [],
     }
     for t1 in [float(t) for t in args.t1.split(",")]:
@@ -132,7 +139,8 @@ def main():
         results["runs"].append(run)
         memory = f", peak {run['nodekd']['peak_memory_gib']:.1f} GiB" if cuda else ""
         print(
-            f"{results['device']}, {args.channels} channels, batch {args.batch_size}, t1 {t1:g}: "
+            f"{results['device']}, {args.channels} channels, batch {args.batch_size}, t1 {t1:g}, time input "
+            f"{args.time_input}: "
             f"nodekd {run['nodekd']['median_ms']:.1f} ms (NFE {run['nodekd']['median_nfe']}{memory}), "
             f"plain PyTorch + torchdiffeq {run['torch']['median_ms']:.1f} ms (NFE {run['torch']['median_nfe']}), "
             f"ratio {run['ratio']:.3f} (medians of {args.steps} interleaved steps)",
@@ -149,7 +157,9 @@ def _measure(t1, args, cuda):
     import models
 
     keras.utils.set_random_seed(0)
-    student = models.build_student(channels=args.channels, t1=t1, mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26])
+    student = models.build_student(
+        channels=args.channels, t1=t1, time_input=args.time_input, mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26]
+    )
     distiller = models.Distiller(student, temperature=3.0, lam=0.9)
     distiller.build((None, 32, 32, 3))
     distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-4, momentum=0.9))

@@ -56,7 +56,8 @@ class InvalidSolver(ValueError):
         super().__init__(self.describe())
 
     def describe(self, name_of=str):
-        names = [name_of(s) for s in self.settings]
+        """The message, with each setting named by `name_of` (settings it names None are left out)."""
+        names = [name for name in map(name_of, self.settings) if name is not None]
         listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         return self.template.format(names=listed, value=self.value)
 
@@ -178,29 +179,42 @@ class ConvODEFunc(keras.layers.Layer):
             self.kernels.append(self.add_weight(kernel_shape, "he_normal", name=f"conv{i}_kernel"))
             self.biases.append(self.add_weight((self.channels,), "zeros", name=f"conv{i}_bias"))
 
-    def solve_params(self):
-        """The tensors `dynamics` reads, kernels in torch's (out, in, kh, kw) layout: made once per solve, because
-        each of the tens of evaluations would otherwise copy every kernel (at 512 channels on a CPU, that made a
-        student train step 1.64x slower than plain PyTorch)."""
-        kernels = tuple(k.value.permute(3, 2, 0, 1).contiguous() for k in self.kernels)
-        return kernels + tuple(v.value for v in (*self.biases, *self.gammas, *self.betas))
+    def solve_params(self, shape):
+        """The tensors `dynamics` reads for states of `shape`, made once per solve: the kernels in torch's (out, in,
+        kh, kw) layout (each of the tens of evaluations would otherwise copy every kernel: at 512 channels on a CPU,
+        that made a student train step 1.64x slower than plain PyTorch), and with a time input, each convolution's
+        response to the time channel.
 
-    def dynamics(self, t, y, params=None):
+        A convolution of [t 1, h] is conv(h, W_h) + t conv(1, W_t), and conv(1, W_t) depends only on the kernel and
+        the state's height and width (zero padding makes it smaller at the borders): made here once, it spares every
+        evaluation a concatenation, a copy of the state per convolution, and the time channel's share of the
+        convolution."""
         import torch
         import torch.nn.functional as F
 
+        kernels = tuple(k.value.permute(3, 2, 0, 1).contiguous() for k in self.kernels)
+        time_maps = ()
+        if self.time_input != "none":
+            ones = torch.ones((1, 1, *shape[2:]), dtype=kernels[0].dtype, device=kernels[0].device)
+            time_maps = tuple(F.conv2d(ones, k[:, :1], padding=1) for k in kernels)
+            kernels = tuple(k[:, 1:].contiguous() for k in kernels)
+        return kernels + tuple(v.value for v in (*self.biases, *self.gammas, *self.betas)) + time_maps
+
+    def dynamics(self, t, y, params=None):
+        import torch.nn.functional as F
+
         n, m = self.num_layers, self.num_norms
-        params = self.solve_params() if params is None else params
+        params = self.solve_params(y.shape) if params is None else params
         kernels, biases = params[:n], params[n : 2 * n]
-        gammas, betas = params[2 * n : 2 * n + m], params[2 * n + m :]
+        gammas, betas = params[2 * n : 2 * n + m], params[2 * n + m : 2 * n + 2 * m]
+        time_maps = params[2 * n + 2 * m :]
         time = None if self.time_input == "none" else t.to(y.dtype)
         if self.time_input == "scaled":
             time = time / self.horizon
 
         def conv(i, h):
-            if time is not None:
-                h = torch.cat([torch.ones_like(h[:, :1]) * time, h], dim=1)
-            return F.conv2d(h, kernels[i], biases[i], padding=1)
+            h = F.conv2d(h, kernels[i], biases[i], padding=1)
+            return h if time is None else h + time * time_maps[i]
 
         def norm(i, h):
             return F.group_norm(h, self.groups, gammas[i], betas[i], eps=1e-5)
@@ -244,7 +258,7 @@ class ODEBlock(keras.layers.Layer):
     counted: `nfe_forward` for the last forward solve, `nfe_backward` for the last adjoint (backward) solve.
 
     Args:
-        func: the dynamics layer, with a `dynamics(t, y)` method; if it also has `solve_params()`, that is called
+        func: the dynamics layer, with a `dynamics(t, y)` method; if it also has `solve_params(shape)`, that is called
             once per solve and its result passed as `dynamics(t, y, params)`.
         t1: end of the time horizon [0, t1].
         solver: a `Solver` (dopri5 at rtol = atol = 1e-3 by default); its fields may be given as keyword arguments
@@ -289,7 +303,7 @@ class ODEBlock(keras.layers.Layer):
         self.nfe_forward = self.nfe_backward = 0
         # A func may prepare what its dynamics read once per solve (`solve_params`); the adjoint differentiates
         # with respect to those tensors, and autograd carries the gradients on to the weights.
-        self._params = self.func.solve_params() if hasattr(self.func, "solve_params") else None
+        self._params = self.func.solve_params(y0.shape) if hasattr(self.func, "solve_params") else None
         self._solving = True
         try:
             if solver.adjoint:

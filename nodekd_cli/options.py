@@ -106,16 +106,17 @@ def sample(given):
     return Sample(*(given.pop(name) for name in ("n", "seed", "data_dir", "manual_dir")))
 
 
-def solver(given, prefix=""):
-    """The `models.Solver` of the solver options in `given` (removed from it); a `UserError` names the options
-    (--PREFIXmethod, ...)."""
+def solver(given, flags=None):
+    """The `models.Solver` of the solver options in `given` (removed from it); a `UserError` names the options at
+    fault by `flags` (setting -> option; default: --method, --rtol, ...)."""
     import models
     from nodekd_cli.errors import UserError
 
     try:
         return models.Solver(**{p.name: given.pop(p.name) for p in SOLVER if p.name in given})
     except models.InvalidSolver as error:
-        raise UserError(error.describe(lambda name: f"--{prefix}{name.replace('_', '-')}") + ".") from None
+        flags = flags or {p.name: "--" + p.name.replace("_", "-") for p in SOLVER}
+        raise UserError(error.describe(flags.get) + ".") from None
 
 
 # Where a command computes, finds its data, and whether it waits for a run folder another command is writing.

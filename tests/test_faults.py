@@ -468,6 +468,7 @@ BAD_INPUTS = [
     (["attack", "check", "nowhere"], 1, "nowhere is not a nodekd run folder"),
     (["attack", "check", "RUN", "--eps", "0"], 1, "--eps, --n and --queries must be at least 1"),
     (["attack", "check", "RUN", "--grad-method", "leapfrog"], 1, "Unknown ODE method 'leapfrog'"),
+    (["attack", "check", "RUN", "--grad-step-size", "-1"], 1, "--grad-step-size must be positive."),
     (["data", "prepare", "mnist"], 1, "Unknown data set 'mnist'"),
     (["report", "--runs", "nowhere"], 1, "nowhere does not exist"),
     (["report", "--runs", "EMPTY"], 1, "No finished runs under EMPTY"),

@@ -227,3 +227,45 @@ def test_the_solver_names_are_torchdiffeqs():
     from models.ode import SOLVER_METHODS
 
     assert sorted(SOLVER_METHODS) == sorted(SOLVERS)
+
+
+def _concatenating_dynamics(func, t, y):
+    """ConvODEFunc's dynamics written out with the time channel concatenated to every convolution's input (odenet's
+    form), from the layer's Keras weights: the reference for the form that precomputes the time channel's response."""
+    import torch.nn.functional as F
+
+    n = func.num_layers
+    time = t if func.time_input == "raw" else t / func.horizon
+
+    def conv(i, h):
+        kernel = func.kernels[i].value.permute(3, 2, 0, 1)
+        h = torch.cat([torch.full_like(h[:, :1], float(time)), h], dim=1)
+        return F.conv2d(h, kernel, func.biases[i].value, padding=1)
+
+    def norm(i, h):
+        return F.group_norm(h, func.groups, func.gammas[i].value, func.betas[i].value, eps=1e-5)
+
+    h = y
+    if func.norm == "pre":
+        for i in range(n):
+            h = conv(i, torch.relu(norm(i, h)))
+        return norm(n, h)
+    for i in range(n):
+        h = norm(i, conv(i, h))
+        h = torch.relu(h) if i < n - 1 else h
+    return h
+
+
+@pytest.mark.parametrize("time_input, norm", [("raw", "pre"), ("scaled", "pre"), ("raw", "post")])
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-12), ("float32", 1e-5)])
+def test_the_time_channel_without_a_concatenation_equals_it_to_rounding(time_input, norm, dtype, tolerance):
+    keras.utils.set_random_seed(3)
+    func = ConvODEFunc(16, time_input=time_input, horizon=7.0, norm=norm, dtype=dtype)
+    y = torch.randn(3, 16, 5, 6, dtype=getattr(torch, dtype))  # 5 x 6: the borders' response differs from the inside
+    func.build(y.shape)
+    params = func.solve_params(y.shape)
+    for t in (0.0, 0.3, 6.5):
+        got = func.dynamics(torch.tensor(t, dtype=y.dtype), y, params)
+        expected = _concatenating_dynamics(func, t, y)
+        scale = expected.abs().max().item()
+        assert (got - expected).abs().max().item() <= tolerance * scale, t

@@ -164,7 +164,8 @@ def check(
 
     if eps < 1 or n < 1 or queries < 1:
         raise UserError("--eps, --n and --queries must be at least 1.")
-    grad_solver = options.solver({"method": grad_method, "step_size": grad_step_size}, prefix="grad-")
+    flags = {"method": "--grad-method", "step_size": "--grad-step-size"}
+    grad_solver = options.solver({"method": grad_method, "step_size": grad_step_size}, flags)
     with output.console.status(f"Checking {run}...") as status:
         result = checks.check_run(
             run,
