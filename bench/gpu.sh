@@ -7,6 +7,9 @@
 #   student_step_gpu.json  the paper's student (512 channels, batch 128), t1 = 1 and 100, against plain PyTorch
 #   distill_digits.log     `nodekd distill` from that teacher on digits end to end
 #   attack_step_gpu.json   PGD throughput, nodekd against a plain PyTorch loop on the same ResNet20
+#   student_step_time_input_gpu.json  the student with odenet's time channel (nodekd: no concatenation; issue 12)
+#   reproduce_ray_gpu.log  a shortened quick study through a local Ray cluster holding the GPU (the Ray GPU path:
+#                          one GPU per task, CUDA-graph teachers), then the same command again (nothing new to run)
 # Needs keras (with namex and optree) importable: where it is missing, install its wheels first.
 set -uo pipefail
 OUT=${OUT:-out}
@@ -28,3 +31,11 @@ python3 -m nodekd_cli distill --teacher /tmp/nodekd-gpu---cuda-graph --T 3 --t1 
   --out /tmp/nodekd-gpu-kd 2>&1 | tail -24 | tee "$OUT/distill_digits.log"
 python3 -m bench.attack_step --device cuda --batch-size 256 --steps 10 \
   --json "$OUT/attack_step_gpu.json" 2>&1 | tee "$OUT/attack_step_gpu.log"
+python3 -m bench.student_step --device cuda --channels 512 --batch-size 128 --t1 1 --time-input raw --steps 5 \
+  --warmup 2 --json "$OUT/student_step_time_input_gpu.json" 2>&1 | tee "$OUT/student_step_time_input_gpu.log"
+for attempt in first again; do
+  echo "== $attempt: nodekd reproduce --preset quick --epochs-scale 0.25 --attack-images 20 --workers 2" \
+    | tee -a "$OUT/reproduce_ray_gpu.log"
+  timeout 300 python3 -m nodekd_cli reproduce --preset quick --epochs-scale 0.25 --attack-images 20 --workers 2 \
+    --device cuda --runs /tmp/nodekd-ray 2>&1 | tail -40 | tee -a "$OUT/reproduce_ray_gpu.log"
+done
