@@ -249,6 +249,9 @@ class ConvODEFunc(keras.layers.Layer):
         return config
 
 
+_SOLVER_FIELDS = frozenset(f.name for f in fields(Solver))
+
+
 @keras.saving.register_keras_serializable(package="nodekd")
 class ODEBlock(keras.layers.Layer):
     """y(t1) for dy/dt = func.dynamics(t, y), y(0) = the input, solved by torchdiffeq.
@@ -279,6 +282,14 @@ class ODEBlock(keras.layers.Layer):
         self.nfe_backward = 0
         self._solving = False
         self._params = None
+
+    def __setattr__(self, name, value):
+        if name in _SOLVER_FIELDS:  # it would be ignored: the solve reads `self.solver`
+            raise AttributeError(
+                f"{name} is a setting of the block's solver; set block.solver = dataclasses.replace(block.solver, "
+                f"{name}=...) instead."
+            )
+        super().__setattr__(name, value)
 
     def build(self, input_shape):
         if not self.func.built:  # a deserialized func comes built

@@ -132,6 +132,8 @@ def test_solver_settings_can_change_on_a_loaded_model(tmp_path):
         "max_num_steps": None,
         "adjoint": False,
     }
+    with pytest.raises(AttributeError, match="block.solver = dataclasses.replace"):
+        block.method = "rk4"  # would be ignored: the solver is one value
     block.solver = dataclasses.replace(block.solver, method="rk4", step_size=0.25)
     loaded(x)
     assert block.nfe_forward == 4 * 4  # four rk4 steps of four evaluations
