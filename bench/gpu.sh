@@ -8,6 +8,7 @@
 #   distill_digits.log     `nodekd distill` from that teacher on digits end to end
 #   attack_step_gpu.json   PGD throughput, nodekd against a plain PyTorch loop on the same ResNet20
 #   student_step_time_input_gpu.json  the student with odenet's time channel (nodekd: no concatenation; issue 12)
+#   dynamics_compile_gpu.json  the student's dynamics eager against torch.compile (fusion; issue 12)
 #   reproduce_ray_gpu.log  a shortened quick study through a local Ray cluster holding the GPU (the Ray GPU path:
 #                          one GPU per task, CUDA-graph teachers), then the same command again (nothing new to run)
 # Needs keras (with namex and optree) importable: where it is missing, install its wheels first.
@@ -33,6 +34,8 @@ python3 -m bench.attack_step --device cuda --batch-size 256 --steps 10 \
   --json "$OUT/attack_step_gpu.json" 2>&1 | tee "$OUT/attack_step_gpu.log"
 python3 -m bench.student_step --device cuda --channels 512 --batch-size 128 --t1 1 --time-input raw --steps 5 \
   --warmup 2 --json "$OUT/student_step_time_input_gpu.json" 2>&1 | tee "$OUT/student_step_time_input_gpu.log"
+python3 -m bench.dynamics_compile --device cuda --batch-size 128 --json "$OUT/dynamics_compile_gpu.json" 2>&1 \
+  | tee "$OUT/dynamics_compile_gpu.log"
 for attempt in first again; do
   echo "== $attempt: nodekd reproduce --preset quick --epochs-scale 0.25 --attack-images 20 --workers 2" \
     | tee -a "$OUT/reproduce_ray_gpu.log"
