@@ -232,30 +232,34 @@ def test_the_solver_names_are_torchdiffeqs():
 
 
 def _concatenating_dynamics(func, t, y):
-    """ConvODEFunc's dynamics written out with the time channel concatenated to every convolution's input (odenet's
-    form), from the layer's Keras weights: the reference for the form that precomputes the time channel's response."""
-    import torch.nn.functional as F
-
-    n = func.num_layers
+    """ConvODEFunc's dynamics in odenet's form, the time channel concatenated to every convolution's input, built
+    from torch.nn modules holding the layer's Keras weights: the reference for the form without the concatenation."""
     time = t if func.time_input == "raw" else t / func.horizon
+    dtype = func.kernels[0].value.dtype
+    convs, norms = [], []
+    for kernel, bias in zip(func.kernels, func.biases):
+        conv = torch.nn.Conv2d(func.channels + 1, func.channels, 3, padding=1, dtype=dtype)
+        conv.weight.data, conv.bias.data = kernel.value.detach().permute(3, 2, 0, 1), bias.value.detach()
+        convs.append(conv)
+    for gamma, beta in zip(func.gammas, func.betas):
+        norm = torch.nn.GroupNorm(func.groups, func.channels, eps=1e-5, dtype=dtype)
+        norm.weight.data, norm.bias.data = gamma.value.detach(), beta.value.detach()
+        norms.append(norm)
+    timed = [torch.nn.Sequential(_TimeChannel(time), conv) for conv in convs]
+    if func.norm == "pre":  # (GroupNorm, ReLU, conv) four times, then GroupNorm
+        layers = [m for pair in zip(norms, timed) for m in (pair[0], torch.nn.ReLU(), pair[1])] + [norms[-1]]
+    else:  # (conv, GroupNorm, ReLU) four times, without the last ReLU
+        layers = [m for pair in zip(timed, norms) for m in (*pair, torch.nn.ReLU())][:-1]
+    return torch.nn.Sequential(*layers)(y)
 
-    def conv(i, h):
-        kernel = func.kernels[i].value.permute(3, 2, 0, 1)
-        h = torch.cat([torch.full_like(h[:, :1], float(time)), h], dim=1)
-        return F.conv2d(h, kernel, func.biases[i].value, padding=1)
 
-    def norm(i, h):
-        return F.group_norm(h, func.groups, func.gammas[i].value, func.betas[i].value, eps=1e-5)
+class _TimeChannel(torch.nn.Module):
+    def __init__(self, time):
+        super().__init__()
+        self.time = float(time)
 
-    h = y
-    if func.norm == "pre":
-        for i in range(n):
-            h = conv(i, torch.relu(norm(i, h)))
-        return norm(n, h)
-    for i in range(n):
-        h = norm(i, conv(i, h))
-        h = torch.relu(h) if i < n - 1 else h
-    return h
+    def forward(self, h):
+        return torch.cat([torch.full_like(h[:, :1], self.time), h], dim=1)
 
 
 @pytest.mark.parametrize("time_input, norm", [("raw", "pre"), ("scaled", "pre"), ("raw", "post")])
