@@ -30,7 +30,8 @@ def step_lr(iterations, lr, boundaries):
 
 class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """The paper's learning-rate schedule (`step_lr` at `step_boundaries`), the one place it is written: the students'
-    Keras optimizers take it as their learning rate, and the teachers' `SGDTrainStep` calls it on its step counter."""
+    Keras optimizers take it as their learning rate, and the teachers' `SGDTrainStep` applies its `lr` and
+    `boundaries` with `step_lr` on its own step counter."""
 
     def __init__(self, lr, epochs, steps_per_epoch):
         self.lr, self.epochs, self.steps_per_epoch = lr, epochs, steps_per_epoch
@@ -53,7 +54,8 @@ class SGDTrainStep:
     Args:
         model: a Keras model returning logits.
         optimizer: a Keras SGD optimizer; its momentum and iteration variables hold the state.
-        schedule: the learning rate (a `StepSchedule`), called with the step counter.
+        schedule: the learning rate (a `StepSchedule`); the step reads it with `step_lr` on its step counter, torch
+            operations only, so that a CUDA graph captures it.
         l2: weight decay.
     """
 
@@ -73,7 +75,7 @@ class SGDTrainStep:
 
     def learning_rate(self):
         """The learning rate of the next step."""
-        return float(self.schedule(self.iterations))
+        return step_lr(int(self.iterations), self.schedule.lr, self.schedule.boundaries)
 
     def reset_metrics(self):
         for total in (self.loss_sum, self.correct, self.seen):
@@ -87,7 +89,7 @@ class SGDTrainStep:
         with torch.no_grad():
             if self.l2:
                 torch._foreach_add_(grads, self.params, alpha=self.l2)
-            lr = self.schedule(self.iterations)
+            lr = step_lr(self.iterations, self.schedule.lr, self.schedule.boundaries)
             torch._foreach_mul_(self.momenta, self.momentum)
             torch._foreach_add_(self.momenta, torch._foreach_mul(grads, -lr))
             torch._foreach_add_(self.params, self.momenta)
