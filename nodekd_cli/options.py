@@ -113,7 +113,7 @@ def solver(given, flags=None):
     from nodekd_cli.errors import UserError
 
     try:
-        return models.Solver(**{p.name: given.pop(p.name) for p in SOLVER if p.name in given})
+        return models.Solver.take(given)
     except models.InvalidSolver as error:
         flags = flags or {p.name: "--" + p.name.replace("_", "-") for p in SOLVER}
         raise UserError(error.describe(flags.get) + ".") from None
