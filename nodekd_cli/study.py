@@ -251,8 +251,8 @@ def state(step):
     name = runs.CHECK_FILE if step.kind == "check" else f"{step.attack}.json"
     path = step.folder / runs.ATTACKS_DIR / name
     try:
-        result, config = runs.read_json(path), runs.read_run(step.folder).config
-    except (OSError, ValueError, UserError):  # no result yet, or no finished run to attack yet
+        result = runs.read_json(path)
+    except (OSError, ValueError):  # no result yet
         return "todo"
     if not isinstance(result, dict):
         return "todo"
@@ -267,6 +267,10 @@ def state(step):
         sampled = result.get("sample") == attacks.sample_rule(images, 0)
         return "done" if same and sampled and images in (None, count) else "todo"
     # Current by the rule `attacks.attack_run` reuses a result by, for the study's own settings.
+    try:
+        config = runs.read_run(step.folder).config
+    except UserError:  # no finished run to attack (any more)
+        return "todo"
     settings = attacks.result_settings(config, step.attack, step.eps, attacks.Sample(images))
     return "done" if attacks.saved_result(path, settings) else "todo"
 
