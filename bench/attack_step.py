@@ -1,10 +1,15 @@
 """Attack throughput: nodekd's PGD loop against a plain PyTorch PGD loop on the same model, in one process.
 
-Both attack the same batch of a ResNet20 (nodekd's Keras model; the plain loop calls it as a torch module with its
-own cross-entropy, sign step and projection) for the same number of steps, interleaved. Prints image-steps per
-second of each and their ratio.
+Both attack the same batch for the same number of steps, interleaved: nodekd's `attacks.pgd` as its sweeps run it
+(inside `attacks.input_gradients_only`: the weights take no gradient), the same without that, and a plain loop
+(its own cross-entropy, sign step and projection; the weights left as a user leaves them, requiring gradients). The
+model is a ResNet20 (the plain loop calls the Keras model as a torch module) or the Neural ODE student (the plain loop
+attacks `bench.reference.TorchStudent`, float32 with torchdiffeq, holding the same weights). Prints image-steps per
+second of each, peak GPU memory, and the ratios of their times.
 
     python -m bench.attack_step [--device cuda] [--batch-size 256] [--steps 10] [--json out.json]
+    python -m bench.attack_step --model student --channels 512 --batch-size 4 --steps 2 --t1 1,100
+    python -m bench.attack_step --model student --device cuda --channels 512 --batch-size 128 --precision mixed_bfloat16
 """
 
 import os
@@ -15,58 +20,113 @@ from bench import common
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
+
 
 def main():
     parser = common.parser(__doc__, steps=10, steps_help="PGD steps per attack")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default="resnet20", choices=("resnet20", "student"))
+    parser.add_argument("--channels", type=int, default=512, help="the student's")
+    parser.add_argument("--t1", default="1", help="the student's horizons, comma-separated")
+    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"), help="the student's")
     args = parser.parse_args()
     os.environ["KERAS_TORCH_DEVICE"] = args.device
     import torch
-    import torch.nn.functional as F
-
-    import models
-    from nodekd_cli import attacks
 
     cuda = args.device.startswith("cuda")
-    model = models.build_teacher("resnet20", mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26])
+    device = torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)"
+    results = {"device": device, "torch": torch.__version__, "model": args.model, "batch_size": args.batch_size}
+    results["runs"] = []
+    for t1 in [float(t) for t in args.t1.split(",")] if args.model == "student" else [None]:
+        run = _measure(args, t1, cuda)
+        results["runs"].append(run)
+        what = "ResNet20" if t1 is None else f"student, {args.channels} channels, t1 {t1:g}, {args.precision}"
+        rates = ", ".join(f"{name} {r['image_steps_per_second']:.1f} image-steps/s" for name, r in run["of"].items())
+        memory = ", ".join(f"{name} {r['peak_memory_gib']:.1f} GiB" for name, r in run["of"].items()) if cuda else ""
+        print(
+            f"{device}, {what}, batch {args.batch_size}, {args.steps} PGD steps: {rates}{'; peak ' if cuda else ''}"
+            f"{memory}; time ratio nodekd/plain {run['ratio']:.3f}, frozen/unfrozen weights "
+            f"{run['frozen_ratio']:.3f} (medians of {args.repeats})",
+            flush=True,
+        )
+    common.save(results, args.json)
+
+
+def _models(args, t1):
+    """nodekd's Keras model and the model the plain loop attacks."""
+    import keras
+
+    import models
+    from bench.reference import TorchStudent
+
+    keras.utils.set_random_seed(0)
+    if t1 is None:
+        model = models.build_teacher("resnet20", mean=MEAN, std=STD)
+        return model, model
+    model = models.build_student(channels=args.channels, t1=t1, precision=args.precision, mean=MEAN, std=STD)
+    return model, TorchStudent(model, args.device)
+
+
+def _measure(args, t1, cuda):
+    import torch
+    import torch.nn.functional as F
+
+    from nodekd_cli import attacks
+
+    model, reference = _models(args, t1)
     torch.manual_seed(0)
     x = torch.rand(args.batch_size, 32, 32, 3, device=args.device)
     y = torch.randint(0, 10, (args.batch_size,), device=args.device)
     eps = 8 / 255
 
-    def nodekd():
+    def unfrozen():
         attacks.pgd(model, x, y, eps, args.steps, torch.Generator(device=args.device).manual_seed(0))
+
+    def nodekd():
+        with attacks.input_gradients_only(model):
+            unfrozen()
 
     def plain():
         x_adv = (x + (torch.rand_like(x) * 2 - 1) * eps).clamp(0, 1)
         for _ in range(args.steps):
             x_adv.requires_grad_(True)
-            loss = F.cross_entropy(model(x_adv, training=False), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_adv)
+            logits = reference(x_adv) if t1 is not None else reference(x_adv, training=False)
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x_adv)
             x_adv = torch.min(torch.max(x_adv.detach() + grad.sign() / 255, x - eps), x + eps).clamp(0, 1)
 
-    def timed(run):
+    def timed(attack):
         if cuda:
             torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        run()
+        attack()
         if cuda:
             torch.cuda.synchronize()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, torch.cuda.max_memory_allocated() / 2**30 if cuda else None
 
-    nodekd(), plain()
-    times = {"nodekd": [], "plain": []}
+    attacks_ = {"nodekd": nodekd, "nodekd, weights requiring gradients": unfrozen, "plain": plain}
+    for attack in attacks_.values():
+        attack()
+    samples = {name: [] for name in attacks_}
     for _ in range(args.repeats):
-        times["nodekd"].append(timed(nodekd))
-        times["plain"].append(timed(plain))
-    rate = {k: args.batch_size * args.steps / statistics.median(v) for k, v in times.items()}
-    device = torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)"
-    print(
-        f"{device}, ResNet20, batch {args.batch_size}, {args.steps} PGD steps: nodekd {rate['nodekd']:.0f} "
-        f"image-steps/s, plain PyTorch {rate['plain']:.0f} image-steps/s, ratio (time) "
-        f"{rate['plain'] / rate['nodekd']:.3f} (medians of {args.repeats})"
-    )
-    common.save({"device": device, "image_steps_per_second": rate}, args.json)
+        for name, attack in attacks_.items():
+            samples[name].append(timed(attack))
+    of = {
+        name: {
+            "median_s": statistics.median(s[0] for s in values),
+            "image_steps_per_second": args.batch_size * args.steps / statistics.median(s[0] for s in values),
+            "peak_memory_gib": max(s[1] for s in values) if cuda else None,
+        }
+        for name, values in samples.items()
+    }
+    return {
+        "t1": t1,
+        "precision": args.precision if t1 is not None else "float32",
+        "of": of,
+        "ratio": of["nodekd"]["median_s"] / of["plain"]["median_s"],
+        "frozen_ratio": of["nodekd"]["median_s"] / of["nodekd, weights requiring gradients"]["median_s"],
+    }
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Plain PyTorch references, independent of nodekd's Keras code.
 
-`TorchResNet` is the CIFAR ResNet of akamaster/pytorch_resnet_cifar10 (option-A shortcuts), written out again in
+`TorchStudent` is nodekd's Neural ODE student written out in torch modules with torchdiffeq, as a user would by hand:
+the step and attack benchmarks time it beside nodekd's Keras student. `TorchResNet` is the CIFAR ResNet of akamaster/pytorch_resnet_cifar10 (option-A shortcuts), written out again in
 plain PyTorch: its `state_dict` keys match that repository's checkpoints (after removing the `module.` prefix). The
 benchmarks time it beside nodekd's Keras model and the tests use it as ground truth for checkpoint import.
 """
@@ -61,3 +62,84 @@ def load_akamaster(path, depth):
     model = TorchResNet(depth)
     model.load_state_dict(state)
     return model
+
+
+class _TorchDynamics(nn.Module):
+    """odenet's pre-norm dynamics: (GroupNorm -> ReLU -> conv) four times, then GroupNorm; with a time input, the
+    time channel concatenated to every convolution's input, as odenet does."""
+
+    def __init__(self, channels, groups, time_scale):
+        super().__init__()
+        self.time_scale = time_scale
+        inputs = channels + (0 if time_scale is None else 1)
+        self.norms = nn.ModuleList(nn.GroupNorm(groups, channels) for _ in range(5))
+        self.convs = nn.ModuleList(nn.Conv2d(inputs, channels, 3, padding=1) for _ in range(4))
+        self.nfe = 0
+
+    def forward(self, t, y):
+        self.nfe += 1
+        h = y
+        for norm, conv in zip(self.norms, self.convs):
+            h = torch.relu(norm(h))
+            if self.time_scale is not None:
+                h = torch.cat([torch.ones_like(h[:, :1]) * (t * self.time_scale), h], dim=1)
+            h = conv(h)
+        return self.norms[-1](h)
+
+
+class TorchStudent(nn.Module):
+    """The student of `models.build_student` (pre-norm dynamics) in plain PyTorch modules and torchdiffeq's dopri5
+    at rtol = atol = 1e-3, in float32, holding the Keras model's weights; NHWC pixels in [0, 1] in, logits out."""
+
+    def __init__(self, keras_model, device="cpu"):
+        from models.ode import group_count
+
+        super().__init__()
+        block = keras_model.get_layer("ode")
+        design, t1 = block.func, block.t1
+        if design.norm != "pre":
+            raise ValueError("The reference student has pre-norm dynamics (GroupNorm -> ReLU -> conv).")
+        channels, groups = design.channels, group_count(design.channels)
+        downsample = sum(layer.name.startswith("stem_down") for layer in keras_model.layers)
+        self.stem = nn.Conv2d(keras_model.input_shape[-1], channels, 3, padding=1)
+        self.down_norms = nn.ModuleList(nn.GroupNorm(groups, channels) for _ in range(downsample))
+        self.downs = nn.ModuleList(nn.Conv2d(channels, channels, 4, stride=2, padding=1) for _ in range(downsample))
+        time_scale = {"raw": 1.0, "scaled": 1.0 / t1, "none": None}[design.time_input]
+        self.func = _TorchDynamics(channels, groups, time_scale)
+        self.head_norm = nn.GroupNorm(groups, channels)
+        self.linear = nn.Linear(channels, keras_model.output_shape[-1])
+        self.register_buffer("t", torch.tensor([0.0, t1]))
+        self.register_buffer("mean", torch.tensor(keras_model.get_layer("normalize").get_weights()[0]))
+        self.register_buffer("std", torch.tensor(keras_model.get_layer("normalize").get_weights()[1]))
+        self._copy(keras_model)
+        self.to(device)
+
+    def _copy(self, model):
+        def conv(module, kernel, bias):
+            module.weight.data = torch.tensor(kernel).permute(3, 2, 0, 1).contiguous()
+            module.bias.data = torch.tensor(bias)
+
+        def norm(module, gamma, beta):
+            module.weight.data, module.bias.data = torch.tensor(gamma), torch.tensor(beta)
+
+        conv(self.stem, *model.get_layer("stem_conv").get_weights())
+        for i, (n, d) in enumerate(zip(self.down_norms, self.downs)):
+            norm(n, *model.get_layer(f"stem_norm{i}").get_weights())
+            conv(d, *model.get_layer(f"stem_down{i}").get_weights())
+        func = model.get_layer("ode").func
+        for i, n in enumerate(self.func.norms):
+            norm(n, func.gammas[i].numpy(), func.betas[i].numpy())
+        for i, c in enumerate(self.func.convs):
+            conv(c, func.kernels[i].numpy(), func.biases[i].numpy())
+        norm(self.head_norm, *model.get_layer("head_norm").get_weights())
+        kernel, bias = model.get_layer("logits").get_weights()
+        self.linear.weight.data, self.linear.bias.data = torch.tensor(kernel.T).contiguous(), torch.tensor(bias)
+
+    def forward(self, x):
+        from torchdiffeq import odeint
+
+        h = self.stem(((x - self.mean) / self.std).permute(0, 3, 1, 2))
+        for n, d in zip(self.down_norms, self.downs):
+            h = d(torch.relu(n(h)))
+        h = odeint(self.func, h, self.t, rtol=1e-3, atol=1e-3, method="dopri5")[-1]
+        return self.linear(torch.relu(self.head_norm(h)).mean(dim=(2, 3)))

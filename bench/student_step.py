@@ -8,6 +8,7 @@ printed (equal weights give equal NFE, so the ratio compares the same work).
     python -m bench.student_step                                   # CPU, 32 channels
     python -m bench.student_step --channels 512 --batch-size 8 --steps 3
     python -m bench.student_step --device cuda --channels 512 --t1 1,100 --json out.json
+    python -m bench.student_step --channels 512 --batch-size 4 --steps 3 --precision mixed_bfloat16
 """
 
 import os
@@ -15,92 +16,9 @@ import statistics
 import time
 
 from bench import common
+from bench.reference import TorchStudent
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
-
-
-class _Reference:
-    """The student of `models.build_student` in plain PyTorch modules, holding the Keras model's weights."""
-
-    def __init__(self, keras_model, channels, downsample, t1, device):
-        import torch
-        from torch import nn
-
-        from models.ode import group_count
-
-        groups = group_count(channels)
-        design = keras_model.get_layer("ode").func
-        if design.norm != "pre":
-            raise ValueError("The reference student has pre-norm dynamics (GroupNorm -> ReLU -> conv).")
-        time_scale = {"raw": 1.0, "scaled": 1.0 / t1, "none": None}[design.time_input]
-
-        class Func(nn.Module):
-            def __init__(self):
-                super().__init__()
-                inputs = channels + (0 if time_scale is None else 1)
-                self.norms = nn.ModuleList(nn.GroupNorm(groups, channels) for _ in range(5))
-                self.convs = nn.ModuleList(nn.Conv2d(inputs, channels, 3, padding=1) for _ in range(4))
-                self.nfe = 0
-
-            def forward(self, t, y):
-                self.nfe += 1
-                h = y
-                for norm, conv in zip(self.norms, self.convs):
-                    h = torch.relu(norm(h))
-                    if time_scale is not None:
-                        h = torch.cat([torch.ones_like(h[:, :1]) * (t * time_scale), h], dim=1)
-                    h = conv(h)
-                return self.norms[-1](h)
-
-        in_channels = keras_model.input_shape[-1]
-        self.stem = nn.Conv2d(in_channels, channels, 3, padding=1)
-        self.down_norms = nn.ModuleList(nn.GroupNorm(groups, channels) for _ in range(downsample))
-        self.downs = nn.ModuleList(nn.Conv2d(channels, channels, 4, stride=2, padding=1) for _ in range(downsample))
-        self.func = Func()
-        self.head_norm = nn.GroupNorm(groups, channels)
-        self.linear = nn.Linear(channels, keras_model.output_shape[-1])
-        self.modules = nn.ModuleList([self.stem, self.down_norms, self.downs, self.func, self.head_norm, self.linear])
-        self.t = torch.tensor([0.0, t1])
-        self._copy(keras_model)
-        self.modules.to(device)
-        self.t = self.t.to(device)
-
-    def _copy(self, model):
-        import torch
-
-        def conv(module, kernel, bias):
-            module.weight.data = torch.tensor(kernel).permute(3, 2, 0, 1).contiguous()
-            module.bias.data = torch.tensor(bias)
-
-        def norm(module, gamma, beta):
-            module.weight.data, module.bias.data = torch.tensor(gamma), torch.tensor(beta)
-
-        self.mean = torch.tensor(model.get_layer("normalize").get_weights()[0])
-        self.std = torch.tensor(model.get_layer("normalize").get_weights()[1])
-        conv(self.stem, *model.get_layer("stem_conv").get_weights())
-        for i, (n, d) in enumerate(zip(self.down_norms, self.downs)):
-            norm(n, *model.get_layer(f"stem_norm{i}").get_weights())
-            conv(d, *model.get_layer(f"stem_down{i}").get_weights())
-        func = model.get_layer("ode").func
-        for i, n in enumerate(self.func.norms):
-            norm(n, func.gammas[i].numpy(), func.betas[i].numpy())
-        for i, c in enumerate(self.func.convs):
-            conv(c, func.kernels[i].numpy(), func.biases[i].numpy())
-        norm(self.head_norm, *model.get_layer("head_norm").get_weights())
-        kernel, bias = model.get_layer("logits").get_weights()
-        self.linear.weight.data, self.linear.bias.data = torch.tensor(kernel.T).contiguous(), torch.tensor(bias)
-
-    def __call__(self, x):
-        import torch
-        from torchdiffeq import odeint
-
-        h = ((x - self.mean.to(x.device)) / self.std.to(x.device)).permute(0, 3, 1, 2)
-        h = self.stem(h)
-        for n, d in zip(self.down_norms, self.downs):
-            h = d(torch.relu(n(h)))
-        h = odeint(self.func, h, self.t, rtol=1e-3, atol=1e-3, method="dopri5")[-1]
-        h = torch.relu(self.head_norm(h)).mean(dim=(2, 3))
-        return self.linear(h)
 
 
 def _kd_loss(logits, teacher, y, temperature=3.0, lam=0.9):
@@ -121,6 +39,12 @@ def main():
         choices=("none", "raw", "scaled"),
         help="the dynamics' time input; with one, the reference concatenates it to every convolution (odenet)",
     )
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "mixed_bfloat16"),
+        help="nodekd's dynamics (the reference stays float32: the ratio is what the option gains)",
+    )
     args = parser.parse_args()
     os.environ["KERAS_TORCH_DEVICE"] = args.device
     import torch
@@ -132,6 +56,7 @@ def main():
         "channels": args.channels,
         "batch_size": args.batch_size,
         "time_input": args.time_input,
+        "precision": args.precision,
         "runs": [],
     }
     for t1 in [float(t) for t in args.t1.split(",")]:
@@ -140,7 +65,7 @@ def main():
         memory = f", peak {run['nodekd']['peak_memory_gib']:.1f} GiB" if cuda else ""
         print(
             f"{results['device']}, {args.channels} channels, batch {args.batch_size}, t1 {t1:g}, time input "
-            f"{args.time_input}: "
+            f"{args.time_input}, nodekd in {args.precision}: "
             f"nodekd {run['nodekd']['median_ms']:.1f} ms (NFE {run['nodekd']['median_nfe']}{memory}), "
             f"plain PyTorch + torchdiffeq {run['torch']['median_ms']:.1f} ms (NFE {run['torch']['median_nfe']}), "
             f"ratio {run['ratio']:.3f} (medians of {args.steps} interleaved steps)",
@@ -158,13 +83,17 @@ def _measure(t1, args, cuda):
 
     keras.utils.set_random_seed(0)
     student = models.build_student(
-        channels=args.channels, t1=t1, time_input=args.time_input, mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26]
+        channels=args.channels,
+        t1=t1,
+        time_input=args.time_input,
+        precision=args.precision,
+        mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26]
     )
     distiller = models.Distiller(student, temperature=3.0, lam=0.9)
     distiller.build((None, 32, 32, 3))
     distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-4, momentum=0.9))
-    reference = _Reference(student, args.channels, 2, t1, args.device)
-    optimizer = torch.optim.SGD(reference.modules.parameters(), lr=1e-4, momentum=0.9)
+    reference = TorchStudent(student, args.device)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=1e-4, momentum=0.9)
     x = torch.rand(args.batch_size, 32, 32, 3, device=args.device)
     y = torch.randint(0, 10, (args.batch_size,), device=args.device)
     teacher = torch.randn(args.batch_size, 10, device=args.device) * 3

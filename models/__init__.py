@@ -14,7 +14,13 @@ from models.ode import ConvODEFunc, InvalidSolver, ODEBlock, Solver, SolverError
 from models.resnet import TEACHERS, BasicBlock, build_teacher, cifar_resnet
 from models.student import build_student
 
+# The precisions nodekd trains in, as Keras dtype policies: a teacher's whole network takes it, a student's dynamics
+# (`ConvODEFunc`: its convolutions in bfloat16, the solver's state in float32). float16 would need loss scaling and is
+# no faster than bfloat16 on the GPUs and CPUs that have either.
+PRECISIONS = ("float32", "mixed_bfloat16")
+
 __all__ = [
+    "PRECISIONS",
     "TEACHERS",
     "BasicBlock",
     "BatchNorm",

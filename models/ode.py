@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, fields
 
 import keras
 
+from models.dopri5 import solve as dopri5_solve
+
 FIXED_GRID_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
 
 
@@ -130,6 +132,10 @@ class ConvODEFunc(keras.layers.Layer):
     `group_count(channels)` groups. Three choices change that layout (`TIME_INPUTS`, `NORMS`, `INITS`); they decide
     whether long time horizons train (README, "Long time horizons"). Inputs are channels-first.
 
+    Like any Keras layer it takes a dtype policy: under `dtype="mixed_bfloat16"` the convolutions run in bfloat16 (from
+    the float32 weights, cast once per solve), while GroupNorm, ReLU, the time channel and the returned f stay
+    float32, so that the solver's state, error estimate and step control never leave float32.
+
     Args:
         channels: channels of the state y (and of every hidden layer).
         num_layers: number of convolutions.
@@ -198,7 +204,12 @@ class ConvODEFunc(keras.layers.Layer):
             ones = torch.ones((1, 1, *shape[2:]), dtype=kernels[0].dtype, device=kernels[0].device)
             time_maps = tuple(F.conv2d(ones, k[:, :1], padding=1) for k in kernels)
             kernels = tuple(k[:, 1:].contiguous() for k in kernels)
-        return kernels + tuple(v.value for v in (*self.biases, *self.gammas, *self.betas)) + time_maps
+        # Under a mixed dtype policy the convolutions take their weights in the compute dtype, cast here once per
+        # solve (the casts are differentiable: the float32 weights receive the gradients).
+        compute = getattr(torch, self.compute_dtype)
+        kernels = tuple(k.to(compute) for k in kernels)
+        biases = tuple(b.value.to(compute) for b in self.biases)
+        return kernels + biases + tuple(v.value for v in (*self.gammas, *self.betas)) + time_maps
 
     def dynamics(self, t, y, params=None):
         import torch.nn.functional as F
@@ -213,7 +224,8 @@ class ConvODEFunc(keras.layers.Layer):
             time = time / self.horizon
 
         def conv(i, h):
-            h = F.conv2d(h, kernels[i], biases[i], padding=1)
+            # In the compute dtype (a no-op cast under float32); the result, as the rest, in the state's dtype.
+            h = F.conv2d(h.to(kernels[i].dtype), kernels[i], biases[i], padding=1).to(y.dtype)
             return h if time is None else h + time * time_maps[i]
 
         def norm(i, h):
@@ -255,6 +267,9 @@ _SOLVER_FIELDS = frozenset(f.name for f in fields(Solver))
 @keras.saving.register_keras_serializable(package="nodekd")
 class ODEBlock(keras.layers.Layer):
     """y(t1) for dy/dt = func.dynamics(t, y), y(0) = the input, solved by torchdiffeq.
+
+    dopri5 without the adjoint, the default, runs in nodekd's own loop (`models.dopri5`): torchdiffeq's steps and
+    function evaluations, equal to rounding, at a fraction of its per-step cost.
 
     The solver (a `Solver`) is saved in the layer's config, and may be replaced on a loaded model, e.g. to evaluate
     with another solver: `block.solver = dataclasses.replace(block.solver, method="rk4")`. Function evaluations are
@@ -324,16 +339,16 @@ class ODEBlock(keras.layers.Layer):
                     params = tuple(v.value for v in self.func.trainable_weights)
                 # Seminorm: the error control of the backward solve ignores the parameter-gradient integrals
                 # (Kidger et al. 2021): 4,658 instead of 7,616 evaluations in a small test at rtol = atol = 1e-6.
-                solution = odeint_adjoint(
+                return odeint_adjoint(
                     self._counted, y0, t, adjoint_params=params, adjoint_options={"norm": "seminorm"}, **kwargs
-                )
-            else:
-                solution = odeint(self._counted, y0, t, **kwargs)
-        except AssertionError as error:  # torchdiffeq's "underflow in dt", "max_num_steps exceeded"
+                )[-1]
+            if solver.method == "dopri5":  # torchdiffeq's steps in nodekd's leaner loop (`models.dopri5`)
+                return dopri5_solve(self._counted, y0, self.t1, solver.rtol, solver.atol, solver.max_num_steps)
+            return odeint(self._counted, y0, t, **kwargs)[-1]
+        except AssertionError as error:  # "underflow in dt", "max_num_steps exceeded"
             raise SolverError(str(error)) from None
         finally:
             self._solving = False
-        return solution[-1]
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -14,6 +14,9 @@ design (REFERENCE.md):
   group for narrow students (one channel per group erases what the pooling head needs);
 - head: GroupNorm -> ReLU -> global average pooling -> dense logits.
 
+With `precision="mixed_bfloat16"` the dynamics' convolutions, nearly all of the student's work, run in bfloat16;
+the solver, the stem and the head stay float32.
+
 Convolutions and the dense layer start from He initialization (Algorithm 1). Like the teachers, the model takes
 pixels in [0, 1], NHWC, and normalizes them in its first layer. The ODE layer needs the torch backend.
 """
@@ -39,12 +42,14 @@ def build_student(
     time_input="none",
     norm="pre",
     init="horizon",
+    precision="float32",
     mean=None,
     std=None,
     solver=Solver(),
     name="ode_student",
 ):
-    """Builds the Neural ODE student; `time_input`, `norm` and `init` go to `ConvODEFunc`, `solver` to `ODEBlock`."""
+    """Builds the Neural ODE student; `time_input`, `norm`, `init` and `precision` (the dtype policy of the dynamics,
+    e.g. "mixed_bfloat16") go to `ConvODEFunc`, `solver` to `ODEBlock`."""
     if downsample < 0 or input_shape[0] % (2**downsample) or input_shape[1] % (2**downsample):
         raise ValueError(f"The image size must divide by 2**downsample. Received: {input_shape}, {downsample}")
     conv = {"kernel_initializer": "he_normal", "data_format": "channels_first"}
@@ -60,7 +65,9 @@ def build_student(
         x = layers.ReLU(name=f"stem_relu{i}")(x)
         x = layers.ZeroPadding2D(1, data_format="channels_first", name=f"stem_pad{i}")(x)
         x = layers.Conv2D(channels, 4, strides=2, name=f"stem_down{i}", **conv)(x)
-    func = ConvODEFunc(channels, time_input=time_input, horizon=t1, norm=norm, init=init, name="dynamics")
+    func = ConvODEFunc(
+        channels, time_input=time_input, horizon=t1, norm=norm, init=init, dtype=precision, name="dynamics"
+    )
     x = ODEBlock(func, t1=t1, solver=solver, name="ode")(x)
     x = _group_norm(channels, "head_norm")(x)
     x = layers.ReLU(name="head_relu")(x)

@@ -47,6 +47,14 @@ Seed = Annotated[int, typer.Option("--seed", help="Seed of initialization, batch
 Out = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<model>).")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 128).")]
+Precision = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="float32, or mixed_bfloat16: a teacher computes in bfloat16, a student its dynamics' convolutions (the "
+        "solver stays float32).",
+    ),
+]
 Epochs = Annotated[
     int | None,
     typer.Option("--epochs", help="Epochs (default: the paper's for the data set: cifar10 300, svhn 40; digits 15)."),
@@ -152,6 +160,7 @@ DYNAMICS = group(
     norm=optional(str, "--norm", "GroupNorm in the dynamics: pre (default, odenet's), or post (after each conv)."),
     init=optional(str, "--init", "Last GroupNorm's scale: horizon (default, 1 / t1), he (1, odenet) or identity (0)."),
 )
+PRECISION = group(precision=(Precision, "float32"))
 SOLVER = group(
     method=option(str, "dopri5", "--method", help="torchdiffeq solver, e.g. dopri5, rk4, euler."),
     rtol=option(float, 1e-3, "--rtol", help="Relative tolerance of adaptive solvers."),

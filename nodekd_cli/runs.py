@@ -42,6 +42,9 @@ CIRCUMSTANCES = ("versions", "device", "cuda_graph", "changes")
 # Settings that the advice of a failed epoch names (the solver's limits and tolerances, the learning rate): an
 # unfinished run may resume from its checkpoint with other values of them; config.json and history.csv record when.
 ADJUSTABLE = ("lr", "solver.method", "solver.rtol", "solver.atol", "solver.step_size", "solver.max_num_steps")
+# Settings added after runs were made without them, with the value those runs had: a run's config.json that lacks
+# one compares as if it recorded it (students computed in float32 before they had a precision).
+ADDED_SETTINGS = {"precision": "float32"}
 LOCK = ".lock"
 RUNS = Path("runs")  # where the commands put run folders unless told otherwise
 A_FILE = "a file stands where a folder belongs; move it, or choose another place"
@@ -167,7 +170,7 @@ def _flat(config, prefix=""):
 
 def _differences(old, new):
     """{setting: (old value, new value)} for every setting of a run that differs, circumstances aside."""
-    old, new = _flat(old), _flat(new)
+    old, new = _flat({**ADDED_SETTINGS, **old}), _flat({**ADDED_SETTINGS, **new})
     keys = sorted((set(old) | set(new)) - set(CIRCUMSTANCES))
     return {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
 

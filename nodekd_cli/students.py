@@ -92,11 +92,13 @@ def student_config(
     flip=None,
     solver=None,
     dynamics=None,
+    precision="float32",
 ):
     """The resolved configuration of a student run; distilled from the teacher run folder `teacher_run`, whose model
     is `teacher_model_name` (e.g. "resnet20"), when one is given. `solver` is a `models.Solver` (default: dopri5 at
-    rtol = atol = 1e-3)."""
+    rtol = atol = 1e-3); `precision` is that of the dynamics (`models.PRECISIONS`)."""
     import models
+    from nodekd_cli import training
 
     family = data.check_name(dataset)
     distilled = teacher_run is not None
@@ -109,6 +111,7 @@ def student_config(
     lam = (DEFAULT_LAMBDA if lam is None else lam) if distilled else 0.0
     if not 0 <= lam <= 1:
         raise UserError(f"--lambda must lie in [0, 1]; got {lam}.")
+    training.check_precision(precision)
     if soft_targets not in SOFT_TARGETS:
         raise UserError(f"Unknown soft-target mode {soft_targets!r}; choose one of: {', '.join(SOFT_TARGETS)}.")
     augmentation = data.default_augmentation(dataset)
@@ -139,6 +142,7 @@ def student_config(
         "flip": augmentation.flip if flip is None else flip,
         "solver": (solver or models.Solver()).config(),
         "dynamics": dynamics or dynamics_config(),
+        "precision": precision,
     }
     for key in ("epochs", "batch_size", "channels"):
         if config[key] < 1:
@@ -227,6 +231,7 @@ def build(config, dataset):
             downsample=config["downsample"],
             t1=config["t1"],
             **dynamics_of(config),
+            precision=config.get("precision", "float32"),
             mean=mean,
             std=[max(s, 1e-3) for s in std],
             solver=models.Solver(**config["solver"]),

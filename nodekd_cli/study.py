@@ -146,9 +146,11 @@ def expand(
     seeds=1,
     attack_images=-1,
     teacher_checkpoints=None,
+    precision="float32",
 ):
     """The steps of the study `chosen` (a Preset), narrowed by the options, in an order that respects `after`:
-    teachers, students without distillation, distilled students, attack sweeps, robustness checks."""
+    teachers, students without distillation, distilled students, attack sweeps, robustness checks. `precision` is the
+    students' (the teachers train in float32)."""
     from nodekd_cli.attacks import ATTACKS
 
     root = Path(root)
@@ -178,7 +180,7 @@ def expand(
     for dataset in datasets:
         family = family_of[dataset]
         student_epochs = _scaled(chosen.student.get("epochs", students.DEFAULT_EPOCHS[family]), epochs_scale)
-        student_options = {**chosen.student, "epochs": student_epochs}
+        student_options = {**chosen.student, "epochs": student_epochs, "precision": precision}
         for seed in range(seeds):
             teacher_of = {}
             for model in teacher_models:

@@ -19,7 +19,6 @@ DEFAULT_LR_OVERRIDES = {"resnet110": 0.01}
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_WEIGHT_DECAY = 1e-4
 MOMENTUM = 0.9
-PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def teacher_names():
@@ -48,10 +47,11 @@ def teacher_config(
     precision="float32",
 ):
     """The resolved configuration of a teacher training run: every number that changes the result."""
+    from nodekd_cli import training
+
     family = data.check_name(dataset)
     check_model(model)
-    if precision not in PRECISIONS:
-        raise UserError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
+    training.check_precision(precision)
     augmentation = data.default_augmentation(dataset)
     config = {
         "kind": "teacher",

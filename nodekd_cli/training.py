@@ -14,10 +14,17 @@ import keras
 import numpy as np
 import torch
 
+from models import PRECISIONS
 from models.ode import SolverError, ode_blocks
 from nodekd_cli import backend, files, interrupts, runs
 from nodekd_cli.data.device import TrainBatches, pixels, to_device
 from nodekd_cli.errors import UserError
+
+
+def check_precision(precision):
+    """`precision` must be one of `models.PRECISIONS` (Keras dtype policies)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
 
 
 def evaluate(model, x_uint8, y, batch_size=512):

@@ -443,6 +443,7 @@ BAD_INPUTS = [
     (["student", "train", "--rtol", "0"], 1, "--rtol, --atol and --step-size must be positive"),
     (["student", "train", "--optimizer", "rmsprop"], 1, "Unknown optimizer 'rmsprop'"),
     (["student", "train", "--norm", "batch"], 1, "Unknown --norm 'batch'"),
+    (["student", "train", "--precision", "float16"], 1, "Unknown precision 'float16'"),
     (["student", "train", "--train-images", "0"], 1, "--train-images must be at least 1"),
     (["student", "train", "--channels", "0"], 1, "--channels must be at least 1"),
     (["student", "train", "--downsample", "5"], 1, "--downsample 5 needs image sides divisible by 32"),

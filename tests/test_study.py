@@ -61,9 +61,11 @@ def test_quick_preset_expands_in_the_papers_order(tmp_path):
     assert steps[1].config["lambda"] == 0.0 and steps[1].config["teacher"] is None
     assert steps[0].config["epochs"] == 15
     # Both arms of every comparison get the same budget: every student the same epochs, batch, width and dynamics.
-    keys = ("epochs", "batch_size", "channels", "downsample", "dynamics")
+    keys = ("epochs", "batch_size", "channels", "downsample", "dynamics", "precision")
     budgets = {tuple(str(s.config[key]) for key in keys) for s in steps[1:5]}
-    assert budgets == {("16", "64", "32", "1", str(DEFAULT_DYNAMICS))}
+    assert budgets == {("16", "64", "32", "1", str(DEFAULT_DYNAMICS), "float32")}
+    mixed = study.expand(study.PRESETS["quick"], root=tmp_path, precision="mixed_bfloat16")
+    assert [s.config["precision"] for s in mixed[:5]] == ["float32"] + ["mixed_bfloat16"] * 4  # the students only
     checks = [step for step in steps if step.kind == "check"]
     assert checks[2].after == ("student kd-resnet20-digits-T3-t1_1", "teacher resnet20-digits")
     assert all(step.eps == (0, 4, 8, 12, 16, 20) and step.images == 50 for step in steps if step.kind == "attack")
@@ -150,6 +152,7 @@ def test_small_preset_plan_separates_distillation_from_the_optimizer(tmp_path, m
         ("teacher_models", ["resnet18"], "Unknown teacher 'resnet18'"),
         ("attacks", ["cw"], "Unknown attack 'cw'; choose one of: pgd, mifgsm, fgsm"),
         ("epochs_scale", 0, "--epochs-scale"),
+        ("precision", "float16", "Unknown precision 'float16'"),
     ],
 )
 def test_wrong_names_are_refused(tmp_path, option, value, message):

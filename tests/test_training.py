@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nodekd_cli import runs, teachers, train_step
+from nodekd_cli import runs, students, teachers, train_step
 from nodekd_cli.app import app
 from nodekd_cli.errors import UserError
 
@@ -118,6 +118,19 @@ def test_an_unfinished_run_resumes_with_another_learning_rate_or_solver_limit(tm
     assert runs.changes_after(tmp_path / "run", 1) == "lr 0.1 -> 0.05"
     assert runs.open_run(tmp_path / "run", lower) == "resume"  # the same settings again: nothing more to record
     assert len(runs.read_json(tmp_path / "run" / runs.CONFIG)["changes"]) == 1
+
+
+def test_a_run_made_before_a_setting_existed_is_the_same_run_with_its_old_value(tmp_path):
+    """Students had no precision before they could compute in mixed_bfloat16: a config.json without one is float32's,
+    the same run (not a conflict), and mixed_bfloat16's another."""
+    config = students.student_config("digits", t1=1.0, epochs=2)
+    assert config["precision"] == "float32"
+    runs.open_run(tmp_path / "run", {k: v for k, v in config.items() if k != "precision"})
+    (tmp_path / "run" / runs.METRICS).write_text("{}")
+    assert runs.open_run(tmp_path / "run", config) == "finished"
+    mixed = students.student_config("digits", t1=1.0, epochs=2, precision="mixed_bfloat16")
+    with pytest.raises(UserError, match=r"another configuration \(precision 'float32' -> 'mixed_bfloat16'\)"):
+        runs.open_run(tmp_path / "run", mixed)
 
 
 def test_a_run_with_no_completed_epoch_starts_again_under_any_configuration(tmp_path):

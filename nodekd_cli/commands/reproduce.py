@@ -52,6 +52,13 @@ def reproduce(
             "or akamaster: download akamaster's CIFAR-10 checkpoints by name.",
         ),
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="The students': float32, or mixed_bfloat16 (their dynamics' convolutions in bfloat16, the solver in "
+            "float32). Teachers train in float32."
+        ),
+    ] = "float32",
     runs_dir: Annotated[Path, typer.Option("--runs", help="Where the run folders go.")] = Path("runs"),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the steps, which are done, and their cost.")] = False,
     workers: Annotated[
@@ -109,6 +116,7 @@ def reproduce(
         seeds=seeds,
         attack_images=-1 if attack_images is None else attack_images,
         teacher_checkpoints=teacher_checkpoints,
+        precision=precision,
     )
     states = {step.name: study.state(step) for step in steps}
     if dry_run:

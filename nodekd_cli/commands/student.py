@@ -14,6 +14,7 @@ app = typer.Typer(help="Train Neural ODE students without distillation (the pape
 STUDENT_OPTIONS = (
     options.STUDENT_BUDGET,
     options.DYNAMICS,
+    options.PRECISION,
     options.SOLVER,
     options.AUGMENTATION,
     options.SEED_AND_OUT,
@@ -28,7 +29,8 @@ def _settings(given):
     solver = options.solver(given)
     dynamics = students.dynamics_config(**options.take(given, options.DYNAMICS))
     budget = options.take(given, options.STUDENT_BUDGET, options.AUGMENTATION)
-    return {**budget, "seed": given.pop("seed"), "solver": solver, "dynamics": dynamics}
+    settings = {"seed": given.pop("seed"), "solver": solver, "dynamics": dynamics, "precision": given.pop("precision")}
+    return {**budget, **settings}
 
 
 def _run(config, dataset_name, teacher=None, *, out, device, data_dir, manual_dir, wait):

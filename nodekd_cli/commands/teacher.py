@@ -22,7 +22,7 @@ def train(
     batch_size: options.BatchSize = None,
     lr: Annotated[float | None, typer.Option(help="Initial learning rate (default: 0.1; resnet110 0.01).")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="L2 weight decay (default: 1e-4).")] = None,
-    precision: Annotated[str, typer.Option(help="float32 or mixed_bfloat16.")] = "float32",
+    precision: options.Precision = "float32",
     cuda_graph: Annotated[
         bool | None,
         typer.Option(
