@@ -14,7 +14,6 @@ second of each, peak GPU memory, and the ratios of their times.
 
 import os
 import statistics
-import time
 
 from bench import common
 
@@ -35,7 +34,7 @@ def main():
     import torch
 
     cuda = args.device.startswith("cuda")
-    device = torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)"
+    device = common.device_name(args.device)
     results = {"device": device, "torch": torch.__version__, "model": args.model, "batch_size": args.batch_size}
     results["runs"] = []
     for t1 in [float(t) for t in args.t1.split(",")] if args.model == "student" else [None]:
@@ -95,23 +94,14 @@ def _measure(args, t1, cuda):
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x_adv)
             x_adv = torch.min(torch.max(x_adv.detach() + grad.sign() / 255, x - eps), x + eps).clamp(0, 1)
 
-    def timed(attack):
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        attack()
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter() - start, torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-
     attacks_ = {"nodekd": nodekd, "nodekd, weights requiring gradients": unfrozen, "plain": plain}
     for attack in attacks_.values():
         attack()
     samples = {name: [] for name in attacks_}
     for _ in range(args.repeats):
         for name, attack in attacks_.items():
-            samples[name].append(timed(attack))
+            seconds, _, peak = common.timed(attack, args.device)
+            samples[name].append((seconds, peak))
     of = {
         name: {
             "median_s": statistics.median(s[0] for s in values),

@@ -19,3 +19,30 @@ def save(results, path):
     if path:
         with open(path, "w") as file:
             json.dump(results, file, indent=2)
+
+
+def device_name(device):
+    """The GPU's name, or the CPU and its core count: how the benchmarks name where they ran."""
+    import os
+
+    import torch
+
+    return torch.cuda.get_device_name() if str(device).startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
+
+
+def timed(run, device):
+    """(seconds, what `run()` returned, peak GPU memory in GiB or None) of one call of `run`, with the device
+    synchronized before and after."""
+    import time
+
+    import torch
+
+    cuda = str(device).startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    result = run()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, result, torch.cuda.max_memory_allocated() / 2**30 if cuda else None

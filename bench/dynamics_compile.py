@@ -49,7 +49,7 @@ def main():
             evaluate(dynamics)
             times[name].append(time.perf_counter() - started)
     eager, fused = (statistics.median(times[name]) for name in ("eager", "compiled"))
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
+    device = common.device_name(args.device)
     print(
         f"{device}, {args.channels} channels, batch {args.batch_size}, 8x8, forward + backward: eager "
         f"{1000 * eager:.1f} ms, compiled {1000 * fused:.1f} ms, ratio {fused / eager:.3f} (medians of {args.steps} "

@@ -31,8 +31,10 @@ def main(root):
     pairs = {}
     for run in runs:
         pairs.setdefault(_key(run[0]), {})[run[0].get("precision", "float32")] = run
-    print("| data set | t1 | precision | test accuracy | difference | NFE forward (train, median of epochs) | test NFE |"
-          " train time |")
+    print(
+        "| data set | t1 | precision | test accuracy | difference | NFE forward (train, median of epochs) | test NFE |"
+        " train time |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for pair in pairs.values():
         if set(pair) != {"float32", "mixed_bfloat16"}:

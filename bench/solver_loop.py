@@ -7,9 +7,9 @@ process. Prints the median times, their ratio, the NFE of each and how far apart
     python -m bench.solver_loop --device cuda --channels 512 --batch-size 128 --t1 1,100
 """
 
+import functools
 import os
 import statistics
-import time
 
 from bench import common
 
@@ -26,12 +26,11 @@ def main():
     os.environ["KERAS_TORCH_DEVICE"] = args.device
     import torch
 
-    cuda = args.device.startswith("cuda")
-    device = torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)"
+    device = common.device_name(args.device)
     results = {"device": device, "torch": torch.__version__, **{k: getattr(args, k) for k in ("channels", "size")}}
     results.update(batch_size=args.batch_size, precision=args.precision, runs=[])
     for t1 in [float(t) for t in args.t1.split(",")]:
-        run = _measure(args, t1, cuda)
+        run = _measure(args, t1)
         results["runs"].append(run)
         print(
             f"{device}, {args.channels} channels, batch {args.batch_size}, {args.size}x{args.size}, t1 {t1:g}, "
@@ -44,7 +43,7 @@ def main():
     common.save(results, args.json)
 
 
-def _measure(args, t1, cuda):
+def _measure(args, t1):
     import keras
     import torch
     from torchdiffeq import odeint
@@ -74,22 +73,13 @@ def _measure(args, t1, cuda):
         grads = torch.autograd.grad(y1.square().mean(), weights)
         return y1.detach(), torch.cat([g.flatten() for g in grads])
 
-    def timed(name):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = solve(name)
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter() - start, out
-
     solve("torchdiffeq"), solve("nodekd")
     samples = {"torchdiffeq": [], "nodekd": []}
     outputs = {}
     for _ in range(args.steps):
-        for name in samples:
-            seconds, outputs[name] = timed(name)
-            samples[name].append(seconds)
+        for name, times in samples.items():
+            seconds, outputs[name], _ = common.timed(functools.partial(solve, name), args.device)
+            times.append(seconds)
     (y_a, g_a), (y_b, g_b) = outputs["torchdiffeq"], outputs["nodekd"]
     median = {name: 1000 * statistics.median(values) for name, values in samples.items()}
     return {

@@ -13,7 +13,6 @@ printed (equal weights give equal NFE, so the ratio compares the same work).
 
 import os
 import statistics
-import time
 
 from bench import common
 from bench.reference import TorchStudent
@@ -51,7 +50,7 @@ def main():
 
     cuda = args.device.startswith("cuda")
     results = {
-        "device": torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)",
+        "device": common.device_name(args.device),
         "torch": torch.__version__,
         "channels": args.channels,
         "batch_size": args.batch_size,
@@ -87,7 +86,8 @@ def _measure(t1, args, cuda):
         t1=t1,
         time_input=args.time_input,
         precision=args.precision,
-        mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26]
+        mean=[0.49, 0.48, 0.45],
+        std=[0.25, 0.24, 0.26],
     )
     distiller = models.Distiller(student, temperature=3.0, lam=0.9)
     distiller.build((None, 32, 32, 3))
@@ -110,23 +110,12 @@ def _measure(t1, args, cuda):
         optimizer.step()
         return reference.func.nfe
 
-    def timed(step):
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        nfe = step()
-        if cuda:
-            torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-        return time.perf_counter() - start, nfe, peak
-
     for _ in range(args.warmup):
         keras_step(), torch_step()
     samples = {"nodekd": [], "torch": []}
     for _ in range(args.steps):
-        samples["nodekd"].append(timed(keras_step))
-        samples["torch"].append(timed(torch_step))
+        samples["nodekd"].append(common.timed(keras_step, args.device))
+        samples["torch"].append(common.timed(torch_step, args.device))
     run = {"t1": t1}
     for name, values in samples.items():
         run[name] = {

@@ -80,7 +80,7 @@ def main():
     y = torch.randint(0, 10, (args.batch_size,), device=args.device)
     reference = torch_step(x, y, args.device)
     results = {
-        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)",
+        "device": common.device_name(args.device),
         "torch": torch.__version__,
         "batch_size": args.batch_size,
         "steps": args.steps,

@@ -279,8 +279,9 @@ def state(step):
 
 # Rough cost model for --dry-run: seconds per training image and epoch (or per attack image and step), measured
 # on a 2-core CPU (digits: 8x8 images, 32-channel students, batch 32-64) and on one H100 (CIFAR-10: 32x32 images,
-# 512-channel students at 1/4 resolution, batch 128), scaled by depth, pixels, channels and a guess of how the
-# function evaluations grow with t1 (NFE 20 at t1 = 1, about 60-90 at t1 = 100).
+# 512-channel students at 1/4 resolution, batch 128; float32, torchdiffeq's loop: issue 12's levers are not in it),
+# scaled by depth, pixels, channels and by how the function evaluations of nodekd's default dynamics grow with t1.
+NFE_GROWTH = 0.4  # NFE(t1) / NFE(1) = 1 + 0.4 log10(t1): measured 1.46 to 1.91 at t1 = 100, 2.15 at 500 (README)
 COSTS = {
     "cpu": {"teacher": 1.6e-4, "teacher_pixels": 64, "student": 2.2e-3, "pixels": 64, "channels": 32},
     "cuda": {"teacher": 4.0e-5, "teacher_pixels": 1024, "student": 1.44e-3, "pixels": 1024 / 16, "channels": 512},
@@ -297,7 +298,7 @@ def _image_cost(config, profile):
         return profile["teacher"] * depth / 20 * pixels / profile["teacher_pixels"]
     solved = pixels / 4 ** config["downsample"] / profile["pixels"]
     width = (config["channels"] / profile["channels"]) ** 2
-    return profile["student"] * solved * width * (1 + math.log10(config["t1"]))
+    return profile["student"] * solved * width * (1 + NFE_GROWTH * math.log10(config["t1"]))
 
 
 def estimates(steps, device="cpu"):

@@ -350,7 +350,7 @@ def test_the_lean_dopri5_solves_a_linear_ode_exactly():
 
     y0 = torch.tensor([[1.0, -2.0, 0.5]], dtype=torch.float64)
     for t1, a in ((1.0, 0.5), (100.0, -0.05)):
-        y1 = dopri5.solve(lambda t, y: a * y, y0, t1, rtol=1e-8, atol=1e-10)
+        y1 = dopri5.solve(lambda t, y, a=a: a * y, y0, t1, rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(y1.numpy(), math.exp(a * t1) * y0.numpy(), rtol=1e-6)
 
 
@@ -378,7 +378,7 @@ def test_the_lean_dopri5_takes_torchdiffeqs_steps_and_agrees_with_it_to_rounding
         lambda f: dopri5.solve(f, y0, t1, tolerance, tolerance),
     ):
         times = []
-        y1 = solve(lambda t, y: times.append(t.item()) or func.dynamics(t, y))
+        y1 = solve(lambda t, y, times=times: times.append(t.item()) or func.dynamics(t, y))
         grads = torch.autograd.grad(y1.square().sum(), [v.value for v in func.trainable_weights])
         results.append((times, y1.detach(), torch.cat([g.flatten() for g in grads])))
     (times, expected, _), (got_times, got, got_grad) = results
