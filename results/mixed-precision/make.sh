@@ -6,7 +6,8 @@
 #   real CIFAR-10 (../shared/data/cifar10-jpeg): NODEs(1) and NODEs(100) alone (Adam), the small preset's student
 #   budget (32 channels, 10,000 training images, 5 epochs at batch 64).
 # Run from the repository root; the run folders go to $RUNS (default ../precision-runs), their light files (configs,
-# metrics, histories; no weights) are copied here, with a summary table (summary.md).
+# metrics, histories; no weights) are copied here, with a summary table (summary.md). The committed runs were made
+# with RUNS=/work/tmp (their configs name it), after a float32 digits run was made again alone for its time.
 set -euo pipefail
 runs=${RUNS:-../precision-runs}
 nodekd teacher train resnet20 --dataset digits --out "$runs/r20"
