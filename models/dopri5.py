@@ -104,9 +104,9 @@ def solve(func, y0, t1, rtol, atol, max_num_steps=None):
         # t on the host: a 0-d tensor that device kernels take as a number, with no copy to the device
         return func(torch.tensor(t, dtype=y.dtype), y)
 
-    t0, y, t, steps = 0.0, y0, 0.0, 0
-    f0 = f(t0, y0)
-    dt = _first_step(f, t0, y0, f0, rtol, atol)
+    t, y, steps = 0.0, y0, 0
+    f0 = f(t, y0)
+    dt = _first_step(f, t, y0, f0, rtol, atol)
     while True:
         if max_num_steps is not None and steps >= max_num_steps:
             raise StepFailure(f"max_num_steps exceeded ({steps}>={max_num_steps})")

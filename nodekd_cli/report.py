@@ -33,6 +33,7 @@ from nodekd_cli.errors import UserError
 PAPER_TEACHERS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 PAPER_SOLVER = "dopri5"
 PAPER_LAMBDA = 0.9
+PAPER_PRECISION = "float32"
 TABLE1_T1 = (1.0, 100.0)
 TABLE2_T1 = 1.0
 TABLE3_EPS = (8, 12, 16, 20)
@@ -68,9 +69,13 @@ def comparable(run):
 
 
 def in_paper_setup(run):
-    """The comparable runs trained with the paper's optimizer for their kind: those that fill the paper's tables and
-    Figure 1."""
-    return comparable(run) and students.other_optimizer(run.config) is None
+    """The comparable runs trained with the paper's optimizer for their kind, in float32 as the paper: those that fill
+    the paper's tables and Figure 1."""
+    return (
+        comparable(run)
+        and students.other_optimizer(run.config) is None
+        and students.precision_of(run.config) == PAPER_PRECISION
+    )
 
 
 def family(run):
@@ -410,14 +415,15 @@ def _robustness(run, attack, eps):
     return 100 * statistics.fmean(result["accuracy"][result["eps"].index(e)] for e in eps)
 
 
-def student_label(t1, teacher_model_name=None, temperature=None, optimizer=None):
+def student_label(t1, teacher_model_name=None, temperature=None, optimizer=None, precision=PAPER_PRECISION):
     """NODEs(1), NODEs(1) + KD (ResNet20, T = 3), and with an optimizer other than the paper's: NODEs(1), SGD or
-    NODEs(1) + KD (ResNet20, T = 3, Adam)."""
+    NODEs(1) + KD (ResNet20, T = 3, Adam); in another precision than float32: NODEs(1), mixed_bfloat16."""
     other = OPTIMIZER_TITLES.get(optimizer, optimizer)
+    computed = "" if precision == PAPER_PRECISION else f", {precision}"
     if teacher_model_name is None:
-        return f"NODEs({t1:g})" + (f", {other}" if optimizer else "")
+        return f"NODEs({t1:g})" + (f", {other}" if optimizer else "") + computed
     extra = f", {other}" if optimizer else ""
-    return f"NODEs({t1:g}) + KD ({teacher_label(teacher_model_name)}, T = {temperature:g}{extra})"
+    return f"NODEs({t1:g}) + KD ({teacher_label(teacher_model_name)}, T = {temperature:g}{extra}{computed})"
 
 
 def comparisons(runs):
@@ -425,31 +431,35 @@ def comparisons(runs):
     accuracy, and robustness as the mean accuracy over the attacked eps > 0 both have), each teacher against the
     students trained alone, and each longer horizon against t1 = 1. Comparable runs only (`comparable`): a
     distilled student trained with Adam at t1 = 1 is compared with the NODEs(1) trained alone, with Adam too. Seeds
-    are averaged. Each comparison's `pair` says which: "kd", "teacher" or "horizon"."""
+    are averaged; students of different precisions are never averaged or paired. Each comparison's `pair` says which:
+    "kd", "teacher" or "horizon"."""
     found = []
     for dataset in sorted({r.config["dataset"] for r in runs}):
         mine = [r for r in runs if r.config["dataset"] == dataset and comparable(r)]
         alone, distilled, teacher_runs = {}, {}, {}
         for run in mine:
             other_optimizer = students.other_optimizer(run.config)
+            precision = students.precision_of(run.config)
             if run.config["kind"] == "teacher":
                 teacher_runs.setdefault(run.config["model"], []).append(run)
             elif run.distilled:
-                key = (run.config["t1"], run.config["teacher_model"], run.config["T"], other_optimizer or "")
+                key = (precision, run.config["t1"], run.config["teacher_model"], run.config["T"], other_optimizer or "")
                 distilled.setdefault(key, []).append(run)
             elif other_optimizer is None:
-                alone.setdefault(run.config["t1"], []).append(run)
+                alone.setdefault((precision, run.config["t1"]), []).append(run)
         pairs = []  # (kind of pair, first label, first runs, second label, second runs)
-        for (t1, model, temperature, optimizer), group in sorted(distilled.items()):
-            if t1 in alone:
-                label = student_label(t1, model, temperature, optimizer or None)
-                pairs.append(("kd", label, group, student_label(t1), alone[t1]))
+        for (precision, t1, model, temperature, optimizer), group in sorted(distilled.items()):
+            if (precision, t1) in alone:
+                label = student_label(t1, model, temperature, optimizer or None, precision)
+                pairs.append(("kd", label, group, student_label(t1, precision=precision), alone[precision, t1]))
         for model, group in sorted(teacher_runs.items()):
-            for t1, students_alone in sorted(alone.items()):
-                pairs.append(("teacher", teacher_label(model), group, student_label(t1), students_alone))
-        horizons = sorted(alone)
-        for t1 in horizons[1:] if horizons and horizons[0] == 1.0 else []:
-            pairs.append(("horizon", student_label(t1), alone[t1], student_label(1.0), alone[1.0]))
+            for (precision, t1), students_alone in sorted(alone.items()):
+                label = student_label(t1, precision=precision)
+                pairs.append(("teacher", teacher_label(model), group, label, students_alone))
+        for precision, t1 in sorted(alone):
+            if t1 > 1.0 and (precision, 1.0) in alone:
+                first, second = student_label(t1, precision=precision), student_label(1.0, precision=precision)
+                pairs.append(("horizon", first, alone[precision, t1], second, alone[precision, 1.0]))
         for pair, first_label, first, second_label, second in pairs:
             budget = _budget(first, second)
             clean = [

@@ -66,6 +66,11 @@ def dynamics_of(config):
     return config.get("dynamics") or ODENET
 
 
+def precision_of(config):
+    """The precision of a run's config (runs made before students had one computed in float32)."""
+    return config.get("precision", runs.ADDED_SETTINGS["precision"])
+
+
 def dynamics_label(dynamics):
     """A short name for a dynamics design: "odenet", or time input/norm/init as in "scaled/pre/identity"."""
     return "odenet" if dynamics == ODENET else "/".join(dynamics[key] for key in ("time_input", "norm", "init"))
@@ -231,7 +236,7 @@ def build(config, dataset):
             downsample=config["downsample"],
             t1=config["t1"],
             **dynamics_of(config),
-            precision=config.get("precision", "float32"),
+            precision=precision_of(config),
             mean=mean,
             std=[max(s, 1e-3) for s in std],
             solver=models.Solver(**config["solver"]),

@@ -310,6 +310,32 @@ def test_comparisons_give_differences_intervals_and_budgets_computed_by_hand(tmp
     assert interval == pytest.approx((-19.464, -10.536), abs=1e-3) and row["verdict"] == "lower"
 
 
+def test_students_of_another_precision_are_compared_among_themselves_and_kept_out_of_the_papers_tables(tmp_path):
+    from nodekd_cli import report
+
+    root = tmp_path / "runs"
+
+    def run(folder, config, accuracy, precision="float32"):
+        config = {**config, "epochs": 10, "batch_size": 32, "channels": 32, "optimizer": "adam", "lr": 1e-3}
+        write_run(root / folder, {**config, "precision": precision}, accuracy)
+        metrics = json.loads((root / folder / "metrics.json").read_text())
+        (root / folder / "metrics.json").write_text(json.dumps({**metrics, "test_images": 400}))
+
+    run("alone1", student("digits", 1), 0.90)
+    run("alone100", student("digits", 100), 0.80)
+    run("mixed1", student("digits", 1), 0.50, "mixed_bfloat16")  # averaged with alone1, it would read 70%
+    run("mixed100", student("digits", 100), 0.60, "mixed_bfloat16")
+    built = report.build(root)
+    found = {(c["first"]["label"], c["second"]["label"]): c for c in built.comparisons}
+    assert found["NODEs(100)", "NODEs(1)"]["difference"] == pytest.approx(-10.0)
+    mixed = found["NODEs(100), mixed_bfloat16", "NODEs(1), mixed_bfloat16"]
+    assert mixed["difference"] == pytest.approx(10.0)
+    assert len(found) == 2  # no pair across precisions
+    runs = report.collect(root)[0]
+    in_tables = sorted(r.folder.name for r in runs if report.in_paper_setup(r))
+    assert in_tables == ["alone1", "alone100"]
+
+
 def test_claim_verdicts_follow_from_comparisons_and_checks_computed_by_hand(tmp_path):
     from nodekd_cli import report
 
