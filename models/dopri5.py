@@ -96,13 +96,13 @@ def _next_step(dt, ratio):
 
 
 def solve(func, y0, t1, rtol, atol, max_num_steps=None):
-    """y(t1) from y(0) = y0 with dopri5; `func(t, y)` takes t as a 0-d tensor of y's dtype. Raises `StepFailure` when
-    the step size underflows, the state or its derivative is not finite, or more than `max_num_steps` steps would be
-    needed."""
+    """y(t1) from y(0) = y0 with dopri5; `func(t, y)` takes t as a 0-d tensor of y's dtype on y's device. Raises
+    `StepFailure` when the step size underflows, the state or its derivative is not finite, or more than
+    `max_num_steps` steps would be needed."""
+    origin = torch.zeros((), dtype=y0.dtype, device=y0.device)
 
     def f(t, y):
-        # t on the host: a 0-d tensor that device kernels take as a number, with no copy to the device
-        return func(torch.tensor(t, dtype=y.dtype), y)
+        return func(origin + t, y)  # made on the device: a tensor from the host would wait for the device first
 
     t, y, steps = 0.0, y0, 0
     f0 = f(t, y0)

@@ -349,9 +349,11 @@ def test_the_lean_dopri5_solves_a_linear_ode_exactly():
     from models import dopri5
 
     y0 = torch.tensor([[1.0, -2.0, 0.5]], dtype=torch.float64)
+    times = []
     for t1, a in ((1.0, 0.5), (100.0, -0.05)):
-        y1 = dopri5.solve(lambda t, y, a=a: a * y, y0, t1, rtol=1e-8, atol=1e-10)
+        y1 = dopri5.solve(lambda t, y, a=a: times.append(t) or a * y, y0, t1, rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(y1.numpy(), math.exp(a * t1) * y0.numpy(), rtol=1e-6)
+    assert {(t.dtype, t.device, t.dim()) for t in times} == {(y0.dtype, y0.device, 0)}  # as torchdiffeq passes t
 
 
 @pytest.mark.parametrize(
