@@ -85,7 +85,7 @@ def run_summary(title, folder, config, metrics):
     table.add_column()
     table.add_row("run folder", str(folder))
     keys = ("model", "dataset", "teacher_model", "t1", "T", "lambda", "soft_targets", "optimizer", "channels")
-    keys += ("epochs", "batch_size", "lr", "weight_decay", "seed", "source")
+    keys += ("epochs", "batch_size", "lr", "weight_decay", "seed", "source", "precision")
     for key in keys:
         if config.get(key) is not None:
             table.add_row(key.replace("_", " "), str(config[key]))

@@ -577,6 +577,10 @@ def run_rows(report):
         config, metrics = run.config, run.metrics
         solver = config.get("solver") or {}
         teacher = config["kind"] == "teacher"
+        precision = students.precision_of(config)
+        dynamics = None if teacher else students.dynamics_label(students.dynamics_of(config))
+        if dynamics is not None and precision != PAPER_PRECISION:
+            dynamics += f", {precision}"
         rows.append(
             {
                 "folder": str(run.folder),
@@ -588,7 +592,8 @@ def run_rows(report):
                 "T": config.get("T"),
                 "lambda": config.get("lambda"),
                 "optimizer": None if teacher else config.get("optimizer"),
-                "dynamics": None if teacher else students.dynamics_label(students.dynamics_of(config)),
+                "dynamics": dynamics,
+                "precision": precision,
                 "solver": solver.get("method"),
                 "rtol": solver.get("rtol"),
                 "atol": solver.get("atol"),

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -334,6 +335,8 @@ def test_students_of_another_precision_are_compared_among_themselves_and_kept_ou
     runs = report.collect(root)[0]
     in_tables = sorted(r.folder.name for r in runs if report.in_paper_setup(r))
     assert in_tables == ["alone1", "alone100"]
+    dynamics = {Path(row["folder"]).name: row["dynamics"] for row in report.run_rows(built)}
+    assert dynamics["mixed1"] == "none/pre/horizon, mixed_bfloat16" and dynamics["alone1"] == "none/pre/horizon"
 
 
 def test_claim_verdicts_follow_from_comparisons_and_checks_computed_by_hand(tmp_path):
