@@ -1,8 +1,8 @@
 """Attack throughput: nodekd's PGD loop against a plain PyTorch PGD loop on the same model, in one process.
 
-Both attack the same batch for the same number of steps, interleaved: nodekd's `attacks.pgd` as its sweeps run it
-(inside `attacks.input_gradients_only`: the weights take no gradient), the same without that, and a plain loop
-(its own cross-entropy, sign step and projection; the weights left as a user leaves them, requiring gradients). The
+Both attack the same batch for the same number of steps, interleaved: nodekd's `attacks.pgd` as its sweeps run it,
+the same with the model's weights frozen (issue 12's lever "no weight gradients": it measures what that would save),
+and a plain loop (its own cross-entropy, sign step and projection). The
 model is a ResNet20 (the plain loop calls the Keras model as a torch module) or the Neural ODE student (the plain loop
 attacks `bench.reference.TorchStudent`, float32 with torchdiffeq, holding the same weights). Prints image-steps per
 second of each, peak GPU memory, and the ratios of their times.
@@ -12,6 +12,7 @@ second of each, peak GPU memory, and the ratios of their times.
     python -m bench.attack_step --model student --device cuda --channels 512 --batch-size 128 --precision mixed_bfloat16
 """
 
+import contextlib
 import os
 import statistics
 
@@ -46,10 +47,25 @@ def main():
         print(
             f"{device}, {what}, batch {args.batch_size}, {args.steps} PGD steps: {rates}{'; peak ' if cuda else ''}"
             f"{memory}; time ratio nodekd/plain {run['ratio']:.3f}, frozen/unfrozen weights "
-            f"{run['frozen_ratio']:.3f} (medians of {args.repeats})",
+            f"{run['frozen_ratio']:.3f} (medians of {args.repeats}); saved for backward per step "
+            f"{run['of']['nodekd, weights frozen']['saved_for_backward_mib']:.1f} MiB frozen, "
+            f"{run['of']['nodekd']['saved_for_backward_mib']:.1f} MiB not",
             flush=True,
         )
     common.save(results, args.json)
+
+
+@contextlib.contextmanager
+def _frozen(model):
+    """The model's weights take no gradient within."""
+    weights = [p for p in model.parameters() if p.requires_grad]
+    for weight in weights:
+        weight.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for weight in weights:
+            weight.requires_grad_(True)
 
 
 def _models(args, t1):
@@ -79,12 +95,12 @@ def _measure(args, t1, cuda):
     y = torch.randint(0, 10, (args.batch_size,), device=args.device)
     eps = 8 / 255
 
-    def unfrozen():
+    def nodekd():
         attacks.pgd(model, x, y, eps, args.steps, torch.Generator(device=args.device).manual_seed(0))
 
-    def nodekd():
-        with attacks.input_gradients_only(model):
-            unfrozen()
+    def frozen():
+        with _frozen(model):
+            nodekd()
 
     def plain():
         x_adv = (x + (torch.rand_like(x) * 2 - 1) * eps).clamp(0, 1)
@@ -94,7 +110,24 @@ def _measure(args, t1, cuda):
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x_adv)
             x_adv = torch.min(torch.max(x_adv.detach() + grad.sign() / 255, x - eps), x + eps).clamp(0, 1)
 
-    attacks_ = {"nodekd": nodekd, "nodekd, weights requiring gradients": unfrozen, "plain": plain}
+    def saved_mib(frozen):
+        """What one forward pass keeps for the backward of an input gradient: the bytes of the distinct storages
+        autograd saves (on any device; on a GPU, the part of peak memory a larger attack batch multiplies)."""
+        sizes = {}
+
+        def pack(tensor):
+            storage = tensor.untyped_storage()
+            sizes[storage.data_ptr()] = storage.nbytes()
+            return tensor
+
+        x_adv = x.clone().requires_grad_(True)
+        frozen_weights = _frozen(model) if frozen else contextlib.nullcontext()
+        with frozen_weights, torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            F.cross_entropy(model(x_adv, training=False), y, reduction="sum")
+        return sum(sizes.values()) / 2**20
+
+    saved = {"nodekd": saved_mib(False), "nodekd, weights frozen": saved_mib(True)}
+    attacks_ = {"nodekd": nodekd, "nodekd, weights frozen": frozen, "plain": plain}
     for attack in attacks_.values():
         attack()
     samples = {name: [] for name in attacks_}
@@ -107,6 +140,7 @@ def _measure(args, t1, cuda):
             "median_s": statistics.median(s[0] for s in values),
             "image_steps_per_second": args.batch_size * args.steps / statistics.median(s[0] for s in values),
             "peak_memory_gib": max(s[1] for s in values) if cuda else None,
+            "saved_for_backward_mib": saved.get(name),
         }
         for name, values in samples.items()
     }
@@ -115,7 +149,7 @@ def _measure(args, t1, cuda):
         "precision": args.precision if t1 is not None else "float32",
         "of": of,
         "ratio": of["nodekd"]["median_s"] / of["plain"]["median_s"],
-        "frozen_ratio": of["nodekd"]["median_s"] / of["nodekd, weights requiring gradients"]["median_s"],
+        "frozen_ratio": of["nodekd, weights frozen"]["median_s"] / of["nodekd"]["median_s"],
     }
 
 

@@ -7,7 +7,6 @@ mode and only the input receives gradients. The checks that a measured robustnes
 `nodekd_cli.checks`.
 """
 
-import contextlib
 import dataclasses
 import functools
 import time
@@ -43,20 +42,6 @@ def margin_loss(logits, y):
 
 
 LOSSES = {"ce": lambda logits, y: F.cross_entropy(logits, y, reduction="sum"), "margin": margin_loss}
-
-
-@contextlib.contextmanager
-def input_gradients_only(model):
-    """Within it, the weights of `model` (a Keras model on the torch backend, or any torch module) take no gradient: a
-    backward pass computes only the input's, and the forward pass keeps only what that needs."""
-    weights = [p for p in model.parameters() if p.requires_grad] if isinstance(model, torch.nn.Module) else []
-    for weight in weights:
-        weight.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for weight in weights:
-            weight.requires_grad_(True)
 
 
 def _input_gradient(model, x, y, loss="ce"):
@@ -177,8 +162,7 @@ def sweep(
         for i in range(0, len(index), batch_size):
             interrupts.check()
             batch = index[i : i + batch_size]
-            with input_gradients_only(model):
-                x_adv = entry.method(model, x[batch], y[batch], e / 255, n_steps, generator=generator)
+            x_adv = entry.method(model, x[batch], y[batch], e / 255, n_steps, generator=generator)
             robust[batch] = predict(model, x_adv, batch_size) == y[batch]
         if monotone:
             still_correct &= robust
