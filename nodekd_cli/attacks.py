@@ -115,9 +115,19 @@ ATTACKS = {
 }
 
 
+def measure(name, result):
+    """What a saved result of attack `name` measures, as the report keys it: the attack's name, with " (monotone)" for
+    a monotone sweep (never weaker than the paper's independent sweep, so never averaged or compared with one)."""
+    sweep = (result.get("settings") or {}).get("sweep", "independent")
+    return name if sweep == "independent" else f"{name} ({sweep})"
+
+
 def title(name):
-    """The title of attack `name` in tables and figures (the name itself for a result of an attack not registered)."""
-    return ATTACKS[name].title if name in ATTACKS else name
+    """The title of attack `name` (or of a `measure`) in tables and figures (the name itself for a result of an
+    attack not registered)."""
+    attack, _, sweep = name.removesuffix(")").partition(" (")
+    shown = ATTACKS[attack].title if attack in ATTACKS else attack
+    return f"{shown} ({sweep} sweep)" if sweep else shown
 
 
 def predict(model, x, batch_size):

@@ -370,7 +370,8 @@ def _step_summary(step):
     images = "all" if step.images is None else step.images
     if step.kind == "check":
         return f"robustness checks at eps {step.eps[0]}/255, {images} images"
-    return f"{step.attack} eps {step.eps[0]}..{step.eps[-1]}/255, {images} images"
+    sweep = "" if step.sweep == "independent" else f", {step.sweep} sweep"
+    return f"{step.attack} eps {step.eps[0]}..{step.eps[-1]}/255, {images} images{sweep}"
 
 
 class StudyProgress:

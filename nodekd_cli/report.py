@@ -27,6 +27,7 @@ from pathlib import Path
 from nodekd_cli import runs as run_files
 from nodekd_cli import students
 from nodekd_cli.attacks import ATTACKS
+from nodekd_cli.attacks import measure
 from nodekd_cli.attacks import title as attack_title
 from nodekd_cli.errors import UserError
 
@@ -144,6 +145,12 @@ class Report:
 
 def teacher_label(model):
     return "ResNet" + model.removeprefix("resnet")
+
+
+def sweeps(run):
+    """The run's attack results by what they measure (`attacks.measure`): a monotone sweep apart from the paper's
+    independent one, so that Table 3 takes the paper's and no mean or comparison mixes the two."""
+    return {measure(name, result): result for name, result in run.attacks.items()}
 
 
 def collect(root, exclude=()):
@@ -264,7 +271,7 @@ def table3(runs, paper, root):
         row = (run.config["dataset"], float(run.config["t1"]))
         if (row, "clean") not in cells:
             continue
-        pgd = run.attacks.get("pgd", {"eps": [], "accuracy": []})
+        pgd = sweeps(run).get("pgd", {"eps": [], "accuracy": []})
         # Clean accuracy over the images PGD attacked (its eps 0) when it has them, so the row compares like with like.
         clean = 100 * pgd["accuracy"][pgd["eps"].index(0)] if 0 in pgd["eps"] else run.accuracy
         cells[row, "clean"].add(clean, run.folder)
@@ -298,13 +305,12 @@ def figure_series(runs):
     for run in runs:
         if not in_paper_setup(run):
             continue
-        for attack, result in run.attacks.items():
+        for attack, result in sweeps(run).items():
             if attack != AUTOATTACK:
                 groups.setdefault((run.config["dataset"], attack, family(run)), []).append(result)
-    attack_order = {a: i for i, a in enumerate(ATTACKS)}
     series = []
     for (dataset, attack, line), results in sorted(
-        groups.items(), key=lambda item: (item[0][0], attack_order.get(item[0][1], 99), item[0][1], item[0][2])
+        groups.items(), key=lambda item: (item[0][0], _attack_order(item[0][1]), item[0][1], item[0][2])
     ):
         eps = sorted(set.intersection(*(set(r["eps"]) for r in results)))
         accuracy = [statistics.fmean(100 * r["accuracy"][r["eps"].index(e)] for r in results) for e in eps]
@@ -319,6 +325,13 @@ def figure_series(runs):
             }
         )
     return series
+
+
+def _attack_order(name):
+    """Sort key of a measure: the registered attacks in their order (each one's monotone sweep after it), then others."""
+    order = list(ATTACKS)
+    attack = name.partition(" (")[0]
+    return (order.index(attack) if attack in order else len(order), name != attack)
 
 
 def autoattack_points(runs):
@@ -407,8 +420,8 @@ def _compare(dataset, pair, measure, first, second, budget):
 
 
 def _robustness(run, attack, eps):
-    """Mean accuracy (%) of `run` under `attack` over `eps`, which its sweep must hold."""
-    result = run.attacks[attack]
+    """Mean accuracy (%) of `run` under `attack` (a `measure`) over `eps`, which its sweep must hold."""
+    result = sweeps(run)[attack]
     return 100 * statistics.fmean(result["accuracy"][result["eps"].index(e)] for e in eps)
 
 
@@ -466,15 +479,16 @@ def comparisons(runs):
             found.append(_compare(dataset, pair, "clean accuracy", *clean, budget))
             if pair == "teacher":
                 continue
-            for attack in ATTACKS:
-                both = [r for r in first + second if attack in r.attacks]
+            measured = {name for r in first + second for name in sweeps(r) if name.partition(" (")[0] in ATTACKS}
+            for attack in sorted(measured, key=lambda name: (_attack_order(name), name)):
+                both = [r for r in first + second if attack in sweeps(r)]
                 if len(both) < len(first) + len(second):
                     continue
-                eps = sorted(set.intersection(*(set(r.attacks[attack]["eps"]) for r in both)) - {0})
+                eps = sorted(set.intersection(*(set(sweeps(r)[attack]["eps"]) for r in both)) - {0})
                 if not eps:
                     continue
                 sides = [
-                    _side(label, group, lambda r: _robustness(r, attack, eps), lambda r: r.attacks[attack].get("n"))
+                    _side(label, group, lambda r: _robustness(r, attack, eps), lambda r: sweeps(r)[attack].get("n"))
                     for label, group in ((first_label, first), (second_label, second))
                 ]
                 measure = f"{attack_title(attack)} accuracy, mean over eps {', '.join(map(str, eps))}"
@@ -602,7 +616,7 @@ def run_rows(report):
                 "resumed_with": resumed_with(config) or None,
                 "attacks": {
                     name: {"eps": r["eps"], "n": r.get("n"), "accuracy": r["accuracy"]}
-                    for name, r in sorted(run.attacks.items())
+                    for name, r in sorted(sweeps(run).items())
                 },
                 "check": None if run.check is None else ("possible masking" if run.check["masking"] else "passed"),
                 "in_paper_setup": in_paper_setup(run),

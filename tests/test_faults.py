@@ -478,6 +478,7 @@ BAD_INPUTS = [
     (["reproduce", "--attacks", "cw"], 1, "Unknown attack 'cw'"),
     (["reproduce", "--seeds", "0"], 1, "--seeds and --attack-images must be at least 1"),
     (["reproduce", "--t1", "one"], 1, "--t1 takes comma-separated numbers"),
+    (["reproduce", "--sweep", "sideways"], 1, "Unknown sweep 'sideways'"),
 ]
 
 

@@ -340,6 +340,47 @@ def test_students_of_another_precision_are_compared_among_themselves_and_kept_ou
     assert dynamics["mixed1"] == "none/pre/horizon, mixed_bfloat16" and dynamics["alone1"] == "none/pre/horizon"
 
 
+def test_monotone_sweeps_are_never_averaged_or_compared_with_the_papers_independent_ones(tmp_path):
+    from nodekd_cli import report
+
+    root = tmp_path / "runs"
+
+    def run(folder, config, **sweeps):
+        config = {**config, "epochs": 10, "batch_size": 32, "channels": 32, "optimizer": "adam", "lr": 1e-3}
+        write_run(root / folder, config, 0.95)
+        (root / folder / "attacks").mkdir()
+        for attack, (sweep, accuracy) in sweeps.items():
+            result = {"settings": {"sweep": sweep}, "eps": EPS, "accuracy": accuracy, "steps": [0] * 6, "n": 100}
+            (root / folder / "attacks" / f"{attack}.json").write_text(json.dumps(result))
+
+    run("a", student("digits", 1), pgd=("independent", [0.95, 0.5, 0.3, 0.2, 0.1, 0.0]))
+    run("b", student("digits", 1, seed=1), pgd=("monotone", [0.95, 0.3, 0.1, 0.1, 0.0, 0.0]))
+    run("c", student("digits", 100), pgd=("monotone", [0.95, 0.6, 0.4, 0.3, 0.2, 0.1]))
+    run("d", student("digits", 100, seed=1), pgd=("monotone", [0.95, 0.4, 0.2, 0.1, 0.0, 0.0]))
+    built = report.build(root)
+    series = {(s["attack"], s["family"]): s for s in built.series}
+    assert series["pgd", "NODEs(1)"]["runs"] == 1 and series["pgd", "NODEs(1)"]["accuracy"][2] == pytest.approx(30)
+    assert series["pgd (monotone)", "NODEs(1)"]["accuracy"][2] == pytest.approx(10)  # not (30 + 10) / 2
+    assert series["pgd (monotone)", "NODEs(100)"]["runs"] == 2
+    assert series["pgd (monotone)", "NODEs(100)"]["accuracy"][2] == pytest.approx(30)  # (40 + 20) / 2
+    table3 = {(row, column): cell for (row, column), cell in built.tables[2].cells.items()}
+    assert table3[("digits", 1.0), "8"].value == pytest.approx(30)  # the paper's independent sweep only
+    assert not table3[("digits", 100.0), "8"].values
+    # NODEs(1) has one independent and one monotone sweep: no measure covers both seeds, so no PGD comparison; the
+    # monotone NODEs(100) are never set against the independent NODEs(1).
+    measures = {c["measure"] for c in built.comparisons}
+    assert measures == {"clean accuracy"}
+    assert report.attack_title("pgd (monotone)") == "PGD (monotone sweep)"
+    rows = {Path(row["folder"]).name: row for row in report.run_rows(built)}
+    assert list(rows["c"]["attacks"]) == ["pgd (monotone)"]
+    # Both arms swept monotonically: compared, means over eps > 0: NODEs(1) seed 1 alone 10%; NODEs(100) 32% and 14%.
+    (root / "a" / "attacks" / "pgd.json").unlink()
+    (root / "a" / "metrics.json").unlink()
+    found = {c["measure"]: c for c in report.build(root).comparisons}
+    robust = found["PGD (monotone sweep) accuracy, mean over eps 4, 8, 12, 16, 20"]
+    assert robust["difference"] == pytest.approx((32.0 + 14.0) / 2 - 10.0)
+
+
 def test_claim_verdicts_follow_from_comparisons_and_checks_computed_by_hand(tmp_path):
     from nodekd_cli import report
 

@@ -153,6 +153,7 @@ def test_small_preset_plan_separates_distillation_from_the_optimizer(tmp_path, m
         ("attacks", ["cw"], "Unknown attack 'cw'; choose one of: pgd, mifgsm, fgsm"),
         ("epochs_scale", 0, "--epochs-scale"),
         ("precision", "float16", "Unknown precision 'float16'"),
+        ("sweep", "greedy", "Unknown sweep 'greedy'; choose one of: independent, monotone"),
     ],
 )
 def test_wrong_names_are_refused(tmp_path, option, value, message):
@@ -174,6 +175,29 @@ def test_an_attack_on_the_first_n_images_is_redone_on_a_stratified_sample(tmp_pa
     for settings, expected in ((first_n, "todo"), (current, "done")):
         (tmp_path / runs.ATTACKS_DIR / "pgd.json").write_text(json.dumps({"settings": settings}))
         assert study.state(step) == expected
+
+
+def test_a_monotone_study_takes_only_monotone_results_and_costs_less_attacking(tmp_path):
+    from nodekd_cli import attacks, teachers
+
+    steps = study.expand(TINY, root=tmp_path, sweep="monotone")
+    papers = study.expand(TINY, root=tmp_path)
+    assert [s.sweep for s in steps if s.kind == "attack"] == ["monotone"] * 3
+    assert {s.sweep for s in papers} == {"independent"}
+    config = teachers.teacher_config("resnet20", "digits")  # a finished run, as far as its files tell
+    runs.write_json(tmp_path / runs.CONFIG, config)
+    runs.write_json(tmp_path / runs.METRICS, {"test_accuracy": 0.9})
+    (tmp_path / runs.ATTACKS_DIR).mkdir()
+    step = study.Step("attack", tmp_path, attack="pgd", eps=(0, 4), images=24)
+    monotone = dataclasses.replace(step, sweep="monotone")
+    for sweep, expected in (("independent", ["done", "todo"]), ("monotone", ["todo", "done"])):
+        settings = attacks.result_settings(config, "pgd", [0, 4], attacks.Sample(24), sweep_mode=sweep)
+        (tmp_path / runs.ATTACKS_DIR / "pgd.json").write_text(json.dumps({"settings": settings}))
+        assert [study.state(step), study.state(monotone)] == expected
+    cheaper, paper = study.estimates(steps), study.estimates(papers)
+    for mine, theirs in zip(steps, papers, strict=True):
+        share = study.MONOTONE_SHARE if mine.kind == "attack" else 1.0
+        assert cheaper[mine.name] == pytest.approx(share * paper[theirs.name])
 
 
 def test_teacher_checkpoints_are_imported_where_found(tmp_path):

@@ -59,6 +59,13 @@ def reproduce(
             "float32). Teachers train in float32."
         ),
     ] = "float32",
+    sweep: Annotated[
+        str,
+        typer.Option(
+            help="independent (the paper's: every eps on its own) or monotone (each eps attacks only the images no "
+            'smaller eps broke: cheaper, never weaker; README, "Monotone sweeps").'
+        ),
+    ] = "independent",
     runs_dir: Annotated[Path, typer.Option("--runs", help="Where the run folders go.")] = Path("runs"),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the steps, which are done, and their cost.")] = False,
     workers: Annotated[
@@ -117,6 +124,7 @@ def reproduce(
         attack_images=-1 if attack_images is None else attack_images,
         teacher_checkpoints=teacher_checkpoints,
         precision=precision,
+        sweep=sweep,
     )
     states = {step.name: study.state(step) for step in steps}
     if dry_run:
