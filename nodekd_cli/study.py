@@ -281,15 +281,31 @@ def state(step):
     return "done" if attacks.saved_result(path, settings) else "todo"
 
 
-# Rough cost model for --dry-run: seconds per training image and epoch (or per attack image and step), measured
-# on a 2-core CPU (digits: 8x8 images, 32-channel students, batch 32-64) and on one H100 (CIFAR-10: 32x32 images,
-# 512-channel students at 1/4 resolution, batch 128; float32, torchdiffeq's loop: issue 12's levers are not in it),
-# scaled by depth, pixels, channels and by how the function evaluations of nodekd's default dynamics grow with t1.
+# Rough cost model for --dry-run. A training pass (forward and backward) of a batch costs a fixed part per batch and
+# a part per image; an evaluation pass a third of that; an attack's gradient step or prediction a full pass per image
+# and ATTACK_PASS of the fixed part. Per image: measured on one H100 (CIFAR-10: 32x32 images, 512-channel students at
+# 1/4 resolution, batch 128; float32, torchdiffeq's loop: issue 12's levers are not in it), scaled by depth, pixels,
+# channels and by how the function evaluations of nodekd's default dynamics grow with t1. On the 2-core CPU, with
+# nodekd's dopri5 loop, a 32-channel student's solver has a fixed cost per pass ("pass", seconds, also growing with
+# t1) and a cost per input image ("input", per 32x32 image: CIFAR-10's 32x32 stem and augmentation) besides the
+# solve's: fitted to three runs at t1 = 1 (digits at 8x8 states and batch 32, the quick preset's 4x4 states at batch
+# 64, the small preset's CIFAR-10 student; README, "The cost model"). The GPU's fixed costs are not measured (0).
 NFE_GROWTH = 0.4  # NFE(t1) / NFE(1) = 1 + 0.4 log10(t1): measured 1.46 to 1.91 at t1 = 100, 2.15 at 500 (README)
 COSTS = {
-    "cpu": {"teacher": 1.6e-4, "teacher_pixels": 64, "student": 2.2e-3, "pixels": 64, "channels": 32},
+    "cpu": {
+        "teacher": 1.6e-4,
+        "teacher_pixels": 64,
+        "student": 3.7e-4,
+        "pixels": 64,
+        "channels": 32,
+        "pass": 0.056,
+        "input": 6.8e-4,
+    },
     "cuda": {"teacher": 4.0e-5, "teacher_pixels": 1024, "student": 1.44e-3, "pixels": 1024 / 16, "channels": 512},
 }
+# An attack pass's fixed cost against a training pass's: the quick study's PGD sweeps (0.56) and checks (0.47).
+ATTACK_PASS = 0.5
+EVAL_PASS = 1 / 3  # a forward pass against a training pass (forward and backward)
 SIZES = {"digits": (1437, 360, 64), "cifar10": (50000, 10000, 1024), "svhn": (73257, 26032, 1024)}
 # What a monotone sweep (`--sweep monotone`) costs, as a share of the paper's independent sweep: the largest time
 # ratio measured on the paper's eps grid on real CIFAR-10 (0.26 to 0.30 for students, 0.01 for ResNet20; the
@@ -297,6 +313,11 @@ SIZES = {"digits": (1437, 360, 64), "cifar10": (50000, 10000, 1024), "svhn": (73
 # accuracy under attack costs more, up to 1 for one that nothing breaks.
 MONOTONE_SHARE = 0.3
 CHECK_IMAGE_STEPS = 700  # PGD at 8, 64, 255 /255, 4x steps x 3 restarts, margin, transfer, fixed step, APGD, Square
+
+
+def _growth(config):
+    """How a student's solver work grows with its horizon (`NFE_GROWTH`)."""
+    return 1 + NFE_GROWTH * math.log10(config["t1"])
 
 
 def _image_cost(config, profile):
@@ -307,12 +328,18 @@ def _image_cost(config, profile):
         return profile["teacher"] * depth / 20 * pixels / profile["teacher_pixels"]
     solved = pixels / 4 ** config["downsample"] / profile["pixels"]
     width = (config["channels"] / profile["channels"]) ** 2
-    return profile["student"] * solved * width * (1 + NFE_GROWTH * math.log10(config["t1"]))
+    return profile["student"] * solved * width * _growth(config) + profile.get("input", 0.0) * pixels / 1024
+
+
+def _pass_cost(config, profile):
+    """Seconds per batch of one training pass besides its images' (a student's solver steps)."""
+    return 0.0 if config["kind"] == "teacher" else profile.get("pass", 0.0) * _growth(config)
 
 
 def estimates(steps, device="cpu"):
-    """A rough guess of the seconds each step takes on `device` (see COSTS), by step name: training is images x
-    epochs (+15% for evaluation); attacks and checks are attacked images x steps, each step a training pass."""
+    """A rough guess of the seconds each step takes on `device` (see COSTS), by step name: training is its epochs'
+    training and evaluation passes; attacks and checks are their steps on every attacked image (every image counted
+    as classified right, so an upper bound), in batches of 256."""
     from nodekd_cli.attacks import num_steps
 
     profile = COSTS["cuda" if str(device).startswith("cuda") else "cpu"]
@@ -321,9 +348,14 @@ def estimates(steps, device="cpu"):
         if step.kind == "import":
             found[step.name] = 0.0
         elif step.kind in TRAINING:
-            train = SIZES.get(data.check_name(step.config["dataset"]), SIZES["cifar10"])[0]
-            train = min(train, step.config.get("train_images") or train)
-            found[step.name] = _image_cost(step.config, profile) * train * step.config["epochs"] * 1.15
+            config = step.config
+            train, test, _ = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])
+            train = min(train, config.get("train_images") or train)
+            batch = config["batch_size"]
+            passes = math.ceil(train / batch) + EVAL_PASS * math.ceil(test / max(batch, 256))
+            images = train + EVAL_PASS * test
+            per_epoch = passes * _pass_cost(config, profile) + images * _image_cost(config, profile)
+            found[step.name] = per_epoch * config["epochs"]
         if step.kind in TRAINING:
             trained[step.folder] = step.config
             continue
@@ -334,9 +366,9 @@ def estimates(steps, device="cpu"):
         test = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])[1]
         images = min(test, step.images or test)
         image_steps = CHECK_IMAGE_STEPS if step.kind == "check" else sum(num_steps(e) + 1 for e in step.eps)
-        if step.kind == "attack" and step.sweep == "monotone":
-            image_steps *= MONOTONE_SHARE
-        found[step.name] = _image_cost(config, profile) * images * image_steps
+        batches = math.ceil(images / 256)
+        per_step = images * _image_cost(config, profile) + batches * ATTACK_PASS * _pass_cost(config, profile)
+        found[step.name] = per_step * image_steps * (MONOTONE_SHARE if step.sweep == "monotone" else 1.0)
     return found
 
 

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,6 +112,31 @@ def test_paper_preset_and_narrowing(tmp_path):
     assert narrowed[0].config["epochs"] == 10 and narrowed[2].config["epochs"] == 10  # 40 x 0.25
     assert narrowed[1].config["seed"] == 1 and narrowed[5].after == ("teacher resnet20-svhn-seed1",)
     assert narrowed[6].eps == tuple(range(9))
+
+
+def test_the_cpu_cost_model_estimates_measured_runs_and_follows_its_formula(tmp_path):
+    # Ground truth: the float32 students of results/mixed-precision, trained on this project's 2-core CPU (digits at
+    # 8x8 states, real CIFAR-10 at the small preset's budget; t1 = 1 and 100). Two of them fitted the model; the
+    # t1 = 100 ones did not.
+    measured = []
+    for folder in sorted((Path(__file__).parents[1] / "results/mixed-precision/runs").glob("*float32*")):
+        config = json.loads((folder / "config.json").read_text())
+        seconds = json.loads((folder / "metrics.json").read_text())["train_seconds"]
+        measured.append((study.Step("student", tmp_path / folder.name, config), seconds))
+    assert len(measured) == 4
+    found = study.estimates([step for step, _ in measured], "cpu")
+    for step, seconds in measured:
+        assert 0.8 < found[step.name] / seconds < 1.2, (step.name, found[step.name], seconds)
+    # The formula by hand: the quick preset's NODEs(1) (digits, 4x4 states, batch 64, 16 epochs) is 23 training
+    # batches and 2 test batches (a third each) per epoch, 1437 training and 360 test images (a third each); its PGD
+    # at eps 0 and 4 on 50 images is 1 + (5 + 1) steps of one batch, half the fixed cost each.
+    steps = study.expand(study.PRESETS["quick"], root=tmp_path, t1=[1], attacks=["pgd"], eps_max=4)
+    student = next(s for s in steps if s.name == "student node-digits-t1_1")
+    attack = study.Step("attack", student.folder, attack="pgd", eps=(0, 4), images=50)
+    found = study.estimates([student, attack], "cpu")
+    image = 3.7e-4 / 4 + 6.8e-4 * 64 / 1024
+    assert found[student.name] == pytest.approx(16 * ((23 + 2 / 3) * 0.056 + (1437 + 120) * image))
+    assert found[attack.name] == pytest.approx(7 * (50 * image + 0.5 * 0.056))
 
 
 def test_small_preset_plan_separates_distillation_from_the_optimizer(tmp_path, monkeypatch):
