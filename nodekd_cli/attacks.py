@@ -136,22 +136,38 @@ def predict(model, x, batch_size):
 
 
 def sweep(
-    model, x, y, attack, eps_values, *, batch_size=256, seed=0, monotone=False, progress=None, done=None, on_eps=None
+    model,
+    x,
+    y,
+    attack,
+    eps_values,
+    *,
+    batch_size=256,
+    seed=0,
+    monotone=False,
+    progress=None,
+    done=None,
+    robust=None,
+    on_eps=None,
 ):
     """Accuracy under `attack` at each eps (in 1/255) on pixels `x` in [0, 1] with labels `y`, both on the device.
 
     Clean predictions are made once; images misclassified clean are not attacked. The paper's protocol attacks every
     eps independently; `monotone` attacks at each eps only the images no smaller eps has broken (an adversarial
-    example for eps stays one for every larger eps), which is cheaper and never weaker. `progress(e, left, seconds)`
-    is called before each eps. An independent sweep takes the accuracies in `done` ({eps: accuracy}, from an
-    interrupted sweep of the same settings: each eps has its own seed, so they are what it would compute) and calls
-    `on_eps(e, accuracy)` after each eps it computes.
+    example for eps stays one for every larger eps), which is cheaper, and its accuracy never rises with eps.
+    `progress(e, left, seconds)` is called before each eps, `on_eps(e, accuracy, still)` after each eps computed
+    (`still`: a monotone sweep's boolean mask of the images no eps so far has broken; None for an independent one).
+    A sweep interrupted with the same settings goes on from what `on_eps` was handed: an independent sweep takes the
+    accuracies in `done` ({eps: accuracy}; each eps has its own seed, so they are what it would compute), a monotone
+    one the accuracies of the eps it finished first and `robust`, the `still` of the last of them.
     """
-    done = {} if monotone or done is None else done
+    done = {} if done is None or (monotone and robust is None) else done
     entry = ATTACKS[attack]
     generator = torch.Generator(device=x.device)
     correct = predict(model, x, batch_size) == y
     still_correct = correct.clone()
+    if monotone and done:
+        still_correct = torch.as_tensor(robust, dtype=torch.bool, device=x.device)
     accuracy, steps = [], []
     started = time.perf_counter()
     for e in eps_values:
@@ -168,19 +184,19 @@ def sweep(
         if progress:
             progress(e, len(index), time.perf_counter() - started)
         generator.manual_seed(seed * 1000 + e)
-        robust = torch.zeros_like(correct)
+        robust_now = torch.zeros_like(correct)
         for i in range(0, len(index), batch_size):
             interrupts.check()
             batch = index[i : i + batch_size]
             x_adv = entry.method(model, x[batch], y[batch], e / 255, n_steps, generator=generator)
-            robust[batch] = predict(model, x_adv, batch_size) == y[batch]
+            robust_now[batch] = predict(model, x_adv, batch_size) == y[batch]
         if monotone:
-            still_correct &= robust
+            still_correct &= robust_now
             accuracy.append(still_correct.float().mean().item())
         else:
-            accuracy.append(robust.float().mean().item())
-            if on_eps:
-                on_eps(e, accuracy[-1])
+            accuracy.append(robust_now.float().mean().item())
+        if on_eps:
+            on_eps(e, accuracy[-1], still_correct if monotone else None)
     return {"accuracy": accuracy, "steps": steps, "seconds": time.perf_counter() - started}
 
 
@@ -309,15 +325,23 @@ def attack_run(
         return previous, True
     model = runs.load_model(folder)
     x, y, chosen = sample.images(config["dataset"])
-    # The eps values an interrupted sweep of these settings finished, kept beside the result until it is written.
+    # The eps values an interrupted sweep of these settings finished, kept beside the result until it is written (a
+    # monotone sweep's with the images still unbroken after the last: their positions in the sample).
     partial = path.parent / f".{attack}.sweep-so-far"
     with runs.lock(path.parent, name=f".{attack}.lock", wait=wait):
         kept = (None if force else saved_result(partial, settings)) or {}
         done = {int(e): a for e, a in kept["accuracy"].items()} if isinstance(kept.get("accuracy"), dict) else {}
+        robust = None
+        if isinstance(kept.get("robust"), list):
+            robust = torch.zeros(len(y), dtype=torch.bool)
+            robust[kept["robust"]] = True
 
-        def keep(e, accuracy):
+        def keep(e, accuracy, still):
             done[e] = accuracy
-            runs.write_json(partial, {"settings": settings, "accuracy": done})
+            record = {"settings": settings, "accuracy": done}
+            if still is not None:
+                record["robust"] = still.nonzero().flatten().tolist()
+            runs.write_json(partial, record)
 
         outcome = sweep(
             model,
@@ -330,6 +354,7 @@ def attack_run(
             monotone=sweep_mode == "monotone",
             progress=progress,
             done=done,
+            robust=robust,
             on_eps=keep,
         )
         result = {

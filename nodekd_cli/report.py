@@ -26,8 +26,7 @@ from pathlib import Path
 
 from nodekd_cli import runs as run_files
 from nodekd_cli import students
-from nodekd_cli.attacks import ATTACKS
-from nodekd_cli.attacks import measure
+from nodekd_cli.attacks import ATTACKS, measure
 from nodekd_cli.attacks import title as attack_title
 from nodekd_cli.errors import UserError
 

@@ -115,8 +115,12 @@ def test_a_held_run_folder_is_refused_and_waited_for_with_wait(tmp_path, finishe
 def test_a_killed_holders_stale_lock_is_taken_over(tmp_path):
     folder = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from nodekd_cli import runs\n"
-         f"with runs.lock({str(folder)!r}):\n    print('held', flush=True); time.sleep(60)"],
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from nodekd_cli import runs\n"
+            f"with runs.lock({str(folder)!r}):\n    print('held', flush=True); time.sleep(60)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -379,12 +383,15 @@ def test_sigterm_during_an_attack_says_what_was_kept_and_exits_130(finished_stud
     assert not (finished_student / runs.ATTACKS_DIR / ".pgd.lock").exists()
 
 
-def test_an_interrupted_sweep_keeps_its_finished_eps_and_the_rerun_attacks_only_the_rest(finished_student, monkeypatch):
+@pytest.mark.parametrize("sweep", ["independent", "monotone"])
+def test_an_interrupted_sweep_keeps_its_finished_eps_and_the_rerun_attacks_only_the_rest(
+    finished_student, monkeypatch, sweep
+):
     eps, attacked = [0, 1, 2, 3, 4], []
     pgd = attacks.ATTACKS["pgd"].method
 
     def recorded(model, x, y, e, steps, **kwargs):
-        attacked.append(round(e * 255))
+        attacked.append((round(e * 255), len(x)))  # eps and images attacked (a monotone sweep: fewer as eps grows)
         return pgd(model, x, y, e, steps, **kwargs)
 
     def stop_at_3(e, left, seconds):
@@ -392,16 +399,21 @@ def test_an_interrupted_sweep_keeps_its_finished_eps_and_the_rerun_attacks_only_
             raise KeyboardInterrupt
 
     monkeypatch.setitem(attacks.ATTACKS, "pgd", dataclasses.replace(attacks.ATTACKS["pgd"], method=recorded))
+    sample = attacks.Sample(60)
     with pytest.raises(KeyboardInterrupt):
-        attacks.attack_run(finished_student, "pgd", eps, sample=attacks.Sample(60), force=True, progress=stop_at_3)
-    assert attacked == [1, 2]
+        attacks.attack_run(
+            finished_student, "pgd", eps, sample=sample, sweep_mode=sweep, force=True, progress=stop_at_3
+        )
+    first = list(attacked)
+    assert [e for e, _ in first] == [1, 2]
     attacked.clear()
-    resumed, reused = attacks.attack_run(finished_student, "pgd", eps, sample=attacks.Sample(60))
-    assert not reused and attacked == [3, 4]  # eps 1 and 2 were kept, not attacked again
+    resumed, reused = attacks.attack_run(finished_student, "pgd", eps, sample=sample, sweep_mode=sweep)
+    assert not reused and [e for e, _ in attacked] == [3, 4]  # eps 1 and 2 were kept, not attacked again
+    rest = list(attacked)
     assert not list((finished_student / runs.ATTACKS_DIR).glob(".pgd.*"))
     attacked.clear()
-    straight, _ = attacks.attack_run(finished_student, "pgd", eps, sample=attacks.Sample(60), force=True)
-    assert attacked == [1, 2, 3, 4] and resumed["accuracy"] == straight["accuracy"]
+    straight, _ = attacks.attack_run(finished_student, "pgd", eps, sample=sample, sweep_mode=sweep, force=True)
+    assert attacked == first + rest and resumed["accuracy"] == straight["accuracy"]
 
 
 def test_fgsm_records_its_step_and_a_sample_as_large_as_the_test_set_is_every_image(finished_student):
