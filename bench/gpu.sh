@@ -9,6 +9,8 @@
 #   solver_loop_gpu.log    one solve of the dynamics (512 channels, batch 128, t1 = 1 and 100), forward and backward:
 #                          torchdiffeq's dopri5 loop against nodekd's (models/dopri5.py), float32 and mixed_bfloat16
 #   distill_digits_mixed.log  `nodekd distill --precision mixed_bfloat16` on digits, beside distill_digits.log
+#   student_step_32ch_b{8,64}_gpu.json  a 32-channel student (the small preset's) at batch 8 and 64, t1 = 1 and 100:
+#                          the GPU's fixed cost per training pass, which the dry-run's GPU profile lacks ("pass")
 #   student_step_time_input_gpu.json  the student with odenet's time channel (nodekd: no concatenation; issue 12)
 #   dynamics_compile_gpu.json  the student's dynamics eager against torch.compile (fusion; issue 12)
 #   reproduce_ray_gpu.log  a shortened quick study through a local Ray cluster holding the GPU (the Ray GPU path:
@@ -33,6 +35,10 @@ for precision in float32 mixed_bfloat16; do
   python3 -m bench.attack_step --device cuda --model student --channels 512 --batch-size 128 --t1 1,100 --steps 5 \
     --repeats 3 --precision $precision --json "$OUT/attack_step_student_${precision}_gpu.json" 2>&1 \
     | tee -a "$OUT/attack_step_student_gpu.log"
+done
+for batch in 8 64; do
+  python3 -m bench.student_step --device cuda --channels 32 --batch-size $batch --t1 1,100 --steps 20 --warmup 3 \
+    --json "$OUT/student_step_32ch_b${batch}_gpu.json" 2>&1 | tee -a "$OUT/student_step_32ch_gpu.log"
 done
 python3 -m bench.student_step --device cuda --channels 512 --batch-size 128 --t1 1 --time-input raw --steps 5 \
   --warmup 2 --json "$OUT/student_step_time_input_gpu.json" 2>&1 | tee "$OUT/student_step_time_input_gpu.log"
