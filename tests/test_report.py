@@ -366,6 +366,7 @@ def test_monotone_sweeps_are_never_averaged_or_compared_with_the_papers_independ
     table3 = {(row, column): cell for (row, column), cell in built.tables[2].cells.items()}
     assert table3[("digits", 1.0), "8"].value == pytest.approx(30)  # the paper's independent sweep only
     assert not table3[("digits", 100.0), "8"].values
+    assert "3 of these runs have a monotone PGD sweep only" in " ".join(built.tables[2].notes)  # b, c and d
     # NODEs(1) has one independent and one monotone sweep: no measure covers both seeds, so no PGD comparison; the
     # monotone NODEs(100) are never set against the independent NODEs(1).
     measures = {c["measure"] for c in built.comparisons}
