@@ -22,11 +22,8 @@ from nodekd_cli import data, study
 
 def _terms(config):
     """Per-run totals that multiply each figure: passes, solved 8x8-state images, 32x32 input images."""
-    train, test, pixels = study.SIZES.get(data.check_name(config["dataset"]), study.SIZES["cifar10"])
-    train = min(train, config.get("train_images") or train)
-    batch = config["batch_size"]
-    passes = math.ceil(train / batch) + study.EVAL_PASS * math.ceil(test / max(batch, 256))
-    images = train + study.EVAL_PASS * test
+    pixels = study.SIZES.get(data.check_name(config["dataset"]), study.SIZES["cifar10"])[2]
+    passes, images = study.epoch_work(config)
     solved = pixels / 4 ** config["downsample"] / 64 * (config["channels"] / 32) ** 2
     return np.array([passes, images * solved, images * pixels / 1024]) * config["epochs"]
 

@@ -336,6 +336,15 @@ def _pass_cost(config, profile):
     return 0.0 if config["kind"] == "teacher" else profile.get("pass", 0.0) * _growth(config)
 
 
+def epoch_work(config):
+    """(passes, images) of one epoch of the run of `config`, in training passes: its training batches and images, and
+    its evaluation's over the test set (batches of at least 256), each a third of one."""
+    train, test, _ = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])
+    train = min(train, config.get("train_images") or train)
+    batch = config["batch_size"]
+    return math.ceil(train / batch) + EVAL_PASS * math.ceil(test / max(batch, 256)), train + EVAL_PASS * test
+
+
 def estimates(steps, device="cpu"):
     """A rough guess of the seconds each step takes on `device` (see COSTS), by step name: training is its epochs'
     training and evaluation passes; attacks and checks are their steps on every attacked image (every image counted
@@ -348,14 +357,9 @@ def estimates(steps, device="cpu"):
         if step.kind == "import":
             found[step.name] = 0.0
         elif step.kind in TRAINING:
-            config = step.config
-            train, test, _ = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])
-            train = min(train, config.get("train_images") or train)
-            batch = config["batch_size"]
-            passes = math.ceil(train / batch) + EVAL_PASS * math.ceil(test / max(batch, 256))
-            images = train + EVAL_PASS * test
-            per_epoch = passes * _pass_cost(config, profile) + images * _image_cost(config, profile)
-            found[step.name] = per_epoch * config["epochs"]
+            passes, images = epoch_work(step.config)
+            per_epoch = passes * _pass_cost(step.config, profile) + images * _image_cost(step.config, profile)
+            found[step.name] = per_epoch * step.config["epochs"]
         if step.kind in TRAINING:
             trained[step.folder] = step.config
             continue
