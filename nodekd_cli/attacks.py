@@ -117,7 +117,8 @@ ATTACKS = {
 
 def measure(name, result):
     """What a saved result of attack `name` measures, as the report keys it: the attack's name, with " (monotone)" for
-    a monotone sweep (never weaker than the paper's independent sweep, so never averaged or compared with one)."""
+    a monotone sweep (which counts an image broken at any smaller eps as broken, unlike the paper's independent
+    sweep, so it is never averaged or compared with one)."""
     sweep = (result.get("settings") or {}).get("sweep", "independent")
     return name if sweep == "independent" else f"{name} ({sweep})"
 
