@@ -116,11 +116,12 @@ ATTACKS = {
 
 
 def measure(name, result):
-    """What a saved result of attack `name` measures, as the report keys it: the attack's name, with " (monotone)" for
-    a monotone sweep (which counts an image broken at any smaller eps as broken, unlike the paper's independent
-    sweep, so it is never averaged or compared with one)."""
+    """What a saved result (`name`: its file's stem, see `result_name`) measures, as the report keys it: the attack's
+    name, with " (monotone)" for a monotone sweep (which counts an image broken at any smaller eps as broken, unlike
+    the paper's independent sweep, so it is never averaged or compared with one)."""
+    attack = result.get("attack") or name.split(".")[0]
     sweep = (result.get("settings") or {}).get("sweep", "independent")
-    return name if sweep == "independent" else f"{name} ({sweep})"
+    return attack if sweep == "independent" else f"{attack} ({sweep})"
 
 
 def title(name):
@@ -260,6 +261,12 @@ class Sample:
 SWEEPS = ("independent", "monotone")
 
 
+def result_name(attack, sweep_mode="independent"):
+    """The file a sweep of `attack` is saved in, in a run's attacks folder: `<attack>.json` for the paper's independent
+    sweep, `<attack>.<sweep>.json` for another, so that a run keeps both."""
+    return f"{attack}.json" if sweep_mode == "independent" else f"{attack}.{sweep_mode}.json"
+
+
 def result_settings(config, attack, eps_values, sample, batch_size=256, sweep_mode="independent"):
     """The settings a result of `attack_run` records, for the finished run of `config` and a `sample` as `Sample.of`
     makes it: a saved result is current when it records exactly these. They are judged from config.json alone, so
@@ -304,7 +311,8 @@ def attack_run(
     progress=None,
     wait=None,
 ):
-    """Attacks the finished run in `folder` and writes `attacks/<attack>.json` there; returns (result, reused).
+    """Attacks the finished run in `folder` and writes `attacks/<attack>.json` there (`result_name`: a monotone sweep
+    `<attack>.monotone.json`); returns (result, reused).
 
     A result computed with the same settings is reused unless `force`. The result file is locked (`runs.lock`: `wait`
     None fails at once, or is called with the holder and waits) and checked writable before the sweep starts.
@@ -320,7 +328,7 @@ def attack_run(
     config = runs.read_run(folder).config
     sample = sample.of(config["dataset"])
     settings = result_settings(config, attack, eps_values, sample, batch_size, sweep_mode)
-    path = folder / RESULTS_FOLDER / f"{attack}.json"
+    path = folder / RESULTS_FOLDER / result_name(attack, sweep_mode)
     previous = None if force else saved_result(path, settings)
     if previous is not None:
         return previous, True
@@ -328,8 +336,8 @@ def attack_run(
     x, y, chosen = sample.images(config["dataset"])
     # The eps values an interrupted sweep of these settings finished, kept beside the result until it is written (a
     # monotone sweep's with the images still unbroken after the last: their positions in the sample).
-    partial = path.parent / f".{attack}.sweep-so-far"
-    with runs.lock(path.parent, name=f".{attack}.lock", wait=wait):
+    partial = path.parent / f".{path.stem}.sweep-so-far"
+    with runs.lock(path.parent, name=f".{path.stem}.lock", wait=wait):
         kept = (None if force else saved_result(partial, settings)) or {}
         done = {int(e): a for e, a in kept["accuracy"].items()} if isinstance(kept.get("accuracy"), dict) else {}
         robust = None

@@ -292,8 +292,7 @@ def table3(runs, paper, root):
     if monotone:
         notes.append(
             f"Table 3: {len(monotone)} of these runs have a monotone PGD sweep only, which Table 3 does not take (the "
-            "paper attacks each eps on its own); nodekd attack pgd --run RUN --eps-max 20 replaces it with the "
-            "paper's."
+            "paper attacks each eps on its own); nodekd attack pgd --run RUN --eps-max 20 adds the paper's beside it."
         )
     return Table(
         "table3",

@@ -254,7 +254,7 @@ def state(step):
         return {"finished": "done", "resume": "resume", "new": "todo"}[found]
     from nodekd_cli import attacks
 
-    name = runs.CHECK_FILE if step.kind == "check" else f"{step.attack}.json"
+    name = runs.CHECK_FILE if step.kind == "check" else attacks.result_name(step.attack, step.sweep)
     path = step.folder / runs.ATTACKS_DIR / name
     try:
         result = runs.read_json(path)

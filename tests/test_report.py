@@ -380,6 +380,12 @@ def test_monotone_sweeps_are_never_averaged_or_compared_with_the_papers_independ
     found = {c["measure"]: c for c in report.build(root).comparisons}
     robust = found["PGD (monotone sweep) accuracy, mean over eps 4, 8, 12, 16, 20"]
     assert robust["difference"] == pytest.approx((32.0 + 14.0) / 2 - 10.0)
+    # A run keeps both sweeps side by side (`attacks.result_name`): pgd.json and pgd.monotone.json.
+    result = {"attack": "pgd", "settings": {"sweep": "independent"}, "eps": EPS, "accuracy": [0.95] * 6, "n": 100}
+    (root / "c" / "attacks" / "pgd.json").rename(root / "c" / "attacks" / "pgd.monotone.json")  # c's monotone sweep
+    (root / "c" / "attacks" / "pgd.json").write_text(json.dumps(result))
+    both = next(r for r in report.collect(root)[0] if r.folder.name == "c")
+    assert sorted(report.sweeps(both)) == ["pgd", "pgd (monotone)"]
 
 
 def test_claim_verdicts_follow_from_comparisons_and_checks_computed_by_hand(tmp_path):

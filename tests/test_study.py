@@ -216,10 +216,12 @@ def test_a_monotone_study_takes_only_monotone_results_and_costs_less_attacking(t
     (tmp_path / runs.ATTACKS_DIR).mkdir()
     step = study.Step("attack", tmp_path, attack="pgd", eps=(0, 4), images=24)
     monotone = dataclasses.replace(step, sweep="monotone")
-    for sweep, expected in (("independent", ["done", "todo"]), ("monotone", ["todo", "done"])):
+    # Each sweep has its own file (pgd.json, pgd.monotone.json), and a run keeps both.
+    for sweep, expected in (("independent", ["done", "todo"]), ("monotone", ["done", "done"])):
         settings = attacks.result_settings(config, "pgd", [0, 4], attacks.Sample(24), sweep_mode=sweep)
-        (tmp_path / runs.ATTACKS_DIR / "pgd.json").write_text(json.dumps({"settings": settings}))
+        (tmp_path / runs.ATTACKS_DIR / attacks.result_name("pgd", sweep)).write_text(json.dumps({"settings": settings}))
         assert [study.state(step), study.state(monotone)] == expected
+    assert attacks.result_name("pgd", "monotone") == "pgd.monotone.json"
     cheaper, paper = study.estimates(steps), study.estimates(papers)
     for mine, theirs in zip(steps, papers, strict=True):
         share = study.MONOTONE_SHARE if mine.kind == "attack" else 1.0

@@ -78,7 +78,10 @@ def _sweep_command(attack):
 
         each_run(chosen, runs_dir, attack.name, attack_one)
 
-    command.__doc__ = f"{attack.description} sweep; results in RUN/attacks/{attack.name}.json."
+    command.__doc__ = (
+        f"{attack.description} sweep; results in RUN/attacks/{attack.name}.json ({attack.name}.monotone.json for "
+        "--sweep monotone)."
+    )
     return command
 
 

@@ -4,8 +4,8 @@
 # released akamaster ResNet20 (imported), and students with the small preset's budget (32 channels, 10,000 training
 # images, 5 epochs at batch 64): NODEs(1) and NODEs(100) alone (Adam), and distilled from that ResNet20 (T = 3; SGD at
 # lr 0.05 for t1 = 1, as the small preset; Adam for t1 = 100). Every sweep: the paper's eps grid 0, 1, .., 20 /255, the
-# same 500 test images (class-stratified, seed 0) and seed. Each trained run is copied twice, so that each sweep
-# keeps its own result. Run from the repository root, with ../shared beside it; the run folders go to $RUNS (default
+# same 500 test images (class-stratified, seed 0) and seed. Each trained run is copied twice, a folder per sweep (made
+# when a run kept one result per attack; it now keeps a monotone sweep apart, in <attack>.monotone.json). Run from the repository root, with ../shared beside it; the run folders go to $RUNS (default
 # ../sweep-runs), their attack results and configs are copied here, with a summary (summary.md).
 set -euo pipefail
 runs=${RUNS:-../sweep-runs}
