@@ -12,7 +12,6 @@ singular. Runs after --check are estimated with the fitted figures and not fitte
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,7 @@ def main():
     print(f"pass {per_pass:.4g} s, student (per 8x8 image at 32 channels) {per_image:.4g} s, input {per_input:.4g} s")
     for folder in [*args.runs, *args.check]:
         config, seconds = _read(folder)
-        growth = 1 + study.NFE_GROWTH * math.log10(config["t1"])
+        growth = study.nfe_growth(config)
         passes, solved, inputs = _terms(config)
         estimate = growth * (passes * per_pass + solved * per_image) + inputs * per_input
         print(f"{folder}: t1 {config['t1']:g}, estimate {estimate:.1f} s, took {seconds:.1f} s")

@@ -115,19 +115,25 @@ ATTACKS = {
 }
 
 
-def measure(name, result):
+def result_key(name, result):
     """What a saved result (`name`: its file's stem, see `result_name`) measures, as the report keys it: the attack's
     name, with " (monotone)" for a monotone sweep (which counts an image broken at any smaller eps as broken, unlike
-    the paper's independent sweep, so it is never averaged or compared with one)."""
+    the paper's independent sweep, so it is never averaged or compared with one). `split_key` reads it back."""
     attack = result.get("attack") or name.split(".")[0]
     sweep = (result.get("settings") or {}).get("sweep", "independent")
     return attack if sweep == "independent" else f"{attack} ({sweep})"
 
 
+def split_key(key):
+    """(attack, sweep) of a `result_key`; the sweep is "" for the paper's independent one."""
+    attack, _, sweep = key.removesuffix(")").partition(" (")
+    return attack, sweep
+
+
 def title(name):
-    """The title of attack `name` (or of a `measure`) in tables and figures (the name itself for a result of an
+    """The title of attack `name` (or of a `result_key`) in tables and figures (the name itself for a result of an
     attack not registered)."""
-    attack, _, sweep = name.removesuffix(")").partition(" (")
+    attack, sweep = split_key(name)
     shown = ATTACKS[attack].title if attack in ATTACKS else attack
     return f"{shown} ({sweep} sweep)" if sweep else shown
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from nodekd_cli import runs as run_files
 from nodekd_cli import students
-from nodekd_cli.attacks import ATTACKS, measure
+from nodekd_cli.attacks import ATTACKS, result_key, split_key
 from nodekd_cli.attacks import title as attack_title
 from nodekd_cli.errors import UserError
 
@@ -147,9 +147,9 @@ def teacher_label(model):
 
 
 def sweeps(run):
-    """The run's attack results by what they measure (`attacks.measure`): a monotone sweep apart from the paper's
+    """The run's attack results by what they measure (`attacks.result_key`): a monotone sweep apart from the paper's
     independent one, so that Table 3 takes the paper's and no mean or comparison mixes the two."""
-    return {measure(name, result): result for name, result in run.attacks.items()}
+    return {result_key(name, result): result for name, result in run.attacks.items()}
 
 
 def collect(root, exclude=()):
@@ -334,10 +334,11 @@ def figure_series(runs):
 
 
 def _attack_order(name):
-    """Sort key of a measure: the registered attacks in their order (each one's monotone sweep after it), then others."""
+    """Sort key of a `result_key`: the registered attacks in their order (each one's monotone sweep after it), then
+    others."""
     order = list(ATTACKS)
-    attack = name.partition(" (")[0]
-    return (order.index(attack) if attack in order else len(order), name != attack)
+    attack, sweep = split_key(name)
+    return (order.index(attack) if attack in order else len(order), bool(sweep))
 
 
 def autoattack_points(runs):
@@ -426,7 +427,7 @@ def _compare(dataset, pair, measure, first, second, budget):
 
 
 def _robustness(run, attack, eps):
-    """Mean accuracy (%) of `run` under `attack` (a `measure`) over `eps`, which its sweep must hold."""
+    """Mean accuracy (%) of `run` under `attack` (a `result_key`) over `eps`, which its sweep must hold."""
     result = sweeps(run)[attack]
     return 100 * statistics.fmean(result["accuracy"][result["eps"].index(e)] for e in eps)
 
@@ -485,7 +486,7 @@ def comparisons(runs):
             found.append(_compare(dataset, pair, "clean accuracy", *clean, budget))
             if pair == "teacher":
                 continue
-            measured = {name for r in first + second for name in sweeps(r) if name.partition(" (")[0] in ATTACKS}
+            measured = {name for r in first + second for name in sweeps(r) if split_key(name)[0] in ATTACKS}
             for attack in sorted(measured, key=lambda name: (_attack_order(name), name)):
                 both = [r for r in first + second if attack in sweeps(r)]
                 if len(both) < len(first) + len(second):

@@ -315,8 +315,8 @@ MONOTONE_SHARE = 0.3
 CHECK_IMAGE_STEPS = 700  # PGD at 8, 64, 255 /255, 4x steps x 3 restarts, margin, transfer, fixed step, APGD, Square
 
 
-def _growth(config):
-    """How a student's solver work grows with its horizon (`NFE_GROWTH`)."""
+def nfe_growth(config):
+    """How a student's solver work grows with its horizon (`NFE_GROWTH`), as a factor of its work at t1 = 1."""
     return 1 + NFE_GROWTH * math.log10(config["t1"])
 
 
@@ -328,12 +328,12 @@ def _image_cost(config, profile):
         return profile["teacher"] * depth / 20 * pixels / profile["teacher_pixels"]
     solved = pixels / 4 ** config["downsample"] / profile["pixels"]
     width = (config["channels"] / profile["channels"]) ** 2
-    return profile["student"] * solved * width * _growth(config) + profile.get("input", 0.0) * pixels / 1024
+    return profile["student"] * solved * width * nfe_growth(config) + profile.get("input", 0.0) * pixels / 1024
 
 
 def _pass_cost(config, profile):
     """Seconds per batch of one training pass besides its images' (a student's solver steps)."""
-    return 0.0 if config["kind"] == "teacher" else profile.get("pass", 0.0) * _growth(config)
+    return 0.0 if config["kind"] == "teacher" else profile.get("pass", 0.0) * nfe_growth(config)
 
 
 def epoch_work(config):
