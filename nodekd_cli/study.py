@@ -345,13 +345,14 @@ def epoch_work(config):
     return math.ceil(train / batch) + EVAL_PASS * math.ceil(test / max(batch, 256)), train + EVAL_PASS * test
 
 
-def estimates(steps, device="cpu"):
-    """A rough guess of the seconds each step takes on `device` (see COSTS), by step name: training is its epochs'
+def estimates(steps, device="cpu", profile=None):
+    """A rough guess of the seconds each step takes on `device` (see COSTS; or with the figures of `profile`, one such
+    entry), by step name: training is its epochs'
     training and evaluation passes; attacks and checks are their steps on every attacked image (every image counted
     as classified right, so an upper bound), in batches of 256."""
     from nodekd_cli.attacks import num_steps
 
-    profile = COSTS["cuda" if str(device).startswith("cuda") else "cpu"]
+    profile = profile or COSTS["cuda" if str(device).startswith("cuda") else "cpu"]
     found, trained = {}, {}
     for step in steps:
         if step.kind == "import":

@@ -139,6 +139,34 @@ def test_the_cpu_cost_model_estimates_measured_runs_and_follows_its_formula(tmp_
     assert found[attack.name] == pytest.approx(7 * (50 * image + 0.5 * 0.056))
 
 
+def test_gpu_cost_figures_are_fitted_from_the_benchmarks_as_documented(tmp_path):
+    # bench/gpu.sh's results, made by hand: the 32-channel step takes 100 ms at batch 8 and 212 ms at batch 64, so
+    # 2 ms per image and 84 ms fixed per pass; the 512-channel step 340 ms at batch 128, so (340 - 84) / 128 = 2 ms
+    # per image; the CUDA-graph ResNet20 step 5.12 ms at batch 128, 40 us per image.
+    from bench import gpu_summary
+
+    def step(name, ms, batch, channels):
+        runs_ = [{"t1": t1, "nodekd": {"median_ms": ms * t1}, "torch": {}} for t1 in (1.0, 100.0)]
+        found = {"channels": channels, "batch_size": batch, "runs": runs_}
+        (tmp_path / f"{name}.json").write_text(json.dumps(found))
+
+    step("student_step_32ch_b8", 100.0, 8, 32)
+    step("student_step_32ch_b64", 212.0, 64, 32)
+    step("student_step_float32", 340.0, 128, 512)
+    teacher = {"batch_size": 128, "variants": {"graph": {"keras_median_ms": 5.12}}}
+    (tmp_path / "teacher_step.json").write_text(json.dumps(teacher))
+    profile = gpu_summary.costs(tmp_path)["float32"]
+    expected = {"pass": 0.084, "student": 0.002, "teacher": 4e-5, "channels": 512, "pixels": 64}
+    assert {key: profile[key] for key in expected} == pytest.approx(expected)
+    # The dry-run prices with it: the paper's NODEs(1) on CIFAR-10 (512 channels, 8x8 states), under PGD at eps 0 and
+    # 4 on 50 images, is 1 + (5 + 1) steps of one batch, each 50 images and half the fixed cost.
+    steps = study.expand(study.PRESETS["paper"], root=tmp_path, datasets=["cifar10"], t1=[1], teacher_models=[])
+    trained = next(s for s in steps if s.name == "student node-cifar10-t1_1")
+    attack = study.Step("attack", trained.folder, attack="pgd", eps=(0, 4), images=50)
+    found = study.estimates([trained, attack], "cuda", profile=profile)
+    assert found[attack.name] == pytest.approx(7 * (50 * 0.002 + 0.5 * 0.084))
+
+
 def test_small_preset_plan_separates_distillation_from_the_optimizer(tmp_path, monkeypatch):
     steps = study.expand(study.PRESETS["small"], root=tmp_path)
     students = {step.folder.name: step.config for step in steps if step.kind == "student"}
