@@ -30,6 +30,9 @@ def main():
     parser.add_argument("--channels", type=int, default=512, help="the student's")
     parser.add_argument("--t1", default="1", help="the student's horizons, comma-separated")
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"), help="the student's")
+    parser.add_argument(
+        "--memory-format", default="contiguous", choices=("contiguous", "channels_last"), help="the student's dynamics'"
+    )
     args = parser.parse_args()
     os.environ["KERAS_TORCH_DEVICE"] = args.device
     import torch
@@ -42,6 +45,7 @@ def main():
         run = _measure(args, t1, cuda)
         results["runs"].append(run)
         what = "ResNet20" if t1 is None else f"student, {args.channels} channels, t1 {t1:g}, {args.precision}"
+        what += f", {args.memory_format}" if t1 is not None and args.memory_format != "contiguous" else ""
         rates = ", ".join(f"{name} {r['image_steps_per_second']:.1f} image-steps/s" for name, r in run["of"].items())
         memory = ", ".join(f"{name} {r['peak_memory_gib']:.1f} GiB" for name, r in run["of"].items()) if cuda else ""
         print(
@@ -79,7 +83,9 @@ def _models(args, t1):
     if t1 is None:
         model = models.build_teacher("resnet20", mean=MEAN, std=STD)
         return model, model
-    model = models.build_student(channels=args.channels, t1=t1, precision=args.precision, mean=MEAN, std=STD)
+    model = models.build_student(
+        channels=args.channels, t1=t1, precision=args.precision, memory_format=args.memory_format, mean=MEAN, std=STD
+    )
     return model, TorchStudent(model, args.device)
 
 
@@ -147,6 +153,7 @@ def _measure(args, t1, cuda):
     return {
         "t1": t1,
         "precision": args.precision if t1 is not None else "float32",
+        "memory_format": args.memory_format if t1 is not None else "contiguous",
         "of": of,
         "ratio": of["nodekd"]["median_s"] / of["plain"]["median_s"],
         "frozen_ratio": of["nodekd, weights frozen"]["median_s"] / of["nodekd"]["median_s"],

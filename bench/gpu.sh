@@ -17,6 +17,7 @@
 #                                 nodekd in each precision against plain PyTorch + torchdiffeq in float32, peak memory
 #   attack_step_student_{float32,mixed_bfloat16}.json   PGD on that student, t1 = 1 and 100: nodekd (weights frozen,
 #                                 and not) against a plain PyTorch PGD loop on the plain student
+#   student_step_channels_last_{float32,mixed_bfloat16}.json   the student step with the dynamics in channels_last
 #   student_step_32ch_b{8,64}.json   a 32-channel student (the small preset's) at batch 8 and 64, t1 = 1 and 100: the
 #                                 GPU's fixed cost per training pass, which the dry-run's GPU profile lacks ("pass")
 #   teacher_step.json             nodekd's ResNet20 train step against plain PyTorch: eager, bf16, CUDA graph
@@ -106,6 +107,11 @@ done
 for precision in float32 mixed_bfloat16; do
   check attack_step_student_$precision 90 python3 -m bench.attack_step --device $DEV --model student $WIDE \
     --t1 1,100 $PGD --precision $precision --json "$R/attack_step_student_$precision.json"
+done
+# Issue 12's channels_last lever: the same student step with the dynamics' state and kernels in NHWC.
+for precision in float32 mixed_bfloat16; do
+  check student_step_channels_last_$precision 90 python3 -m bench.student_step --device $DEV $WIDE --t1 1,100 $FEW \
+    --precision $precision --memory-format channels_last --json "$R/student_step_channels_last_$precision.json"
 done
 # The cost model's GPU figures: a pass's fixed part (32 channels, two batch sizes) and the teacher's per image.
 for batch in "${NARROW[@]}"; do

@@ -32,18 +32,26 @@ def _gib(value):
     return "" if value is None else f"{value:.1f}"
 
 
+# nodekd's variants of the student step: (label, results file) of each precision and memory format.
+VARIANTS = [
+    (f"{precision}{', channels_last' if layout else ''}", f"student_step_{layout}{precision}")
+    for layout in ("", "channels_last_")
+    for precision in ("float32", "mixed_bfloat16")
+]
+
+
 def student_rows(folder):
     print(
-        "| nodekd precision | t1 | nodekd | plain PyTorch + torchdiffeq (fp32) | ratio | NFE nodekd / plain | "
+        "| nodekd | t1 | nodekd | plain PyTorch + torchdiffeq (fp32) | ratio | NFE nodekd / plain | "
         "peak memory nodekd / plain (GiB) |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for precision in ("float32", "mixed_bfloat16"):
-        found = _read(folder, f"student_step_{precision}")
+    for label, name in VARIANTS:
+        found = _read(folder, name)
         for run in found["runs"] if found else []:
             ours, plain = run["nodekd"], run["torch"]
             print(
-                f"| {precision} | {run['t1']:g} | {ours['median_ms']:.1f} ms | {plain['median_ms']:.1f} ms | "
+                f"| {label} | {run['t1']:g} | {ours['median_ms']:.1f} ms | {plain['median_ms']:.1f} ms | "
                 f"{run['ratio']:.3f} | {ours['median_nfe']:g} / {plain['median_nfe']:g} | "
                 f"{_gib(ours['peak_memory_gib'])} / {_gib(plain['peak_memory_gib'])} |"
             )
@@ -68,7 +76,7 @@ def attack_rows(folder):
 
 
 def costs(folder):
-    """The GPU profile fitted from the results, per precision (None where a result is missing)."""
+    """The GPU profile fitted from the results, per variant of nodekd's student step (those measured)."""
     narrow = [_run(_read(folder, f"student_step_32ch_b{batch}"), 1.0) for batch in (8, 64)]
     teacher = _read(folder, "teacher_step")
     found = {}
@@ -79,15 +87,15 @@ def costs(folder):
     base = dict(study.COSTS["cuda"], **{"pass": per_pass})
     if teacher and "graph" in teacher["variants"]:
         base["teacher"] = teacher["variants"]["graph"]["keras_median_ms"] / 1000 / teacher["batch_size"]
-    for precision in ("float32", "mixed_bfloat16"):
-        found_step = _read(folder, f"student_step_{precision}")
+    for label, name in VARIANTS:
+        found_step = _read(folder, name)
         run = _run(found_step, 1.0)
         if run:  # per image of an 8x8 state (32x32 inputs) at the benchmark's width
             per_image = (run["nodekd"]["median_ms"] / 1000 - per_pass) / found_step["batch_size"]
             if per_image <= 0:
-                print(f"\nNo {precision} cost figures: the fixed part of a pass exceeds the whole step (toy sizes?).")
+                print(f"\nNo {label} cost figures: the fixed part of a pass exceeds the whole step (toy sizes?).")
                 continue
-            found[precision] = dict(base, student=per_image, pixels=64, channels=found_step["channels"])
+            found[label] = dict(base, student=per_image, pixels=64, channels=found_step["channels"])
     return found
 
 
@@ -133,10 +141,11 @@ def main():
     print("\nThe dry-run's GPU figures (study.COSTS['cuda']) fitted from these:\n")
     for precision, profile in profiles.items():
         print(f"- {precision}: " + ", ".join(f"{key} {value:.4g}" for key, value in profile.items()))
-    for precision, profile in profiles.items():
+    for precision in ("float32", "mixed_bfloat16"):
         attack = _read(folder, f"attack_step_student_{precision}")
         run = _run(attack, 1.0)
-        if run:
+        if run and precision in profiles:
+            profile = profiles[precision]
             measured = attack["batch_size"] / run["of"]["nodekd"]["image_steps_per_second"]
             model = attack["batch_size"] * profile["student"] + study.ATTACK_PASS * profile["pass"]
             print(
@@ -148,7 +157,7 @@ def main():
             f"\nThe paper preset on one GPU, {sweep} sweeps (hours; mixed_bfloat16 counted at float32's NFE: in the "
             "CPU runs of results/mixed-precision it took 20% to 38% more evaluations):\n"
         )
-        table = {precision: estimate(profile, precision, sweep) for precision, profile in profiles.items()}
+        table = {label: estimate(profile, label.split(",")[0], sweep) for label, profile in profiles.items()}
         print("| part | " + " | ".join(table) + " |\n| --- |" + " --- |" * len(table))
         parts = sorted(
             {part for hours in table.values() for part in hours}, key=lambda p: -next(iter(table.values()))[p]

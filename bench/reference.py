@@ -138,7 +138,9 @@ class TorchStudent(nn.Module):
     def forward(self, x):
         from torchdiffeq import odeint
 
-        h = self.stem(((x - self.mean) / self.std).permute(0, 3, 1, 2))
+        # NCHW in memory, as a PyTorch data pipeline gives it: permuted NHWC pixels would leave every later tensor in
+        # channels_last while the kernels are not, which costs a plain CPU step 15-20% (README, "Benchmarks").
+        h = self.stem(((x - self.mean) / self.std).permute(0, 3, 1, 2).contiguous())
         for n, d in zip(self.down_norms, self.downs):
             h = d(torch.relu(n(h)))
         h = odeint(self.func, h, self.t, rtol=1e-3, atol=1e-3, method="dopri5")[-1]

@@ -9,6 +9,7 @@ printed (equal weights give equal NFE, so the ratio compares the same work).
     python -m bench.student_step --channels 512 --batch-size 8 --steps 3
     python -m bench.student_step --device cuda --channels 512 --t1 1,100 --json out.json
     python -m bench.student_step --channels 512 --batch-size 4 --steps 3 --precision mixed_bfloat16
+    python -m bench.student_step --channels 512 --batch-size 4 --steps 3 --memory-format channels_last
 """
 
 import os
@@ -44,6 +45,12 @@ def main():
         choices=("float32", "mixed_bfloat16"),
         help="nodekd's dynamics (the reference stays float32: the ratio is what the option gains)",
     )
+    parser.add_argument(
+        "--memory-format",
+        default="contiguous",
+        choices=("contiguous", "channels_last"),
+        help="nodekd's dynamics' layout (models.ode.MEMORY_FORMATS; the reference stays contiguous)",
+    )
     args = parser.parse_args()
     os.environ["KERAS_TORCH_DEVICE"] = args.device
     import torch
@@ -56,6 +63,7 @@ def main():
         "batch_size": args.batch_size,
         "time_input": args.time_input,
         "precision": args.precision,
+        "memory_format": args.memory_format,
         "runs": [],
     }
     for t1 in [float(t) for t in args.t1.split(",")]:
@@ -64,7 +72,7 @@ def main():
         memory = f", peak {run['nodekd']['peak_memory_gib']:.1f} GiB" if cuda else ""
         print(
             f"{results['device']}, {args.channels} channels, batch {args.batch_size}, t1 {t1:g}, time input "
-            f"{args.time_input}, nodekd in {args.precision}: "
+            f"{args.time_input}, nodekd in {args.precision}, {args.memory_format}: "
             f"nodekd {run['nodekd']['median_ms']:.1f} ms (NFE {run['nodekd']['median_nfe']}{memory}), "
             f"plain PyTorch + torchdiffeq {run['torch']['median_ms']:.1f} ms (NFE {run['torch']['median_nfe']}), "
             f"ratio {run['ratio']:.3f} (medians of {args.steps} interleaved steps)",
@@ -86,6 +94,7 @@ def _measure(t1, args, cuda):
         t1=t1,
         time_input=args.time_input,
         precision=args.precision,
+        memory_format=args.memory_format,
         mean=[0.49, 0.48, 0.45],
         std=[0.25, 0.24, 0.26],
     )

@@ -118,6 +118,13 @@ INITS = {
 }
 
 
+# How the dynamics lay out their state and kernels in memory (a speed choice: results agree to rounding).
+MEMORY_FORMATS = {
+    "contiguous": "channels-first (NCHW), torch's default",
+    "channels_last": "NHWC in memory (torch.channels_last): the state from y(0) on and every kernel",
+}
+
+
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"Unknown {name} {value!r}; valid: {', '.join(choices)}. Received: {name}={value!r}")
@@ -145,9 +152,21 @@ class ConvODEFunc(keras.layers.Layer):
         init: "he"; "identity" (the last GroupNorm's scale starts at 0, so that f = 0 and the flow is the
             identity at initialization whatever t1); or "horizon" (that scale starts at 1 / horizon, so that the
             flow over [0, horizon] starts as far from the identity as odenet's over [0, 1]).
+        memory_format: "contiguous" or "channels_last" (`MEMORY_FORMATS`): how a solve lays out the state and the
+            kernels in memory; the same function to rounding (README, "Benchmarks", says what each costs).
     """
 
-    def __init__(self, channels, num_layers=4, time_input="raw", horizon=1.0, norm="pre", init="he", **kwargs):
+    def __init__(
+        self,
+        channels,
+        num_layers=4,
+        time_input="raw",
+        horizon=1.0,
+        norm="pre",
+        init="he",
+        memory_format="contiguous",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if channels < 1 or num_layers < 1 or horizon <= 0:
             raise ValueError(
@@ -157,12 +176,14 @@ class ConvODEFunc(keras.layers.Layer):
         _check_choice("time_input", time_input, TIME_INPUTS)
         _check_choice("norm", norm, NORMS)
         _check_choice("init", init, INITS)
+        _check_choice("memory_format", memory_format, MEMORY_FORMATS)
         self.channels = channels
         self.num_layers = num_layers
         self.time_input = time_input
         self.horizon = float(horizon)
         self.norm = norm
         self.init = init
+        self.memory_format = memory_format
         self.groups = group_count(channels)
 
     @property
@@ -207,9 +228,26 @@ class ConvODEFunc(keras.layers.Layer):
         # Under a mixed dtype policy the convolutions take their weights in the compute dtype, cast here once per
         # solve (the casts are differentiable: the float32 weights receive the gradients).
         compute = getattr(torch, self.compute_dtype)
-        kernels = tuple(k.to(compute) for k in kernels)
+        kernels = tuple(k.to(compute).contiguous(memory_format=self._layout()) for k in kernels)
         biases = tuple(b.value.to(compute) for b in self.biases)
         return kernels + biases + tuple(v.value for v in (*self.gammas, *self.betas)) + time_maps
+
+    def _layout(self):
+        import torch
+
+        return {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}[self.memory_format]
+
+    def solve_state(self, y0):
+        """y(0) as the solve keeps its state: in this function's memory format, which every evaluation keeps."""
+        import torch
+
+        y0 = y0.contiguous(memory_format=self._layout())
+        if self.memory_format == "channels_last" and torch.is_grad_enabled() and not y0.requires_grad:
+            # torch 2.13's CPU GroupNorm backward crashes (segmentation fault) on a channels-last input that takes no
+            # gradient while its scale and shift do: the first evaluation's, when y(0) is data. A copy that asks for
+            # one (never read) sidesteps it; in a student y(0) comes from the stem and takes a gradient anyway.
+            y0 = y0.detach().requires_grad_(True)
+        return y0
 
     def dynamics(self, t, y, params=None):
         import torch.nn.functional as F
@@ -256,6 +294,7 @@ class ConvODEFunc(keras.layers.Layer):
                 "horizon": self.horizon,
                 "norm": self.norm,
                 "init": self.init,
+                "memory_format": self.memory_format,
             }
         )
         return config
@@ -277,7 +316,8 @@ class ODEBlock(keras.layers.Layer):
 
     Args:
         func: the dynamics layer, with a `dynamics(t, y)` method; if it also has `solve_params(shape)`, that is called
-            once per solve and its result passed as `dynamics(t, y, params)`.
+            once per solve and its result passed as `dynamics(t, y, params)`, and if it has `solve_state(y0)`, the
+            solve starts from what that returns (y0 laid out as the dynamics want it).
         t1: end of the time horizon [0, t1].
         solver: a `Solver` (dopri5 at rtol = atol = 1e-3 by default); its fields may be given as keyword arguments
             instead, as the saved config does.
@@ -330,6 +370,7 @@ class ODEBlock(keras.layers.Layer):
         # A func may prepare what its dynamics read once per solve (`solve_params`); the adjoint differentiates
         # with respect to those tensors, and autograd carries the gradients on to the weights.
         self._params = self.func.solve_params(y0.shape) if hasattr(self.func, "solve_params") else None
+        y0 = self.func.solve_state(y0) if hasattr(self.func, "solve_state") else y0
         self._solving = True
         try:
             if solver.adjoint:

@@ -43,13 +43,14 @@ def build_student(
     norm="pre",
     init="horizon",
     precision="float32",
+    memory_format="contiguous",
     mean=None,
     std=None,
     solver=Solver(),
     name="ode_student",
 ):
-    """Builds the Neural ODE student; `time_input`, `norm`, `init` and `precision` (the dtype policy of the dynamics,
-    e.g. "mixed_bfloat16") go to `ConvODEFunc`, `solver` to `ODEBlock`."""
+    """Builds the Neural ODE student; `time_input`, `norm`, `init`, `precision` (the dtype policy of the dynamics,
+    e.g. "mixed_bfloat16") and `memory_format` go to `ConvODEFunc`, `solver` to `ODEBlock`."""
     if downsample < 0 or input_shape[0] % (2**downsample) or input_shape[1] % (2**downsample):
         raise ValueError(f"The image size must divide by 2**downsample. Received: {input_shape}, {downsample}")
     conv = {"kernel_initializer": "he_normal", "data_format": "channels_first"}
@@ -65,9 +66,8 @@ def build_student(
         x = layers.ReLU(name=f"stem_relu{i}")(x)
         x = layers.ZeroPadding2D(1, data_format="channels_first", name=f"stem_pad{i}")(x)
         x = layers.Conv2D(channels, 4, strides=2, name=f"stem_down{i}", **conv)(x)
-    func = ConvODEFunc(
-        channels, time_input=time_input, horizon=t1, norm=norm, init=init, dtype=precision, name="dynamics"
-    )
+    dynamics = {"time_input": time_input, "norm": norm, "init": init, "memory_format": memory_format}
+    func = ConvODEFunc(channels, horizon=t1, dtype=precision, name="dynamics", **dynamics)
     x = ODEBlock(func, t1=t1, solver=solver, name="ode")(x)
     x = _group_norm(channels, "head_norm")(x)
     x = layers.ReLU(name="head_relu")(x)

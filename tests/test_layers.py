@@ -15,6 +15,7 @@ LAYERS = [
     (lambda: models.ConvODEFunc(8, num_layers=2), (2, 8, 4, 4)),
     (lambda: models.ConvODEFunc(8, time_input="scaled", horizon=100.0, norm="post", init="horizon"), (2, 8, 4, 4)),
     (lambda: models.ConvODEFunc(8, num_layers=3, time_input="none", init="identity"), (2, 8, 4, 4)),
+    (lambda: models.ConvODEFunc(8, time_input="none", memory_format="channels_last"), (2, 8, 4, 4)),
     (lambda: models.ODEBlock(models.ConvODEFunc(8), t1=3.0, method="rk4", step_size=0.5, adjoint=True), (2, 8, 4, 4)),
 ]
 

@@ -345,6 +345,44 @@ def test_a_saved_mixed_precision_student_keeps_its_precision(tmp_path):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), expected)
 
 
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-12), ("float32", 1e-5), ("mixed_bfloat16", 1e-2)])
+def test_a_channels_last_solve_equals_the_contiguous_one_to_rounding(dtype, tolerance):
+    # Ground truth: the same dynamics in torch's default layout. The channels-last solve must keep that layout in
+    # every evaluation (else it only pays for the copies), take the same steps, and give y(t1) and the weights'
+    # gradients to rounding.
+    funcs, y0 = _twins(8, [dtype, dtype])
+    funcs[1].memory_format = "channels_last"
+    state_dtype = "float32" if dtype == "mixed_bfloat16" else dtype
+    state = y0.to(getattr(torch, state_dtype))
+    found, layouts = [], []
+
+    def recorded(func):
+        dynamics = func.dynamics
+
+        def record(t, y, *params):
+            layouts.append((func.memory_format, y.is_contiguous(memory_format=torch.channels_last)))
+            return dynamics(t, y, *params)
+
+        return record
+
+    for func in funcs:
+        block = ODEBlock(func, t1=1.0, dtype=state_dtype)
+        func.dynamics = recorded(func)
+        y1 = block(state)
+        y1.square().sum().backward()
+        grads = torch.cat([v.value.grad.flatten() for v in func.trainable_weights])
+        found.append((y1, grads, block.nfe_forward))
+    (y_plain, g_plain, nfe_plain), (y_fast, g_fast, nfe_fast) = found
+    assert nfe_fast == nfe_plain >= 6
+    assert {layout for layout, _ in layouts} == {"contiguous", "channels_last"}
+    assert all(is_last == (layout == "channels_last") for layout, is_last in layouts)
+    assert y_fast.is_contiguous(memory_format=torch.channels_last)
+    assert ((y_fast - y_plain).norm() / (y_plain - state).norm()).item() < tolerance
+    assert ((g_fast - g_plain).norm() / g_plain.norm()).item() < tolerance
+    with pytest.raises(ValueError, match="Unknown memory_format"):
+        ConvODEFunc(4, memory_format="nhwc")
+
+
 def test_the_lean_dopri5_solves_a_linear_ode_exactly():
     from models import dopri5
 
