@@ -383,6 +383,25 @@ def test_a_channels_last_solve_equals_the_contiguous_one_to_rounding(dtype, tole
         ConvODEFunc(4, memory_format="nhwc")
 
 
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+def test_a_students_state_takes_its_kernels_layout_in_every_evaluation(memory_format):
+    # The stem hands the ODE block its state in channels_last (NHWC pixels permuted to NCHW); a solve whose state and
+    # kernels disagree makes every convolution convert one of them (15-20% of a 512-channel CPU step).
+    model = models.build_student(input_shape=(8, 8, 1), channels=16, downsample=0, memory_format=memory_format)
+    (block,) = models.ode_blocks(model)
+    dynamics, seen = block.func.dynamics, []
+
+    def record(t, y, params):
+        seen.append(
+            y.is_contiguous(memory_format=getattr(torch, memory_format.replace("contiguous", "contiguous_format")))
+        )
+        return dynamics(t, y, params)
+
+    block.func.dynamics = record
+    model(torch.rand(2, 8, 8, 1))
+    assert len(seen) == block.nfe_forward >= 6 and all(seen)
+
+
 def test_the_lean_dopri5_solves_a_linear_ode_exactly():
     from models import dopri5
 
