@@ -124,6 +124,7 @@ check reproduce_ray 150 python3 -m nodekd_cli reproduce --preset quick $SHORT --
   --runs "$WORK/ray-runs"
 check reproduce_ray_again 60 python3 -m nodekd_cli reproduce --preset quick $SHORT --workers 2 --device $DEV \
   --runs "$WORK/ray-runs"
+python3 -m ray.scripts.scripts stop --force >/dev/null 2>&1  # a Ray stopped at its limit holds no GPU memory after
 # Where the time goes, and what the fast options do to training.
 for precision in float32 mixed_bfloat16; do
   check solver_loop_$precision 60 python3 -m bench.solver_loop --device $DEV $WIDE --t1 1,100 --steps 5 \
