@@ -32,12 +32,12 @@ def _gib(value):
     return "" if value is None else f"{value:.1f}"
 
 
-# nodekd's variants of the student step: (label, results file) of each precision and memory format.
-VARIANTS = [
-    (f"{precision}{', channels_last' if layout else ''}", f"student_step_{layout}{precision}")
+# nodekd's variants of the student step, by label: (results file, precision) of each precision and memory format.
+VARIANTS = {
+    f"{precision}{', channels_last' if layout else ''}": (f"student_step_{layout}{precision}", precision)
     for layout in ("", "channels_last_")
     for precision in ("float32", "mixed_bfloat16")
-]
+}
 
 
 def student_rows(folder):
@@ -46,7 +46,7 @@ def student_rows(folder):
         "peak memory nodekd / plain (GiB) |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for label, name in VARIANTS:
+    for label, (name, _) in VARIANTS.items():
         found = _read(folder, name)
         for run in found["runs"] if found else []:
             ours, plain = run["nodekd"], run["torch"]
@@ -87,7 +87,7 @@ def costs(folder):
     base = dict(study.COSTS["cuda"], **{"pass": per_pass})
     if teacher and "graph" in teacher["variants"]:
         base["teacher"] = teacher["variants"]["graph"]["keras_median_ms"] / 1000 / teacher["batch_size"]
-    for label, name in VARIANTS:
+    for label, (name, _) in VARIANTS.items():
         found_step = _read(folder, name)
         run = _run(found_step, 1.0)
         if run:  # per image of an 8x8 state (32x32 inputs) at the benchmark's width
@@ -122,6 +122,8 @@ def main():
     parser.add_argument("results", help="the results folder of bench/gpu.sh")
     args = parser.parse_args()
     folder = Path(args.results)
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} is not a folder: give the results/ folder unpacked from gpu-results.tgz.")
     env = folder / "env.log"
     print(f"# bench/gpu.sh results\n\n```\n{env.read_text().strip() if env.exists() else 'no env.log'}\n```\n")
     stages = folder / "stages.tsv"
@@ -157,7 +159,7 @@ def main():
             f"\nThe paper preset on one GPU, {sweep} sweeps (hours; mixed_bfloat16 counted at float32's NFE: in the "
             "CPU runs of results/mixed-precision it took 20% to 38% more evaluations):\n"
         )
-        table = {label: estimate(profile, label.split(",")[0], sweep) for label, profile in profiles.items()}
+        table = {label: estimate(profile, VARIANTS[label][1], sweep) for label, profile in profiles.items()}
         print("| part | " + " | ".join(table) + " |\n| --- |" + " --- |" * len(table))
         parts = sorted(
             {part for hours in table.values() for part in hours}, key=lambda p: -next(iter(table.values()))[p]

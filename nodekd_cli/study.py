@@ -346,10 +346,9 @@ def epoch_work(config):
 
 
 def estimates(steps, device="cpu", profile=None):
-    """A rough guess of the seconds each step takes on `device` (see COSTS; or with the figures of `profile`, one such
-    entry), by step name: training is its epochs'
-    training and evaluation passes; attacks and checks are their steps on every attacked image (every image counted
-    as classified right, so an upper bound), in batches of 256."""
+    """A rough guess of the seconds each step takes on `device` (see COSTS; or with `profile`, figures of the same
+    form), by step name: training is its epochs' training and evaluation passes; attacks and checks are their steps
+    on every attacked image (every image counted as classified right, so an upper bound), in batches of 256."""
     from nodekd_cli.attacks import num_steps
 
     profile = profile or COSTS["cuda" if str(device).startswith("cuda") else "cpu"]
