@@ -157,17 +157,20 @@ def sweep(
     done=None,
     robust=None,
     on_eps=None,
+    done_correct=None,
 ):
     """Accuracy under `attack` at each eps (in 1/255) on pixels `x` in [0, 1] with labels `y`, both on the device.
 
     Clean predictions are made once; images misclassified clean are not attacked. The paper's protocol attacks every
     eps independently; `monotone` attacks at each eps only the images no smaller eps has broken (an adversarial
     example for eps stays one for every larger eps), which is cheaper, and its accuracy never rises with eps.
-    `progress(e, left, seconds)` is called before each eps, `on_eps(e, accuracy, still)` after each eps computed
-    (`still`: a monotone sweep's boolean mask of the images no eps so far has broken; None for an independent one).
-    A sweep interrupted with the same settings goes on from what `on_eps` was handed: an independent sweep takes the
-    accuracies in `done` ({eps: accuracy}; each eps has its own seed, so they are what it would compute), a monotone
-    one the accuracies of the eps it finished first and `robust`, the `still` of the last of them.
+    `progress(e, left, seconds)` is called before each eps, `on_eps(e, accuracy, correct)` after each eps computed
+    (`correct`: the boolean mask of the images classified right at that eps; in a monotone sweep, those no eps so far
+    has broken). A sweep interrupted with the same settings goes on from what `on_eps` was handed: an independent sweep
+    takes the accuracies in `done` ({eps: accuracy}; each eps has its own seed, so they are what it would compute), a
+    monotone one the accuracies of the eps it finished first and `robust`, the `correct` of the last of them; the
+    masks of those eps come back from `done_correct` ({eps: mask}). The result's `correct` holds each eps's mask (None
+    for a kept eps whose mask was not handed back), for comparisons paired image by image.
     """
     done = {} if done is None or (monotone and robust is None) else done
     entry = ATTACKS[attack]
@@ -176,16 +179,18 @@ def sweep(
     still_correct = correct.clone()
     if monotone and done:
         still_correct = torch.as_tensor(robust, dtype=torch.bool, device=x.device)
-    accuracy, steps = [], []
+    accuracy, steps, masks = [], [], []
     started = time.perf_counter()
     for e in eps_values:
         n_steps = entry.steps(e)
         steps.append(0 if e == 0 else n_steps)
         if e == 0:
             accuracy.append(correct.float().mean().item())
+            masks.append(correct)
             continue
         if e in done:
             accuracy.append(done[e])
+            masks.append((done_correct or {}).get(e))
             continue
         survivors = still_correct if monotone else correct
         index = survivors.nonzero().flatten()
@@ -200,12 +205,13 @@ def sweep(
             robust_now[batch] = predict(model, x_adv, batch_size) == y[batch]
         if monotone:
             still_correct &= robust_now
-            accuracy.append(still_correct.float().mean().item())
-        else:
-            accuracy.append(robust_now.float().mean().item())
+            robust_now = still_correct.clone()
+        accuracy.append(robust_now.float().mean().item())
+        masks.append(robust_now)
         if on_eps:
-            on_eps(e, accuracy[-1], still_correct if monotone else None)
-    return {"accuracy": accuracy, "steps": steps, "seconds": time.perf_counter() - started}
+            on_eps(e, accuracy[-1], robust_now)
+    masks = [None if mask is None else [bool(b) for b in torch.as_tensor(mask).tolist()] for mask in masks]
+    return {"accuracy": accuracy, "steps": steps, "correct": masks, "seconds": time.perf_counter() - started}
 
 
 def sample_rule(n, seed):
@@ -345,17 +351,27 @@ def attack_run(
     partial = path.parent / f".{path.stem}.sweep-so-far"
     with runs.lock(path.parent, name=f".{path.stem}.lock", wait=wait):
         kept = (None if force else saved_result(partial, settings)) or {}
-        done = {int(e): a for e, a in kept["accuracy"].items()} if isinstance(kept.get("accuracy"), dict) else {}
+        # An eps counts as done with its images' outcomes only (a partial file from before nodekd recorded them has
+        # none: those eps are attacked again).
+        masks = {}
+        if isinstance(kept.get("correct"), dict):
+            for e, bits in kept["correct"].items():
+                found = runs.read_bits(bits)
+                if found is not None and len(found) == len(y):
+                    masks[int(e)] = torch.tensor(found, device=y.device)
+        accuracies = kept["accuracy"] if isinstance(kept.get("accuracy"), dict) else {}
+        done = {int(e): a for e, a in accuracies.items() if int(e) in masks}
         robust = None
         if isinstance(kept.get("robust"), list):
             robust = torch.zeros(len(y), dtype=torch.bool)
             robust[kept["robust"]] = True
 
-        def keep(e, accuracy, still):
-            done[e] = accuracy
+        def keep(e, accuracy, correct):
+            done[e], masks[e] = accuracy, correct
             record = {"settings": settings, "accuracy": done}
-            if still is not None:
-                record["robust"] = still.nonzero().flatten().tolist()
+            record["correct"] = {str(k): runs.correct_bits(mask.tolist()) for k, mask in masks.items()}
+            if sweep_mode == "monotone":
+                record["robust"] = correct.nonzero().flatten().tolist()
             runs.write_json(partial, record)
 
         outcome = sweep(
@@ -371,6 +387,7 @@ def attack_run(
             done=done,
             robust=robust,
             on_eps=keep,
+            done_correct=masks,
         )
         result = {
             "settings": settings,
@@ -381,6 +398,8 @@ def attack_run(
             "n": len(y),
             "seed": sample.seed,
             "images": sample.indices(chosen),  # test-set indices; None: all of them
+            # Per eps, which of these images the model classifies right (`runs.correct_bits`), in their order.
+            "correct": [None if mask is None else runs.correct_bits(mask) for mask in outcome["correct"]],
             "seconds": outcome["seconds"],  # of this command: eps values kept from an interrupted one cost nothing
         }
         runs.write_json(path, result)

@@ -1,4 +1,5 @@
-"""Figure 1: accuracy against eps, one PNG per data set with one panel per attack, one line per model family.
+"""Figure 1: accuracy against eps, one PNG per data set with one panel per attack, one line per model family; and the
+learning curves: test accuracy against training images seen, one PNG per data set, one line per student.
 
 Drawn with matplotlib's object API on the Agg canvas: no display, no pyplot state. Each PNG carries a JSON
 description of its panels and lines (title, label, colour) in its "Description" text chunk, for tools and tests.
@@ -83,6 +84,64 @@ def write_figure1(series, out, markers=()):
             figure.savefig(temporary, dpi=100, metadata={"Title": f"Figure 1: {dataset}", "Description": description})
         written.append(path)
     return written
+
+
+def write_learning_curves(points, out, paper=()):
+    """Writes learning-curves-<data set>.png into `out` for every data set with student histories (`points`, from
+    `report.learning_curves`); returns their paths. Each student is a line in its family's colour, solid when
+    distilled and dashed when trained alone; a half-budget twin is thin and faint. `paper` (the paper's final
+    accuracies at its budget, `report.paper_finals`) are drawn as diamonds in their family's colour."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out = Path(out)
+    points = [p for p in points if p["images_seen"] is not None]
+    datasets = list(dict.fromkeys(p["dataset"] for p in points))
+    families = {p["family"] for p in points} | {_base_family(p["family"]) for p in paper}
+    colors = family_colors(sorted(families, key=_family_order))
+    written = []
+    for dataset in datasets:
+        mine = [p for p in points if p["dataset"] == dataset]
+        figure = Figure(figsize=(7.5, 4.8), layout="constrained")
+        FigureCanvasAgg(figure)
+        ax = figure.subplots()
+        lines = []
+        for run in sorted(dict.fromkeys(p["run"] for p in mine)):
+            curve = sorted((p for p in mine if p["run"] == run), key=lambda p: p["epoch"])
+            first = curve[0]
+            color = colors[first["family"]]
+            style = "-" if first["distilled"] else "--"
+            label = f"{first['family']}: {run}" + (" (half-budget twin)" if first["twin"] else "")
+            width, alpha = (0.8, 0.45) if first["twin"] else (1.6, 1.0)
+            x, y = [p["images_seen"] for p in curve], [p["test_accuracy"] for p in curve]
+            ax.plot(x, y, style, marker="o", markersize=2.5, linewidth=width, alpha=alpha, color=color, label=label)
+            lines.append({"run": run, "family": first["family"], "label": label, "color": color, "twin": first["twin"]})
+        marks = []
+        for point in (p for p in paper if p["dataset"] == dataset):
+            color = colors[_base_family(point["family"])]
+            label = f"paper: {point['family']}"
+            ax.plot([point["images_seen"]], [point["accuracy"]], "D", markersize=7, color=color, label=label)
+            marks.append({"family": point["family"], "label": label, "color": color, "accuracy": point["accuracy"]})
+        title = f"Learning curves on {dataset}"
+        ax.set_title(title)
+        ax.set_xscale("log")
+        ax.set_xlabel("training images seen")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+        path = out / f"learning-curves-{_file_name(dataset)}.png"
+        out.mkdir(parents=True, exist_ok=True)
+        description = json.dumps({"figure": "learning curves", "dataset": dataset, "lines": lines, "paper": marks})
+        with files.replacing(path, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=100, metadata={"Title": title, "Description": description})
+        written.append(path)
+    return written
+
+
+def _base_family(label):
+    """ "NODEs(1) + KD (ResNet20, T = 3)" -> "NODEs(1) + KD": the family whose colour a paper mark takes."""
+    return label.split(" (")[0] if "+ KD" in label else label
 
 
 def _family_order(family):

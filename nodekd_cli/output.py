@@ -195,7 +195,7 @@ def _report_cell(cell):
 
 def report(report):
     """The paper's tables beside the paper's numbers, the figure files, the run table and what is missing."""
-    from nodekd_cli.report import run_rows
+    from nodekd_cli.report import CLAIMS_NOTE, run_rows
 
     info(
         f"[dim]Runs under {report.root}; each cell: this project's value (xN: mean of N runs), below it the paper's "
@@ -229,18 +229,20 @@ def report(report):
         info("Figure 1 (accuracy against eps): " + ", ".join(str(f) for f in report.figures))
     else:
         info("Figure 1: no attack results yet (nodekd attack pgd, nodekd attack mifgsm).")
+    if report.curve_figures:
+        info("Learning curves (test accuracy against images seen): " + ", ".join(map(str, report.curve_figures)))
     if report.claims:
         title = "The paper's claims, as these runs judge them"
         claims_table = Table(title=title, title_justify="left", show_lines=True)
-        for column in ("data set", "claim", "verdict", "evidence"):
+        for column in ("data set", "claim", "verdict", "students", "budget", "evidence"):
             claims_table.add_column(column)
-        colour = {"supported": "green", "contradicted": "bold red", "undecided": "yellow"}
+        colour = {"supported": "green", "contradicted": "bold red"}
         for claim in report.claims:
-            verdict = f"[{colour[claim['verdict']]}]{claim['verdict']}[/]"
-            claims_table.add_row(claim["dataset"], claim["statement"], verdict, claim["summary"])
+            verdict = f"[{colour.get(claim['verdict'], 'yellow')}]{claim['verdict']}[/]"
+            row = (claim["dataset"], claim["statement"], verdict, claim["convergence"], claim["budget"] or "-")
+            claims_table.add_row(*row, claim["summary"])
         console.print(claims_table)
-        info("[dim]Each verdict comes from the comparisons above (95% intervals) and the masking checks; --format "
-             "markdown lists the evidence.[/]")
+        info(f"[dim]{escape(CLAIMS_NOTE)} --format markdown lists the evidence.[/]")
 
 
 RUNS_TABLE_WIDTH = 160  # below it the run table keeps its main columns
@@ -295,7 +297,7 @@ def _runs_table(report, rows, wide):
     numbers = ("params", "acc. (%)", "NFE", "train time")
     columns = ["run", "model"] + (["data set"] if wide else []) + ["t1", "T"]
     columns += ["lambda", "dynamics", "solver", "params"] if wide else []
-    columns += ["acc. (%)", "NFE"] + (["train time"] if wide else []) + ["attacks / check"]
+    columns += ["acc. (%)", "NFE"] + (["train time"] if wide else []) + ["learning", "attacks / check"]
     for column in columns:
         # Long run names fold onto a second line rather than lose their end.
         runs_table.add_column(column, justify="right" if column in numbers else "left", overflow="fold")
@@ -317,10 +319,19 @@ def _runs_table(report, rows, wide):
             "acc. (%)": f"{row['accuracy']:.2f}",
             "NFE": "-" if row["nfe"] is None else f"{row['nfe']:.1f}",
             "train time": "-" if seconds is None else f"{seconds:.0f} s",
+            "learning": _learning(row["convergence"]),
             "attacks / check": _attack_names(row["attacks"]) + checks[row["check"]],
         }
         runs_table.add_row(*(values[column] for column in columns))
     return runs_table
+
+
+def _learning(text):
+    """The run table's convergence cell: finished in green, still learning in yellow."""
+    if text is None:
+        return "-"
+    colour = {"finished": "green", "still learning": "yellow"}.get(text.split(" (")[0])
+    return f"[{colour}]{escape(text)}[/]" if colour else f"[dim]{escape(text)}[/]"
 
 
 def _plain_number(value):

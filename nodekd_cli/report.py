@@ -7,6 +7,11 @@ Runs are matched to cells by their `config.json`, never by folder names:
   PGD's at eps 0 (the attacked images), or the run's test accuracy without it.
 - Figure 1: accuracy against eps from `attacks/<attack>.json`, per data set and attack, one line per family
   (each ResNet teacher; NODEs(t1) with and without distillation, averaged over their runs).
+- Learning curves: test accuracy against training images seen, from every student's `history.csv`.
+A student that is another's half-budget twin (`nodekd_cli.convergence`) only judges whether that one has finished
+learning: it fills no cell and takes part in no comparison. A claim whose evidence rests on a student still learning
+is "undecided (still learning)"; comparisons are paired image by image where the runs recorded their images'
+outcomes (`nodekd_cli.intervals`).
 Students fill the paper's cells only when built with nodekd's default dynamics, solved with the paper's dopri5 and
 trained with lambda 0 or 0.9; every run appears in the run table. Several runs in one cell (seeds) give their mean
 and their count.
@@ -24,8 +29,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from nodekd_cli import convergence, intervals, students
 from nodekd_cli import runs as run_files
-from nodekd_cli import students
 from nodekd_cli.attacks import ATTACKS, result_key, split_key
 from nodekd_cli.attacks import title as attack_title
 from nodekd_cli.errors import UserError
@@ -47,7 +52,8 @@ CLAIMS = (
     ("t1_robustness", "Robustness grows with the time horizon t1"),
     ("no_masking", "The robustness is not gradient masking"),
 )
-Z95 = 1.96
+Z95 = intervals.Z95
+STILL_LEARNING = "undecided (still learning)"
 
 
 def paper_results():
@@ -140,6 +146,9 @@ class Report:
     comparisons: list = field(default_factory=list)  # see `comparisons`
     claims: list = field(default_factory=list)  # see `claims`
     markers: list = field(default_factory=list)  # Figure 1's AutoAttack points, see `autoattack_points`
+    convergence: dict = field(default_factory=dict)  # student folder -> `convergence.Status`
+    curves: list = field(default_factory=list)  # learning-curve points, see `learning_curves`
+    curve_figures: list = field(default_factory=list)  # written PNG files of the learning curves
 
 
 def teacher_label(model):
@@ -356,18 +365,58 @@ def autoattack_points(runs):
     ]
 
 
-def _side(label, group, value_of, n_of):
+def _side(label, group, value_of, n_of, scores_of=None, status=None):
     """One side of a comparison: the mean over a group of runs (seeds), the test images behind it when all the runs
-    used the same number, and the runs' values (one per seed)."""
+    used the same number, and the runs' values (one per seed). With `scores_of(run)` ((which images, per-image scores)
+    or None), the mean per-image scores when every run has them on the same images, for a paired comparison. With
+    `status` (`convergence.statuses`), whether the runs have finished learning and their budget."""
     sizes = {n_of(r) for r in group}
     values = [value_of(r) for r in group]
-    return {
+    side = {
         "label": label,
         "value": statistics.fmean(values),
         "n": sizes.pop() if len(sizes) == 1 else None,
         "values": values,
         "runs": [str(r.folder) for r in group],
+        "images": None,
+        "scores": None,
     }
+    scored = [scores_of(r) for r in group] if scores_of else [None]
+    if all(found is not None for found in scored) and len({images for images, _ in scored}) == 1:
+        side["images"] = scored[0][0]
+        side["scores"] = [statistics.fmean(column) for column in zip(*(scores for _, scores in scored))]
+    if status is not None and group[0].kind == "student":
+        found = [status.get(r.folder, convergence.Status()) for r in group]
+        states = {s.state for s in found}
+        side["convergence"] = next(
+            (state for state in (convergence.LEARNING, convergence.UNCHECKED) if state in states), convergence.FINISHED
+        )
+        side["gains"] = [s.gain for s in found]
+        side["budget"] = convergence.budget_text(group[0].config)
+        side["paper_fraction"] = convergence.paper_fraction(group[0].config)
+    return side
+
+
+def _clean_scores(run):
+    """(which images, per-image scores) of a run on its test set, from metrics.json's `test_correct`; or None."""
+    bits = run_files.read_bits(run.metrics.get("test_correct"))
+    if bits is None or len(bits) != run.metrics.get("test_images"):
+        return None
+    return ("test", len(bits)), [float(b) for b in bits]
+
+
+def _attack_scores(run, attack, eps):
+    """(which images, per-image scores) of a run under `attack` (a `result_key`): each image's accuracy averaged over
+    `eps`, from the result's `correct`; or None when it has not recorded them."""
+    result = sweeps(run)[attack]
+    correct = result.get("correct")
+    if not isinstance(correct, list) or len(correct) != len(result["eps"]):
+        return None
+    rows = [run_files.read_bits(correct[result["eps"].index(e)]) for e in eps]
+    if any(row is None or len(row) != result.get("n") for row in rows):
+        return None
+    images = tuple(result["images"]) if isinstance(result.get("images"), list) else None
+    return (attack, images, result.get("n")), [statistics.fmean(column) for column in zip(*rows)]
 
 
 def _budget(first, second):
@@ -386,43 +435,94 @@ def _budget(first, second):
     return {"same": not differ, "text": text}
 
 
+def _seed_variance(side):
+    """The variance between a side's runs' values over their number when there are several (seeds), else 0."""
+    return statistics.variance(side["values"]) / len(side["values"]) if len(side["values"]) > 1 else 0.0
+
+
 def _variance(side):
     """Variance (in points squared) of a side's mean: the binomial variance over its n test images, plus the variance
     between its runs' values over their number when there are several (seeds)."""
     p = side["value"] / 100
-    variance = 1e4 * p * (1 - p) / side["n"]
-    if len(side["values"]) > 1:
-        variance += statistics.variance(side["values"]) / len(side["values"])
-    return variance
+    return 1e4 * p * (1 - p) / side["n"] + _seed_variance(side)
+
+
+def _paired(first, second):
+    """Whether two sides have per-image scores on the same images."""
+    return first["scores"] is not None and first["images"] == second["images"]
+
+
+def _finished(first, second):
+    """True when both sides' students finished learning, False when one is still learning, None when not checked (or
+    a side is a teacher, which nodekd does not judge)."""
+    states = {side.get("convergence") for side in (first, second)}
+    if convergence.LEARNING in states:
+        return False
+    return True if states <= {convergence.FINISHED, None} and convergence.FINISHED in states else None
+
+
+def _convergence_text(first, second):
+    """What the comparison's text says of its students' learning and budgets."""
+    students = [side for side in (first, second) if side.get("convergence")]
+    if not students:
+        return ""
+    learning = [
+        f"{side['label']} still learning ({max(g for g in side['gains'] if g is not None):+.2f} points from half to "
+        f"full budget)"
+        for side in students
+        if side["convergence"] == convergence.LEARNING
+    ]
+    if learning:
+        state = "; ".join(learning)
+    elif all(side["convergence"] == convergence.FINISHED for side in students):
+        state = "both arms finished" if len(students) == 2 else "the student finished"
+    else:
+        state = "convergence not checked (no half-budget twin)"
+    budgets = list(dict.fromkeys(side["budget"] for side in students))
+    return f"; {state}; {' vs '.join(budgets)}"
 
 
 def _compare(dataset, pair, measure, first, second, budget):
-    """`first` against `second` (sides from `_side`): the difference in points and its 95% interval (normal
-    approximation for two independent samples of test images, so conservative for the paired images here; with
-    several seeds, their spread is added, see `_variance`)."""
+    """`first` against `second` (sides from `_side`): the difference in points, its 95% interval and two-sided
+    p-value (normal approximation; paired image by image when both sides have per-image scores on the same images,
+    `intervals.paired_variance`, else as two independent samples of test images, `_variance`; with several seeds,
+    their spread is added either way)."""
     difference = first["value"] - second["value"]
-    half = None
-    if first["n"] and second["n"]:
-        half = Z95 * math.sqrt(_variance(first) + _variance(second))
+    half = variance = None
+    paired = _paired(first, second)
+    if paired:
+        variance = intervals.paired_variance(first["scores"], second["scores"])
+        variance += _seed_variance(first) + _seed_variance(second)
+    elif first["n"] and second["n"]:
+        variance = _variance(first) + _variance(second)
+    if variance is not None:
+        half = Z95 * math.sqrt(variance)
     if half is None:
         verdict = "higher" if difference > 0 else "lower" if difference < 0 else "equal"
     elif abs(difference) <= half:
         verdict = "within noise"
     else:
         verdict = "higher" if difference > 0 else "lower"
-    interval = "" if half is None else f", 95% interval {difference - half:+.2f} to {difference + half:+.2f}"
+    interval = ""
+    if half is not None:
+        kind = "paired" if paired else "unpaired"
+        interval = f", {kind} 95% interval {difference - half:+.2f} to {difference + half:+.2f}"
     return {
         "dataset": dataset,
         "pair": pair,
         "measure": measure,
-        "first": first,
-        "second": second,
+        "first": {k: v for k, v in first.items() if k != "scores"},
+        "second": {k: v for k, v in second.items() if k != "scores"},
         "difference": difference,
         "interval": None if half is None else [difference - half, difference + half],
+        "paired": paired,
+        "p_value": None if variance is None else intervals.p_value(difference, variance),
         "verdict": verdict,
         "same_budget": budget["same"],
+        "finished": _finished(first, second),
         "text": f"{dataset}, {measure}: {first['label']} {first['value']:.2f}% vs {second['label']} "
-        f"{second['value']:.2f}%, {difference:+.2f} points ({verdict}{interval}); {budget['text']}.",
+        f"{second['value']:.2f}%, {difference:+.2f} points ({verdict}{interval}); {budget['text']}"
+        f"{_convergence_text(first, second)}.",
     }
 
 
@@ -443,44 +543,54 @@ def student_label(t1, teacher_model_name=None, temperature=None, optimizer=None,
     return f"NODEs({t1:g}) + KD ({teacher_label(teacher_model_name)}, T = {temperature:g}{extra}{computed})"
 
 
-def comparisons(runs):
+def comparisons(runs, status=None):
     """What the runs show, pair by pair, per data set: distillation against the same student trained alone (clean
     accuracy, and robustness as the mean accuracy over the attacked eps > 0 both have), each teacher against the
     students trained alone, and each longer horizon against t1 = 1. Comparable runs only (`comparable`): a
     distilled student trained with Adam at t1 = 1 is compared with the NODEs(1) trained alone, with Adam too. Seeds
     are averaged; students of different precisions are never averaged or paired. Each comparison's `pair` says which:
-    "kd", "teacher" or "horizon"."""
+    "kd", "teacher" or "horizon". With `status` (`convergence.statuses`), each side says whether its students have
+    finished learning, and the comparison whether both have (`finished`)."""
     found = []
     for dataset in sorted({r.config["dataset"] for r in runs}):
         mine = [r for r in runs if r.config["dataset"] == dataset and comparable(r)]
         alone, distilled, teacher_runs = {}, {}, {}
         for run in mine:
             other_optimizer = students.other_optimizer(run.config)
-            precision = students.precision_of(run.config)
+            # Students are grouped (as seeds) and paired only within one precision and one width: a student twice as
+            # wide is another model, not another seed.
+            width = run.config.get("channels")
+            kind = (students.precision_of(run.config), width if isinstance(width, int) else 0)
             if run.config["kind"] == "teacher":
                 teacher_runs.setdefault(run.config["model"], []).append(run)
             elif run.distilled:
-                key = (precision, run.config["t1"], run.config["teacher_model"], run.config["T"], other_optimizer or "")
+                key = (kind, run.config["t1"], run.config["teacher_model"], run.config["T"], other_optimizer or "")
                 distilled.setdefault(key, []).append(run)
             elif other_optimizer is None:
-                alone.setdefault((precision, run.config["t1"]), []).append(run)
+                alone.setdefault((kind, run.config["t1"]), []).append(run)
+        widths = {width for (_, width), _ in alone} | {key[0][1] for key in distilled}
+
+        def label(kind, t1, *args):
+            """A student's label, with its width when the data set's students differ in width."""
+            precision, width = kind
+            text = student_label(t1, *args, precision=precision)
+            return f"{text} [{width} channels]" if len(widths) > 1 else text
+
         pairs = []  # (kind of pair, first label, first runs, second label, second runs)
-        for (precision, t1, model, temperature, optimizer), group in sorted(distilled.items()):
-            if (precision, t1) in alone:
-                label = student_label(t1, model, temperature, optimizer or None, precision)
-                pairs.append(("kd", label, group, student_label(t1, precision=precision), alone[precision, t1]))
+        for (kind, t1, model, temperature, optimizer), group in sorted(distilled.items()):
+            if (kind, t1) in alone:
+                first = label(kind, t1, model, temperature, optimizer or None)
+                pairs.append(("kd", first, group, label(kind, t1), alone[kind, t1]))
         for model, group in sorted(teacher_runs.items()):
-            for (precision, t1), students_alone in sorted(alone.items()):
-                label = student_label(t1, precision=precision)
-                pairs.append(("teacher", teacher_label(model), group, label, students_alone))
-        for precision, t1 in sorted(alone):
-            if t1 > 1.0 and (precision, 1.0) in alone:
-                first, second = student_label(t1, precision=precision), student_label(1.0, precision=precision)
-                pairs.append(("horizon", first, alone[precision, t1], second, alone[precision, 1.0]))
+            for (kind, t1), students_alone in sorted(alone.items()):
+                pairs.append(("teacher", teacher_label(model), group, label(kind, t1), students_alone))
+        for kind, t1 in sorted(alone):
+            if t1 > 1.0 and (kind, 1.0) in alone:
+                pairs.append(("horizon", label(kind, t1), alone[kind, t1], label(kind, 1.0), alone[kind, 1.0]))
         for pair, first_label, first, second_label, second in pairs:
             budget = _budget(first, second)
             clean = [
-                _side(label, group, lambda r: r.accuracy, lambda r: r.metrics.get("test_images"))
+                _side(label, group, lambda r: r.accuracy, lambda r: r.metrics.get("test_images"), _clean_scores, status)
                 for label, group in ((first_label, first), (second_label, second))
             ]
             found.append(_compare(dataset, pair, "clean accuracy", *clean, budget))
@@ -495,7 +605,14 @@ def comparisons(runs):
                 if not eps:
                     continue
                 sides = [
-                    _side(label, group, lambda r: _robustness(r, attack, eps), lambda r: sweeps(r)[attack].get("n"))
+                    _side(
+                        label,
+                        group,
+                        lambda r: _robustness(r, attack, eps),
+                        lambda r: sweeps(r)[attack].get("n"),
+                        lambda r: _attack_scores(r, attack, eps),
+                        status,
+                    )
                     for label, group in ((first_label, first), (second_label, second))
                 ]
                 measure = f"{attack_title(attack)} accuracy, mean over eps {', '.join(map(str, eps))}"
@@ -504,12 +621,19 @@ def comparisons(runs):
 
 
 def _verdict(evidence):
-    """supported when some comparison favours the claim beyond its 95% interval and none goes against it;
-    contradicted the other way round; undecided when none is outside its interval, or they disagree. Comparisons
-    without an interval (runs that did not record their number of test images) do not count."""
+    """"undecided (still learning)" when a comparison rests on a student still learning; else supported when some
+    comparison favours the claim and none goes against it, each counted only when it holds after Holm's correction
+    over the claim's comparisons (`intervals.holm`, family-wise error 5%); contradicted the other way round; undecided
+    when none holds, or they disagree. Comparisons without an interval (runs that did not record their number of test
+    images) do not count. Each comparison gets its Holm-adjusted p-value (`holm_p`)."""
+    if any(e.get("finished") is False for e in evidence):
+        return STILL_LEARNING
     decided = [e for e in evidence if e["interval"] is not None]  # without test-image counts, no interval to judge by
-    favour = sum(e["verdict"] == "higher" for e in decided)
-    against = sum(e["verdict"] == "lower" for e in decided)
+    for e, adjusted in zip(decided, intervals.holm([e["p_value"] for e in decided])):
+        e["holm_p"] = adjusted
+    held = [e for e in decided if e["holm_p"] <= intervals.ALPHA]
+    favour = sum(e["difference"] > 0 for e in held)
+    against = sum(e["difference"] < 0 for e in held)
     if favour and not against:
         return "supported"
     if against and not favour:
@@ -517,14 +641,34 @@ def _verdict(evidence):
     return "undecided"
 
 
-def claims(runs, compared):
+def _claim_convergence(states):
+    """A claim's word on its students' learning, from their states (`convergence.Status.state`)."""
+    if not states:
+        return "-"
+    if convergence.LEARNING in states:
+        return "some still learning"
+    return "all finished" if states == {convergence.FINISHED} else "not checked (no half-budget twins)"
+
+
+def _budget_range(sides):
+    """The students' budgets as shares of the paper's: "1% of the paper's" or "0.5-1% of the paper's"; "" if none."""
+    shares = sorted({side["paper_fraction"] for side in sides if side.get("paper_fraction") is not None})
+    if not shares:
+        return ""
+    low, high = (f"{100 * share:.2g}" for share in (shares[0], shares[-1]))
+    return f"{low}% of the paper's" if low == high else f"{low}-{high}% of the paper's"
+
+
+def claims(runs, compared, status=None):
     """The paper's four claims (`CLAIMS`), each with the verdict the runs give per data set, computed from the
     comparisons (`comparisons`) and the masking checks, and the evidence behind it:
     - distillation raises accuracy: the clean accuracy of each distilled student against the same student alone;
     - distillation raises robustness: their accuracies under each attack, averaged over eps > 0;
     - robustness grows with t1: each NODEs(t1 > 1) trained alone against NODEs(1), under each attack;
     - not gradient masking: `nodekd attack check` on the students; supported when every checked student passes.
-    A claim without evidence on a data set is undecided."""
+    A claim without evidence on a data set is undecided; one that rests on a student still learning (by `status`,
+    `convergence.statuses`) is "undecided (still learning)", whatever its comparisons say."""
+    status = status or {}
     found = []
     for dataset in sorted({r.config["dataset"] for r in runs}):
         mine = [c for c in compared if c["dataset"] == dataset]
@@ -542,6 +686,10 @@ def claims(runs, compared):
                 ]
                 flagged = [r for r in checked if r.check["masking"]]
                 verdict = "undecided" if not checked else "contradicted" if flagged else "supported"
+                states = {status.get(r.folder, convergence.Status()).state for r in checked}
+                if convergence.LEARNING in states:
+                    verdict = STILL_LEARNING
+                budget = _budget_range([{"paper_fraction": convergence.paper_fraction(r.config)} for r in checked])
                 evidence = [
                     f"{Path(r.folder).name}: possible masking ({', '.join(_failed_checks(r.check))})"
                     if r.check["masking"]
@@ -552,7 +700,13 @@ def claims(runs, compared):
             else:
                 chosen = [c for c in mine if select[key](c)]
                 verdict = _verdict(chosen)
-                evidence = [c["text"] for c in chosen]
+                evidence = [
+                    c["text"] + ("" if c.get("holm_p") is None else f" Holm-adjusted p = {c['holm_p']:.3g}.")
+                    for c in chosen
+                ]
+                sides = [c[side] for c in chosen for side in ("first", "second")]
+                states = {side["convergence"] for side in sides if side.get("convergence")}
+                budget = _budget_range(sides)
                 tally = {v: sum(c["verdict"] == v for c in chosen) for v in ("higher", "lower", "within noise")}
                 counts = ", ".join(f"{n} {v}" for v, n in tally.items() if n) or "no comparison"
             found.append(
@@ -562,6 +716,8 @@ def claims(runs, compared):
                     "statement": statement,
                     "verdict": verdict,
                     "summary": counts if evidence else "no runs to judge it by",
+                    "convergence": _claim_convergence(states) if evidence else "-",
+                    "budget": budget,
                     "evidence": evidence,
                 }
             )
@@ -586,6 +742,18 @@ def resumed_with(config):
     for change in config.get("changes") or []:
         by_epoch.setdefault(change["after_epoch"], []).append(f"{change['setting']} {change['from']} -> {change['to']}")
     return "; ".join(f"resumed after epoch {epoch} with {', '.join(found)}" for epoch, found in by_epoch.items())
+
+
+def convergence_text(report, run):
+    """A student's word in the run table: "finished (...)", "still learning (+X points from half to full budget)",
+    "not checked (...)", or for a half-budget twin, whose twin it is; None for a teacher."""
+    status = report.convergence.get(run.folder)
+    if status is None:
+        return None
+    if status.twin_of is not None:
+        own = "" if status.gain is None else f"; itself {status.text()}"
+        return f"half-budget twin of {run_name(report, status.twin_of)}{own}"
+    return status.text()
 
 
 def run_rows(report):
@@ -620,6 +788,10 @@ def run_rows(report):
                 "accuracy": run.accuracy,
                 "nfe": metrics.get("test_nfe"),
                 "train_seconds": metrics.get("train_seconds"),
+                "epochs": config.get("epochs"),
+                "images_seen": None if teacher else convergence.images_seen(config),
+                "paper_budget": None if teacher else convergence.paper_fraction(config),
+                "convergence": convergence_text(report, run),
                 "resumed_with": resumed_with(config) or None,
                 "attacks": {
                     name: {"eps": r["eps"], "n": r.get("n"), "accuracy": r["accuracy"]}
@@ -652,13 +824,17 @@ def build_with_figures(runs_dir, out, on_skipped=None):
         )
     run_files.writable_folder(out)
     result.figures = figure.write_figure1(result.series, out, result.markers)
+    result.curve_figures = figure.write_learning_curves(result.curves, out, paper_finals(result.runs))
     return result
 
 
 def build(root, exclude=()):
-    """The report over the runs under `root`."""
+    """The report over the runs under `root`: the paper's tables, Figure 1, comparisons and claims from the runs that
+    are no other run's half-budget twin; the run table and the learning curves from all."""
     root = Path(root)
-    runs, skipped = collect(root, exclude)
+    everything, skipped = collect(root, exclude)
+    status = convergence.statuses(everything)
+    runs = [r for r in everything if r.folder not in status or status[r.folder].twin_of is None]
     paper = paper_results()
     tables = [table1(runs, paper, root), table2(runs, paper, root), table3(runs, paper, root)]
     with_runs = {r.config["dataset"] for r in runs}
@@ -672,19 +848,89 @@ def build(root, exclude=()):
             else:
                 missing.append(cell.command)
     missing = list(dict.fromkeys(missing + whole))
-    compared = comparisons(runs)
+    compared = comparisons(runs, status)
     return Report(
         root,
-        runs,
+        everything,
         skipped,
         tables,
         figure_series(runs),
         missing,
         paper["source"],
         comparisons=compared,
-        claims=claims(runs, compared),
+        claims=claims(runs, compared, status),
         markers=autoattack_points(runs),
+        convergence=status,
+        curves=learning_curves(everything, status, root),
     )
+
+
+def learning_curves(runs, status, root):
+    """Every student's test accuracy (%) after each epoch against the training images seen by then, from its
+    history.csv: one point per run and epoch, with its family (distilled or not), whether it is a half-budget twin,
+    and its convergence."""
+    points = []
+    for run in runs:
+        if run.kind != "student":
+            continue
+        seen = convergence.images_seen(run.config)
+        per_epoch = None if seen is None else seen // run.config["epochs"]
+        found = status.get(run.folder, convergence.Status())
+        for row in run_files.read_history(Path(run.folder) / run_files.HISTORY):
+            if not isinstance(row.get("epoch"), int) or not isinstance(row.get("test_accuracy"), (int, float)):
+                continue
+            points.append(
+                {
+                    "dataset": run.config["dataset"],
+                    "run": _relative(root, run.folder),
+                    "family": family(run),
+                    "distilled": run.distilled,
+                    "twin": found.twin_of is not None,
+                    "convergence": found.state,
+                    "epoch": row["epoch"],
+                    "images_seen": None if per_epoch is None else row["epoch"] * per_epoch,
+                    "test_accuracy": 100 * row["test_accuracy"],
+                }
+            )
+    return points
+
+
+def _relative(root, folder):
+    try:
+        return str(Path(folder).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(folder)
+
+
+def paper_finals(runs):
+    """The paper's final test accuracies (%) that the learning curves mark, per data set: NODEs(1) and NODEs(100)
+    (Table 1) and NODEs(1) + KD from each teacher at each T the runs have (Table 2), at the paper's budget in images
+    seen (`convergence.PAPER_BUDGET`). A folder data set is marked with CIFAR-10's, as its budget is."""
+    paper = paper_results()
+    found = []
+    for dataset in sorted({r.config["dataset"] for r in runs if r.kind == "student"}):
+        family_name = data_family(dataset)
+        source = "cifar10" if family_name == "folder" else family_name
+        budget = convergence.PAPER_BUDGET.get(family_name)
+        if budget is None or source not in paper["table1"]:
+            continue
+        for t1 in TABLE1_T1:
+            value = paper["table1"][source].get(f"node_t1_{t1:g}")
+            if value is not None:
+                found.append({"dataset": dataset, "family": f"NODEs({t1:g})", "images_seen": budget, "accuracy": value})
+        distilled = {(r.config["teacher_model"], float(r.config["T"])) for r in runs if r.distilled}
+        for model, temperature in sorted(distilled):
+            value = paper["table2"].get(source, {}).get(f"{temperature:g}", {}).get(model)
+            if value is not None:
+                label = f"NODEs(1) + KD ({teacher_label(model)}, T = {temperature:g})"
+                found.append({"dataset": dataset, "family": label, "images_seen": budget, "accuracy": value})
+    return found
+
+
+def data_family(dataset):
+    from nodekd_cli import data
+
+    return data.check_name(dataset)
 
 
 def _number(value, digits=2):
@@ -722,8 +968,11 @@ def to_markdown(report):
         lines += ["### What the runs show", ""] + [f"- {c['text']}" for c in report.comparisons] + [""]
     lines += ["### Figure 1: accuracy against eps", ""]
     lines += [f"![{Path(f).stem}]({f})" for f in report.figures] or ["No attack results yet."]
+    if report.curve_figures:
+        lines += ["", "### Learning curves: test accuracy against training images seen", ""]
+        lines += [f"![{Path(f).stem}]({f})" for f in report.curve_figures]
     header = ("run", "kind", "data set", "t1", "T", "lambda", "optimizer", "dynamics", "solver", "params")
-    header += ("accuracy", "NFE", "training", "attacks", "check")
+    header += ("accuracy", "NFE", "training", "learning", "attacks", "check")
     lines += ["", "### Runs", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in run_rows(report):
         seconds = "-" if row["train_seconds"] is None else f"{row['train_seconds']:.0f} s"
@@ -737,19 +986,31 @@ def to_markdown(report):
             f"{row['dataset']} | {_maybe(row['t1'])} | {_maybe(row['T'])} | {_maybe(row['lambda'])} | "
             f"{row['optimizer'] or '-'} | {row['dynamics'] or '-'} | {row['solver'] or '-'} | "
             f"{_maybe(row['params'])} | {row['accuracy']:.2f} | {_number(row['nfe'], 1)} | {seconds} | "
-            f"{attacks or '-'} | {row['check'] or '-'} |"
+            f"{row['convergence'] or '-'} | {attacks or '-'} | {row['check'] or '-'} |"
         )
     if report.missing:
         lines += ["", "### Commands that fill the empty cells", "", "```"] + report.missing + ["```"]
     if report.claims:
-        lines += ["", "### The paper's claims", "", "| data set | claim | verdict | evidence |"]
-        lines += ["| --- | --- | --- | --- |"]
-        lines += [f"| {c['dataset']} | {c['statement']} | {c['verdict']} | {c['summary']} |" for c in report.claims]
-        lines += [""]
+        lines += ["", "### The paper's claims", "", "| data set | claim | verdict | students | budget | evidence |"]
+        lines += ["| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            f"| {c['dataset']} | {c['statement']} | {c['verdict']} | {c['convergence']} | {c['budget'] or '-'} | "
+            f"{c['summary']} |"
+            for c in report.claims
+        ]
+        lines += ["", CLAIMS_NOTE, ""]
         for c in report.claims:
             lines += [f"- {c['dataset']}, {c['statement'].lower()}: **{c['verdict']}**"]
             lines += [f"  - {e}" for e in c["evidence"]]
     return "\n".join(lines) + "\n"
+
+
+CLAIMS_NOTE = (
+    "Each comparison's interval is a 95% one, paired image by image where both arms recorded their images' outcomes. "
+    "A claim counts a comparison only when it holds after Holm's correction over the claim's comparisons (family-wise "
+    f"error 5%), and is undecided (still learning) when a student it rests on gains {convergence.THRESHOLD:g} point or "
+    "more from its half-budget twin to its full budget; students without a twin are not checked."
+)
 
 
 def _maybe(value):
@@ -776,6 +1037,8 @@ def to_json(report):
         "comparisons": report.comparisons,
         "claims": report.claims,
         "figure1": {"files": [str(f) for f in report.figures], "series": report.series, "markers": report.markers},
+        "learning_curves": {"files": [str(f) for f in report.curve_figures], "points": report.curves},
+        "convergence_threshold": convergence.THRESHOLD,
         "runs": run_rows(report),
         "skipped": [{"path": str(path), "reason": reason} for path, reason in report.skipped],
         "missing": report.missing,
@@ -803,6 +1066,8 @@ def write_csv(report, out):
             f"{table.key}.csv", rows, [*table.row_fields, "column", "value", "runs", "paper", "difference", "folders"]
         )
     runs = [{**r, "attacks": ";".join(r["attacks"])} for r in run_rows(report)]
+    curve_fields = ["dataset", "run", "family", "distilled", "twin", "convergence", "epoch", "images_seen"]
+    write("learning_curves.csv", report.curves, curve_fields + ["test_accuracy"])
     write("runs.csv", runs, list(runs[0]) if runs else ["folder"])
     points = [
         {**{k: s[k] for k in ("dataset", "attack", "family", "runs")}, "eps": e, "accuracy": a}
@@ -812,13 +1077,16 @@ def write_csv(report, out):
     write("figure1.csv", points, ["dataset", "attack", "family", "runs", "eps", "accuracy"])
     compared = []
     for c in report.comparisons:
-        row = {k: c[k] for k in ("dataset", "pair", "measure", "difference", "verdict", "same_budget", "text")}
+        keys = ("dataset", "pair", "measure", "difference", "paired", "p_value", "holm_p", "verdict", "same_budget")
+        row = {k: c.get(k) for k in (*keys, "finished", "text")}
         for side in ("first", "second"):
             row.update({side: c[side]["label"], f"{side}_value": c[side]["value"], f"{side}_n": c[side]["n"]})
         row["low"], row["high"] = c["interval"] or (None, None)
         compared.append(row)
     fields = ["dataset", "pair", "measure", "first", "first_value", "first_n", "second", "second_value", "second_n"]
-    write("comparisons.csv", compared, fields + ["difference", "low", "high", "verdict", "same_budget", "text"])
+    fields += ["difference", "low", "high", "paired", "p_value", "holm_p", "verdict", "same_budget", "finished", "text"]
+    write("comparisons.csv", compared, fields)
     claimed = [{**c, "evidence": " | ".join(c["evidence"])} for c in report.claims]
-    write("claims.csv", claimed, ["dataset", "claim", "statement", "verdict", "summary", "evidence"])
+    fields = ["dataset", "claim", "statement", "verdict", "convergence", "budget", "summary", "evidence"]
+    write("claims.csv", claimed, fields)
     return written

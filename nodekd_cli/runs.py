@@ -5,7 +5,8 @@ A run folder holds
 - `checkpoint.h5`: the last completed epoch (weights, optimizer state), for resuming; removed when the run ends;
 - `history.csv`: one row per completed epoch;
 - `model.keras`: the finished model (`keras.saving.load_model` after `import models`);
-- `metrics.json`: written last, so its presence means the run finished;
+- `metrics.json`: written last, so its presence means the run finished; its `test_correct` says which test images
+  the finished model classifies right (`correct_bits`), for comparisons paired image by image;
 - `attacks/<attack>.json`, `attacks/check.json`: attack sweeps and robustness checks run later on the finished run.
 
 Every write goes to a temporary file first and is moved into place with `os.replace` (`nodekd_cli.files`). A
@@ -58,6 +59,19 @@ def file_error(error, path=None, action="write"):
         return UserError(f"Cannot {action} {path}: {A_FILE}.")
     reason = error.strerror or type(error).__name__
     return UserError(f"Cannot {action} {path}: {reason[0].lower()}{reason[1:]}.")
+
+
+def correct_bits(mask):
+    """A boolean per image (right or wrong) as a string of '1' and '0', image by image: how metrics.json and the attack
+    results record which images a model classifies right, readable by any tool."""
+    return "".join("1" if right else "0" for right in mask)
+
+
+def read_bits(text):
+    """The booleans of `correct_bits`, as a list; None for anything else (a run made before it recorded them)."""
+    if not isinstance(text, str) or not text or set(text) - {"0", "1"}:
+        return None
+    return [c == "1" for c in text]
 
 
 def atomic_write_bytes(path, data):

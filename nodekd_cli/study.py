@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodekd_cli import data, report, runs, students, teachers
+from nodekd_cli import convergence, data, report, runs, students, teachers
 from nodekd_cli.errors import UserError
 
 TRAINING = ("teacher", "import", "student")
@@ -40,6 +40,9 @@ class Preset:
     # with SGD at t1 = 1, so its KD-against-no-KD comparison there mixes distillation with the optimizer.
     kd_adam_t1: tuple = ()
     checks: bool = True  # the masking checks (`nodekd attack check`) of every student
+    # Every student also trained at half its epochs (its half-budget twin, `convergence`), so that the report can
+    # judge whether it has finished learning; off where the budget is the paper's own.
+    twins: bool = True
 
 
 PRESETS = {
@@ -76,6 +79,7 @@ PRESETS = {
         temperatures=(3.0, 10.0, 20.0),
         t1=(1.0, 100.0, 500.0),
         eps_step=1,
+        twins=False,
     ),
 }
 
@@ -149,10 +153,12 @@ def expand(
     teacher_checkpoints=None,
     precision="float32",
     sweep="independent",
+    twins=None,
 ):
     """The steps of the study `chosen` (a Preset), narrowed by the options, in an order that respects `after`:
-    teachers, students without distillation, distilled students, attack sweeps, robustness checks. `precision` is the
-    students' (the teachers train in float32); `sweep` the attack sweeps' (`attacks.sweep`)."""
+    teachers, students without distillation, distilled students, their half-budget twins (`twins`, default the
+    preset's: each student again at half its epochs, into <folder>-half), attack sweeps, robustness checks.
+    `precision` is the students' (the teachers train in float32); `sweep` the attack sweeps' (`attacks.sweep`)."""
     from nodekd_cli.attacks import ATTACKS, SWEEPS
 
     root = Path(root)
@@ -228,11 +234,23 @@ def expand(
                         )
                         folder = students.default_folder(config, root, seed)
                         kd_steps.append(Step("student", folder, config, after=(teacher.name,), teacher=teacher.folder))
-    trained = teacher_steps + baseline_steps + kd_steps
+    twins = chosen.twins if twins is None else twins
+    twin_steps = [
+        Step(
+            "student",
+            step.folder.with_name(f"{step.folder.name}-half"),
+            convergence.twin_config(step.config),
+            after=step.after,
+            teacher=step.teacher,
+        )
+        for step in (baseline_steps + kd_steps if twins else [])
+        if step.config["epochs"] > 1
+    ]
+    trained = teacher_steps + baseline_steps + kd_steps + twin_steps
     eps = tuple(range(0, eps_max + 1, chosen.eps_step))
     attack_steps = [
         Step("attack", step.folder, attack=attack, eps=eps, images=images, sweep=sweep, after=(step.name,))
-        for step in trained
+        for step in teacher_steps + baseline_steps + kd_steps
         for attack in attacks
     ]
     check_steps = [

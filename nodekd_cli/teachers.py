@@ -302,6 +302,8 @@ AKAMASTER_NAMES = {"stem_conv": "conv1", "stem_bn": "bn1", "logits": "linear"}
 def import_run(folder, config, model, dataset, *, device, wait=None):
     """Saves an imported teacher (`import_akamaster`) of `config` into the run folder `folder`, evaluated on
     `dataset`, holding the folder's lock (`runs.writing`); returns its metrics."""
+    import numpy as np
+
     from nodekd_cli import training
 
     with runs.writing(folder, {**config, **runs.circumstances(device)}, wait=wait) as state:
@@ -316,6 +318,7 @@ def import_run(folder, config, model, dataset, *, device, wait=None):
             "params": training.count_params(model),
             "epochs": 0,
             "train_seconds": 0.0,
+            "test_correct": runs.correct_bits(result["logits"].argmax(1) == np.asarray(dataset.y_test)),
         }
         runs.write_json(Path(folder) / runs.METRICS, metrics)
     return metrics

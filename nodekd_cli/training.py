@@ -89,6 +89,7 @@ class _RunCallback(keras.callbacks.Callback):
         self.report_every = max(1, len(batches) // 50)
         self.epoch = None
         self.changes = changes  # settings changed on resuming: noted in the next epoch's row
+        self.correct = None  # the last evaluation's test images classified right
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
@@ -123,6 +124,7 @@ class _RunCallback(keras.callbacks.Callback):
                 f"(it resumes from the last completed epoch)."
             )
         test = evaluate(self.model, self.dataset.x_test, self.dataset.y_test, self.eval_batch_size)
+        self.correct = test["logits"].argmax(1) == np.asarray(self.dataset.y_test)
         row = {"epoch": epoch + 1, "lr": self.epoch_lr, **{f"train_{k}": v for k, v in train.items()}}
         row.update({f"test_{k}": v for k, v in test.items() if k != "logits"})
         row["seconds"] = seconds
@@ -202,12 +204,17 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
     final = export(model)
     runs.save_model(folder, final)
     metrics = {key: value for key, value in history[-1].items() if key.startswith("test_")}
+    correct = callback.correct
+    if correct is None:  # resumed after its last epoch: the images it classifies right, from the finished model
+        correct = evaluate(final, dataset.x_test, dataset.y_test, callback.eval_batch_size)["logits"].argmax(1)
+        correct = correct == np.asarray(dataset.y_test)
     metrics.update(
         {
             "params": count_params(final),
             "test_images": len(dataset.y_test),
             "epochs": len(history),
             "train_seconds": sum(row["seconds"] for row in history),
+            "test_correct": runs.correct_bits(correct),
         }
     )
     runs.write_json(folder / runs.METRICS, metrics)

@@ -155,6 +155,12 @@ def test_attack_every_run_writes_results_and_eps_zero_is_the_clean_accuracy(atta
         logits = keras.ops.convert_to_numpy(model(digits.x_test[chosen].astype(np.float32) / 255, training=False))
         assert result["accuracy"][0] == pytest.approx(np.mean(logits.argmax(1) == digits.y_test[chosen]))
         assert all(0 <= a <= result["accuracy"][0] + 1e-9 for a in result["accuracy"])
+        # Image by image, at every eps: eps 0 as the loaded model predicts, each eps's mean its accuracy, and only
+        # images right at eps 0 are right under attack (the misclassified ones are not attacked).
+        right = "".join("1" if r else "0" for r in logits.argmax(1) == digits.y_test[chosen])
+        assert result["correct"][0] == right
+        assert [c.count("1") / 60 for c in result["correct"]] == pytest.approx(result["accuracy"])
+        assert all(a <= b for c in result["correct"] for a, b in zip(c, right))
     student = json.loads((attack_runs / "node" / "attacks" / f"{attack}.json").read_text())
     assert student["settings"]["gradient_solver"]["method"] == "dopri5"
     assert student["settings"]["prediction_solver"] == student["settings"]["gradient_solver"]

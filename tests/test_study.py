@@ -30,6 +30,7 @@ TINY = study.Preset(
     check_images=8,
     teacher={"epochs": 2},
     student={"epochs": 2, "channels": 8, "batch_size": 128},
+    twins=False,
 )
 
 
@@ -40,9 +41,9 @@ def names(steps):
 def test_quick_preset_expands_in_the_papers_order(tmp_path):
     steps = study.expand(study.PRESETS["quick"], root=tmp_path)
     kinds = [step.kind for step in steps]
-    # 1 teacher; students without distillation at t1 1 and 100; 1 teacher x 1 T x 2 t1 distilled; every trained
-    # run under 2 attacks; every student checked.
-    assert kinds == ["teacher"] + ["student"] * 4 + ["attack"] * 10 + ["check"] * 4
+    # 1 teacher; students without distillation at t1 1 and 100; 1 teacher x 1 T x 2 t1 distilled; their half-budget
+    # twins; every trained run but the twins under 2 attacks; every student checked.
+    assert kinds == ["teacher"] + ["student"] * 8 + ["attack"] * 10 + ["check"] * 4
     assert names(steps)[:5] == [
         "teacher resnet20-digits",
         "student node-digits-t1_1",
@@ -67,6 +68,13 @@ def test_quick_preset_expands_in_the_papers_order(tmp_path):
     assert budgets == {("16", "64", "32", "1", str(DEFAULT_DYNAMICS), "float32")}
     mixed = study.expand(study.PRESETS["quick"], root=tmp_path, precision="mixed_bfloat16")
     assert [s.config["precision"] for s in mixed[:5]] == ["float32"] + ["mixed_bfloat16"] * 4  # the students only
+    # Each twin: its student's config at half the epochs (8 of 16), in <folder>-half, after the same teacher.
+    for arm, twin in zip(steps[1:5], steps[5:9]):
+        assert twin.folder == arm.folder.with_name(arm.folder.name + "-half") and twin.after == arm.after
+        assert twin.config == {**arm.config, "epochs": 8}
+    attacked = {step.folder for step in steps if step.kind in ("attack", "check")}
+    assert not attacked & {twin.folder for twin in steps[5:9]}
+    assert [s.kind for s in study.expand(study.PRESETS["quick"], root=tmp_path, twins=False)].count("student") == 4
     checks = [step for step in steps if step.kind == "check"]
     assert checks[2].after == ("student kd-resnet20-digits-T3-t1_1", "teacher resnet20-digits")
     assert all(step.eps == (0, 4, 8, 12, 16, 20) and step.images == 50 for step in steps if step.kind == "attack")
@@ -169,7 +177,12 @@ def test_gpu_cost_figures_are_fitted_from_the_benchmarks_as_documented(tmp_path)
 
 def test_small_preset_plan_separates_distillation_from_the_optimizer(tmp_path, monkeypatch):
     steps = study.expand(study.PRESETS["small"], root=tmp_path)
-    students = {step.folder.name: step.config for step in steps if step.kind == "student"}
+    everyone = {step.folder.name: step.config for step in steps if step.kind == "student"}
+    students = {name: config for name, config in everyone.items() if not name.endswith("-half")}
+    # Each student's half-budget twin: the same config at 2 of its 5 epochs.
+    assert {name: config for name, config in everyone.items() if name not in students} == {
+        f"{name}-half": {**config, "epochs": 2} for name, config in students.items()
+    }
     assert list(students) == [
         "node-cifar10-t1_1",
         "node-cifar10-t1_100",
@@ -195,8 +208,11 @@ def test_small_preset_plan_separates_distillation_from_the_optimizer(tmp_path, m
     result = CliRunner().invoke(app, ["reproduce", *args], env={"COLUMNS": "250"})
     text = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 0, text
-    assert "0 of 23 steps done" in text and "import resnet20 from resnet20-12fca82f.th" in text
-    assert "runs/kd-resnet20-folder-images-T3-t1_1-adam" in text
+    assert "0 of 28 steps done" in text and "import resnet20 from resnet20-12fca82f.th" in text
+    assert "runs/kd-resnet20-folder-images-T3-t1_1-adam" in text and "runs/node-folder-images-t1_1-half" in text
+    result = CliRunner().invoke(app, ["reproduce", *args, "--no-twins"], env={"COLUMNS": "250"})
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "0 of 23 steps done" in text and "-half" not in text
 
 
 @pytest.mark.parametrize(

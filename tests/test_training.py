@@ -37,6 +37,8 @@ def test_resnet20_on_digits_reaches_90_percent_and_writes_its_run_folder(tmp_pat
     model = keras.saving.load_model(folder / "model.keras")
     logits = keras.ops.convert_to_numpy(model(digits.x_test.astype(np.float32) / 255.0, training=False))
     assert np.mean(logits.argmax(1) == digits.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    # Which test images it classifies right, image by image (for paired comparisons), as the loaded model says.
+    assert metrics["test_correct"] == "".join("1" if right else "0" for right in logits.argmax(1) == digits.y_test)
     # Run again: the finished run is kept, not retrained.
     again = CliRunner().invoke(app, ["teacher", "train", "resnet20", "--dataset", "digits"])
     assert again.exit_code == 0 and "nothing to do" in again.output

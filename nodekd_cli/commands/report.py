@@ -39,4 +39,4 @@ def report(
         output.plain(reports.to_json(result))
     else:
         written = reports.write_csv(result, out)
-        output.info("Wrote " + ", ".join(str(p) for p in written + result.figures))
+        output.info("Wrote " + ", ".join(str(p) for p in written + result.figures + result.curve_figures))

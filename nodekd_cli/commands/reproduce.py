@@ -66,6 +66,15 @@ def reproduce(
             'smaller eps broke, about 0.3 of the cost; README, "Monotone sweeps").'
         ),
     ] = "independent",
+    twins: Annotated[
+        bool | None,
+        typer.Option(
+            "--twins/--no-twins",
+            help="Also train every student at half its epochs (its half-budget twin), so that the report can tell "
+            "which students have finished learning (default: on in quick and small, off in paper).",
+            show_default=False,
+        ),
+    ] = None,
     runs_dir: Annotated[Path, typer.Option("--runs", help="Where the run folders go.")] = Path("runs"),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the steps, which are done, and their cost.")] = False,
     workers: Annotated[
@@ -118,6 +127,7 @@ def reproduce(
         temperatures=_numbers(temperatures, "--temperatures"),
         t1=_numbers(t1, "--t1"),
         attacks=_names(attacks),
+        twins=twins,
         eps_max=eps_max,
         epochs_scale=epochs_scale,
         seeds=seeds,

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The budget search of the converged study (issue 25): the small preset's five arms (seed 0) trained at 5, 10, 20 ...
+# epochs of the same class-stratified 10,000 real CIFAR-10 training images, each budget twice the last, so that a
+# budget's runs are the half-budget twins of the next one's. Usage: search.sh EPOCHS... (default 5 10 20).
+# Run from the repository root with ../shared beside it; run folders go to ../study-converged/search/.
+set -euo pipefail
+mkdir -p ../data/cifar10-jpeg
+for split in train test; do
+    [ -d "../data/cifar10-jpeg/$split" ] || tar -xJf "../shared/data/cifar10-jpeg/$split.tar.xz" -C ../data/cifar10-jpeg
+done
+data=$(cd ../data/cifar10-jpeg && pwd)
+root=../study-converged
+teacher=$root/resnet20-folder-cifar10-jpeg
+[ -f "$teacher/metrics.json" ] || nodekd teacher import resnet20 --from ../shared/weights/akamaster/resnet20-12fca82f.th \
+    --dataset "folder:$data" --out "$teacher"
+# The small preset's student budget but the epochs: batch 64, 32 channels, 10,000 training images.
+common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images 10000)
+for epochs in "${@:-5 10 20}"; do
+    for epochs_ in $epochs; do
+        out=$root/search/e$epochs_
+        nodekd student train --t1 1 --epochs "$epochs_" "${common[@]}" --out "$out/node-t1_1"
+        nodekd distill --teacher "$teacher" --T 3 --t1 1 --lr 0.05 --epochs "$epochs_" "${common[@]}" --out "$out/kd-t1_1"
+        nodekd distill --teacher "$teacher" --T 3 --t1 1 --optimizer adam --epochs "$epochs_" "${common[@]}" \
+            --out "$out/kd-t1_1-adam"
+        nodekd student train --t1 100 --epochs "$epochs_" "${common[@]}" --out "$out/node-t1_100"
+        nodekd distill --teacher "$teacher" --T 3 --t1 100 --epochs "$epochs_" "${common[@]}" --out "$out/kd-t1_100"
+    done
+done

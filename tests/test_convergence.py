@@ -1,0 +1,225 @@
+"""Verdicts at convergence: half-budget twins, paired intervals, Holm's correction and the learning curves, on run
+folders the tests write (every expected number worked out by hand in the comments)."""
+
+import csv
+import json
+import math
+
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from nodekd_cli import intervals, report
+from nodekd_cli.app import app
+from tests.test_report import student
+
+
+def bits(right, n):
+    """`right` ones then zeros: which of n images a model classifies right."""
+    return "1" * right + "0" * (n - right)
+
+
+def write(folder, config, correct, *, epochs=16, attacks=None, history=None):
+    """A finished run whose test-set outcomes are the string `correct` ('1' right), trained for `epochs`."""
+    folder.mkdir(parents=True)
+    config = {**config, "epochs": epochs, "batch_size": 64, "channels": 32, "optimizer": "adam", "lr": 0.001}
+    (folder / "config.json").write_text(json.dumps(config))
+    accuracy = correct.count("1") / len(correct)
+    metrics = {"test_accuracy": accuracy, "test_images": len(correct), "test_correct": correct, "params": 1}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    for name, per_eps in (attacks or {}).items():
+        (folder / "attacks").mkdir(exist_ok=True)
+        n = len(per_eps[0])
+        result = {
+            "attack": name,
+            "eps": [0, 8][: len(per_eps)],
+            "accuracy": [c.count("1") / n for c in per_eps],
+            "n": n,
+            "images": list(range(n)),
+            "correct": per_eps,
+        }
+        (folder / "attacks" / f"{name}.json").write_text(json.dumps(result))
+    if history is not None:
+        rows = ["epoch,lr,test_accuracy,seconds"] + [f"{e},0.001,{a},1.5" for e, a in enumerate(history, 1)]
+        (folder / "history.csv").write_text("\n".join(rows) + "\n")
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, ["report", *map(str, args)], env={"COLUMNS": "250"})
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def document(root):
+    result = invoke("--runs", root, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+KD = {"teacher_model": "resnet20", "T": 3.0}
+
+
+def test_a_paired_interval_equals_the_hand_computed_one(tmp_path):
+    # 20 test images: the distilled student right on 16, the student alone on 10; 9 both, 7 only the first, 1 only
+    # the second, 3 neither. Differences d_i (points): 7 x +100, 1 x -100, 12 x 0; mean +30; sum of (d - 30)^2 =
+    # 7 * 4900 + 16900 + 12 * 900 = 62000; variance 62000 / 19, of the mean / 20 = 163.16; half-width 1.96 x 12.773.
+    first = "1" * 9 + "1" * 7 + "0" + "000"
+    second = "1" * 9 + "0" * 7 + "1" + "000"
+    write(tmp_path / "runs" / "kd", student("digits", 1, **KD), first)
+    write(tmp_path / "runs" / "alone", student("digits", 1), second)
+    found = document(tmp_path / "runs")["comparisons"]
+    clean = next(c for c in found if c["pair"] == "kd")
+    half = 1.96 * math.sqrt(62000 / 19 / 20)
+    assert clean["paired"] is True and clean["difference"] == pytest.approx(30.0)
+    assert clean["interval"] == pytest.approx([30 - half, 30 + half])
+    assert clean["p_value"] == pytest.approx(2 * stats.norm.sf(30 / math.sqrt(62000 / 19 / 20)))
+    assert "paired 95% interval +4.96 to +55.04" in clean["text"]
+    # Unpaired (the same accuracies without per-image records), the binomial variances add: 1e4 (.8 * .2 + .5 * .5)
+    # / 20 = 205, a wider interval than the pairs give.
+    for name in ("kd", "alone"):
+        path = tmp_path / "runs" / name / "metrics.json"
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "test_correct"}))
+    clean = next(c for c in document(tmp_path / "runs")["comparisons"] if c["pair"] == "kd")
+    assert clean["paired"] is False
+    assert clean["interval"] == pytest.approx([30 - 1.96 * 205**0.5, 30 + 1.96 * 205**0.5])
+
+
+def test_robustness_pairs_each_image_averaged_over_the_eps(tmp_path):
+    # 4 attacked images, eps 0 and 8 (the mean is over eps > 0: eps 8 alone). Under eps 8 the first is right on
+    # images 0, 1, 2 and the second on 0: d = +100 on images 1, 2; 0 on 0, 3; mean 50, sum of squares 4 * 2500 =
+    # 10000, variance 10000 / 3, of the mean / 4.
+    write(tmp_path / "kd", student("digits", 1, **KD), "1111", attacks={"pgd": ["1111", "1110"]})
+    write(tmp_path / "alone", student("digits", 1), "1111", attacks={"pgd": ["1111", "1000"]})
+    found = document(tmp_path)["comparisons"]
+    pgd = next(c for c in found if c["pair"] == "kd" and c["measure"].startswith("PGD"))
+    half = 1.96 * math.sqrt(10000 / 3 / 4)
+    assert pgd["paired"] and pgd["difference"] == pytest.approx(50.0)
+    assert pgd["interval"] == pytest.approx([50 - half, 50 + half])
+
+
+def test_holm_adjusts_p_values_as_computed_by_hand():
+    # Sorted 0.01, 0.03, 0.04 of 3: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04, raised to 0.06 (monotone).
+    assert intervals.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert intervals.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert intervals.holm([0.02]) == [0.02]  # one comparison: no correction
+
+
+def test_a_claim_counts_a_comparison_only_after_holms_correction():
+    # Two comparisons each beyond its own 95% interval (p = 0.03): Holm makes them 0.06 and 0.06, so neither holds
+    # for the claim; alone, either would.
+    def comparison(p):
+        return {"interval": [0.1, 5.0], "verdict": "higher", "difference": 2.5, "p_value": p, "finished": True}
+
+    pair = [comparison(0.03), comparison(0.03)]
+    assert report._verdict(pair) == "undecided"
+    assert [c["holm_p"] for c in pair] == pytest.approx([0.06, 0.06])
+    assert report._verdict([comparison(0.03)]) == "supported"
+    assert report._verdict([comparison(0.03), comparison(0.001)]) == "supported"  # 0.002 and 0.03: both hold
+
+
+def study(root, alone_half, alone_full="1" * 80 + "0" * 20):
+    """Digits, 100 test images, 16 epochs with 8-epoch twins: the distilled NODEs(1) 95 right (95 at half), the
+    NODEs(1) alone `alone_full` (80 right) at 16 epochs and `alone_half` at 8."""
+    write(root / "kd", student("digits", 1, **KD), bits(95, 100), history=[0.5, 0.9, 0.95])
+    write(root / "kd-half", student("digits", 1, **KD), bits(95, 100), epochs=8, history=[0.5, 0.94])
+    write(root / "alone", student("digits", 1), alone_full, history=[0.3, 0.7, 0.8])
+    write(root / "alone-half", student("digits", 1), alone_half, epochs=8, history=[0.3, 0.7])
+
+
+def test_an_arm_still_learning_makes_its_claims_undecided_in_every_format(tmp_path):
+    study(tmp_path, bits(70, 100))  # NODEs(1) alone gains 10 points from 8 to 16 epochs: still learning
+    found = document(tmp_path)
+    rows = {row["folder"].rsplit("/", 1)[-1]: row for row in found["runs"]}
+    assert rows["alone"]["convergence"] == "still learning (+10.00 points from half to full budget)"
+    assert rows["kd"]["convergence"] == "finished (+0.00 points from half to full budget)"
+    assert rows["kd-half"]["convergence"] == "half-budget twin of kd"
+    claims = {c["claim"]: c for c in found["claims"]}
+    assert claims["kd_accuracy"]["verdict"] == "undecided (still learning)"
+    assert claims["kd_accuracy"]["convergence"] == "some still learning"
+    kd = next(c for c in found["comparisons"] if c["pair"] == "kd")
+    assert kd["finished"] is False and "NODEs(1) still learning (+10.00 points" in kd["text"]
+    # The twins fill no cell and take part in no comparison: one run per side.
+    assert (kd["first"]["runs"], kd["second"]["runs"]) == ([str(tmp_path / "kd")], [str(tmp_path / "alone")])
+    markdown = invoke("--runs", tmp_path, "--format", "markdown").stdout
+    assert "| still learning (+10.00 points from half to full budget) |" in markdown
+    assert "| Knowledge distillation raises accuracy | undecided (still learning) | some still learning |" in markdown
+    rich = invoke("--runs", tmp_path).stdout
+    assert "still learning (+10.00 points from half to full" in " ".join(rich.replace("│", " ").split())
+    assert "undecided (still learning)" in rich
+    invoke("--runs", tmp_path, "--format", "csv", "--out", tmp_path / "csv")
+    with open(tmp_path / "csv" / "claims.csv", newline="") as file:
+        assert {r["claim"]: r["verdict"] for r in csv.DictReader(file)}["kd_accuracy"] == "undecided (still learning)"
+    with open(tmp_path / "csv" / "runs.csv", newline="") as file:
+        learning = {r["folder"].rsplit("/", 1)[-1]: r["convergence"] for r in csv.DictReader(file)}
+    assert learning["alone"].startswith("still learning (+10.00")
+
+
+def test_a_finished_pair_is_judged_as_before_and_the_threshold_is_one_point(tmp_path):
+    # The distilled student 95 vs 94.5 at half: with 1,000 images 0.5 points, finished; alone 80 vs 79.1: 0.9 points.
+    write(tmp_path / "kd", student("digits", 1, **KD), bits(950, 1000))
+    write(tmp_path / "kd-half", student("digits", 1, **KD), bits(945, 1000), epochs=8)
+    write(tmp_path / "alone", student("digits", 1), bits(800, 1000))
+    write(tmp_path / "alone-half", student("digits", 1), bits(791, 1000), epochs=8)
+    found = document(tmp_path)
+    claims = {c["claim"]: c for c in found["claims"]}
+    # Paired: d = +100 on images 800..949 (150 of 1000), mean 15, far beyond its interval: supported, as before.
+    assert claims["kd_accuracy"]["verdict"] == "supported"
+    assert claims["kd_accuracy"]["convergence"] == "all finished"
+    kd = next(c for c in found["comparisons"] if c["pair"] == "kd")
+    assert kd["finished"] is True and "both arms finished" in kd["text"]
+    # 1.0 point from half to full budget is still learning: the rule is "less than 1 point".
+    (tmp_path / "alone-half" / "metrics.json").write_text(
+        json.dumps({"test_accuracy": 0.79, "test_images": 1000, "test_correct": bits(790, 1000)})
+    )
+    found = document(tmp_path)
+    assert {c["claim"]: c["verdict"] for c in found["claims"]}["kd_accuracy"] == "undecided (still learning)"
+    assert found["convergence_threshold"] == 1.0
+
+
+def test_without_twins_a_verdict_stands_but_says_convergence_was_not_checked(tmp_path):
+    write(tmp_path / "kd", student("digits", 1, **KD), bits(950, 1000))
+    write(tmp_path / "alone", student("digits", 1), bits(800, 1000))
+    claims = {c["claim"]: c for c in document(tmp_path)["claims"]}
+    assert claims["kd_accuracy"]["verdict"] == "supported"
+    assert claims["kd_accuracy"]["convergence"] == "not checked (no half-budget twins)"
+
+
+def test_each_arms_budget_is_a_share_of_the_papers(tmp_path):
+    # CIFAR-10's images in a folder: 16 epochs of 10,000 images are 160,000 of the paper's 200 x 50,000 (1.6%).
+    config = {**student("folder:/data/cifar10-jpeg", 1), "train_images": 10000}
+    write(tmp_path / "alone", config, bits(50, 100))
+    write(tmp_path / "kd", {**student("folder:/data/cifar10-jpeg", 1, **KD), "train_images": 10000}, bits(60, 100))
+    found = document(tmp_path)
+    row = next(r for r in found["runs"] if r["folder"].endswith("alone"))
+    assert row["images_seen"] == 160000 and row["paper_budget"] == pytest.approx(0.016)
+    claims = {c["claim"]: c for c in found["claims"]}
+    assert claims["kd_accuracy"]["budget"] == "1.6% of the paper's"
+    assert "16 epochs of 10,000 images, 1.6% of the paper's" in found["comparisons"][0]["text"]
+
+
+def test_learning_curves_csv_holds_the_histories_and_a_figure_is_drawn(tmp_path):
+    root = tmp_path / "runs"
+    study(root, bits(70, 100))
+    out = tmp_path / "out"
+    assert invoke("--runs", root, "--format", "csv", "--out", out).exit_code == 0
+    with open(out / "learning_curves.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    # Digits' 1,437 training images an epoch; each run's history.csv, epoch by epoch.
+    found = {(r["run"], int(r["epoch"])): (int(r["images_seen"]), float(r["test_accuracy"])) for r in rows}
+    expected = {}
+    for name in ("kd", "kd-half", "alone", "alone-half"):
+        with open(root / name / "history.csv", newline="") as file:
+            for row in csv.DictReader(file):
+                epoch = int(row["epoch"])
+                expected[name, epoch] = (epoch * 1437, 100 * float(row["test_accuracy"]))
+    assert found.keys() == expected.keys()
+    assert all(found[key] == pytest.approx(expected[key]) for key in expected)
+    twins = {r["run"] for r in rows if r["twin"] == "True"}
+    assert twins == {"kd-half", "alone-half"}
+    assert {r["run"]: r["distilled"] for r in rows}["kd"] == "True"
+    figure = out / "learning-curves-digits.png"
+    from PIL import Image
+
+    description = json.loads(Image.open(figure).text["Description"])
+    styles = {line["run"]: line for line in description["lines"]}
+    assert set(styles) == {"kd", "kd-half", "alone", "alone-half"} and styles["kd-half"]["twin"]
