@@ -93,6 +93,7 @@ def write_learning_curves(points, out, paper=()):
     accuracies at its budget, `report.paper_finals`) are drawn as diamonds in their family's colour."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     out = Path(out)
     points = [p for p in points if p["images_seen"] is not None]
@@ -102,7 +103,7 @@ def write_learning_curves(points, out, paper=()):
     written = []
     for dataset in datasets:
         mine = [p for p in points if p["dataset"] == dataset]
-        figure = Figure(figsize=(7.5, 4.8), layout="constrained")
+        figure = Figure(figsize=(9.5, 4.8), layout="constrained")
         FigureCanvasAgg(figure)
         ax = figure.subplots()
         lines = []
@@ -125,6 +126,7 @@ def write_learning_curves(points, out, paper=()):
         title = f"Learning curves on {dataset}"
         ax.set_title(title)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # powers of ten only: the minor labels overlap
         ax.set_xlabel("training images seen")
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)

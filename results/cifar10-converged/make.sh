@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The converged real-CIFAR-10 study (issue 25; README, "Verdicts at convergence"), step by step, then its report.
+# Run from the repository root with ../shared beside it and nodekd on the PATH; the run folders go to
+# ../study-converged (outside the repository) and their light files (configs, metrics, histories, attack results;
+# no weights) are copied here. Every step resumes or is skipped when done, so the script can be run in parts:
+# STAGE=search|seeds|attacks|report runs one stage, the default all of them in order.
+set -euo pipefail
+here=results/cifar10-converged
+root=../study-converged
+data=$(mkdir -p ../data && cd ../data && pwd)/cifar10-jpeg
+teacher=$root/resnet20-folder-cifar10-jpeg
+budget=${BUDGET:-20}  # epochs of 10,000 images at which every arm finished in the search (see README)
+common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images 10000)
+stage=${STAGE:-all}
+
+# 1. The budget search: the small preset's five arms (seed 0) at 5, 10, 20 ... epochs, each budget twice the last, so
+#    that each budget's runs are the half-budget twins of the next one's (also imports the teacher).
+if [[ $stage == all || $stage == search ]]; then
+    epochs=5
+    budgets=()
+    while ((epochs <= budget)); do budgets+=("$epochs"); epochs=$((epochs * 2)); done
+    bash "$here/search.sh" "${budgets[@]}"
+fi
+
+# 2. A second seed of the t1 = 1 pair (with and without distillation) at the final budget and its twin, so that the
+#    intervals carry seed variance (seed 1 also draws another stratified 10,000 training images).
+if [[ $stage == all || $stage == seeds ]]; then
+    for epochs in $((budget / 2)) "$budget"; do
+        out=$root/seed1/e$epochs
+        nodekd student train --t1 1 --seed 1 --epochs "$epochs" "${common[@]}" --out "$out/node-t1_1"
+        nodekd distill --teacher "$teacher" --T 3 --t1 1 --lr 0.05 --seed 1 --epochs "$epochs" "${common[@]}" \
+            --out "$out/kd-t1_1"
+    done
+fi
+
+# 3. Attacks on every arm at the final budget and on the teacher: PGD and MI-FGSM at eps 0..20 step 4 on 500
+#    stratified test images, the masking checks on 50 (students), AutoAttack at 8/255 on 100 for the NODEs(1) pair.
+if [[ $stage == all || $stage == attacks ]]; then
+    arms=("$teacher" "$root/search/e$budget"/* "$root/seed1/e$budget"/*)
+    for run in "${arms[@]}"; do
+        nodekd attack pgd --run "$run" --eps-max 20 --eps-step 4 --n 500
+        nodekd attack mifgsm --run "$run" --eps-max 20 --eps-step 4 --n 500
+    done
+    for run in "${arms[@]:1}"; do
+        nodekd attack check "$run" --n 50
+    done
+    for run in "$root/search/e$budget/node-t1_1" "$root/search/e$budget/kd-t1_1"; do
+        nodekd attack autoattack --eps 8 --n 100 --run "$run"
+    done
+fi
+
+# 4. The light files of every run (the search's budgets included: the report judges each budget by the one before
+#    it, and draws them all in the learning curves), then the report in every format.
+if [[ $stage == all || $stage == report ]]; then
+    rm -rf "$here/runs"
+    find "$root" -name config.json | sort | while read -r config; do
+        run=$(dirname "$config")
+        name=${run#"$root"/}
+        mkdir -p "$here/runs/$name"
+        cp "$run/config.json" "$here/runs/$name/"
+        for file in metrics.json history.csv; do
+            if [ -f "$run/$file" ]; then cp "$run/$file" "$here/runs/$name/"; fi
+        done
+        if [ -d "$run/attacks" ]; then
+            mkdir -p "$here/runs/$name/attacks" && cp "$run"/attacks/*.json "$here/runs/$name/attacks/"
+        fi
+    done
+    nodekd report --runs "$here/runs" --format markdown --out "$here/report" > "$here/report.md.partial"
+    sed "s#($here/report/#(#g" "$here/report.md.partial" > "$here/report/report.md" && rm "$here/report.md.partial"
+    nodekd report --runs "$here/runs" --format json --out "$here/report" > "$here/report/report.json"
+    nodekd report --runs "$here/runs" --format csv --out "$here/report"
+fi
