@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nodekd_cli import interrupts
+from nodekd_cli import files, interrupts
 from nodekd_cli.data import sample_indices
 from nodekd_cli.runs import ATTACKS_DIR as RESULTS_FOLDER
 
@@ -350,6 +350,8 @@ def attack_run(
     # monotone sweep's with the images still unbroken after the last: their positions in the sample).
     partial = path.parent / f".{path.stem}.sweep-so-far"
     with runs.lock(path.parent, name=f".{path.stem}.lock", wait=wait):
+        for written in (path, partial):  # refused before the sweep, not after it
+            files.refuse_link(written)
         kept = (None if force else saved_result(partial, settings)) or {}
         # An eps counts as done with its images' outcomes only (a partial file from before nodekd recorded them has
         # none: those eps are attacked again).

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nodekd_cli import interrupts
+from nodekd_cli import files, interrupts
 from nodekd_cli.attacks import predict
 
 VERSIONS = {
@@ -141,6 +141,7 @@ def autoattack_run(folder, attack=Settings(), *, sample=None, batch_size=256, fo
     model = runs.load_model(folder)
     x, y, chosen = sample.images(config["dataset"])
     with runs.lock(path.parent, name=".autoattack.lock", wait=wait):
+        files.refuse_link(path)  # before the attacks, not after them
         outcome = autoattack(model, x, y, attack, seed=sample.seed, batch_size=batch_size, progress=progress)
         result = {
             "settings": settings,

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from nodekd_cli import interrupts
+from nodekd_cli import files, interrupts
 from nodekd_cli.attacks import RESULTS_FOLDER, Sample, num_steps, pgd, predict
 from nodekd_cli.runs import CHECK_FILE
 
@@ -165,6 +165,7 @@ def check_run(
     path = folder / RESULTS_FOLDER / CHECK_FILE
     x, y, chosen = sample.images(config["dataset"])
     with runs.lock(path.parent, name=".check.lock", wait=wait):
+        files.refuse_link(path)  # before the attacks, not after them
         started = time.perf_counter()
         result = masking_checks(
             model,

@@ -12,12 +12,25 @@ from pathlib import Path
 WRITE_PAUSE_ENV = "NODEKD_TEST_WRITE_PAUSE"
 
 
+def refuse_link(path):
+    """A `UserError` naming `path` if it is a symbolic link: nodekd writes nothing through a link, so that a run folder
+    made by someone else (shared, downloaded) cannot make a command overwrite a file elsewhere."""
+    if Path(path).is_symlink():
+        from nodekd_cli.errors import UserError
+
+        raise UserError(f"{path} is a symbolic link, and nodekd writes nothing through a link; remove it.")
+
+
 @contextlib.contextmanager
 def replacing(path, suffix=""):
     """Yields a temporary path beside `path` (hidden, ending in `suffix` for writers that insist on one); what the
-    caller writes there replaces `path` when the block ends, and is removed if the block fails."""
+    caller writes there replaces `path` when the block ends, and is removed if the block fails. A `path` that is a
+    symbolic link is refused (`refuse_link`); whatever stands at the temporary path (a link left there) is removed
+    first, so the caller's write makes a new file."""
     path = Path(path)
+    refuse_link(path)
     temporary = path.with_name(f".{path.name}.partial{suffix}")
+    temporary.unlink(missing_ok=True)
     try:
         yield temporary
     except BaseException:

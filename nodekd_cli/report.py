@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from nodekd_cli import convergence, intervals, students
+from nodekd_cli import convergence, files, intervals, students
 from nodekd_cli import runs as run_files
 from nodekd_cli.attacks import ATTACKS, result_key, split_key
 from nodekd_cli.attacks import title as attack_title
@@ -822,6 +822,7 @@ def build_with_figures(runs_dir, out, on_skipped=None):
             f"No finished runs under {runs_dir}; run nodekd reproduce --preset quick (the whole study on digits) "
             f"or nodekd teacher train resnet20 first."
         )
+    files.refuse_link(out)  # a report folder inside a shared runs folder may be a link out of it
     run_files.writable_folder(out)
     result.figures = figure.write_figure1(result.series, out, result.markers)
     result.curve_figures = figure.write_learning_curves(result.curves, out, paper_finals(result.runs))

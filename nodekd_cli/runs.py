@@ -369,7 +369,7 @@ def writable_folder(folder):
     make_folders(folder)
     probe = Path(folder) / f".nodekd-probe-{os.getpid()}"
     try:
-        probe.touch()
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
         probe.unlink()
     except OSError as error:
         raise file_error(error, folder) from None
@@ -403,9 +403,16 @@ def lock(folder, *, name=LOCK, wait=None):
         with interrupts.deferred():
             while True:
                 created += make_folders(folder)  # again after a wait: the holder may have removed the folder it made
+                if name != LOCK:  # a result's lock, in a run folder's attacks/: a link there leads out of it
+                    files.refuse_link(folder)
+                files.refuse_link(path)
                 try:
-                    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                    # O_NOFOLLOW: a link put in place since the check is not followed either (ELOOP, below).
+                    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
                 except OSError as error:
+                    if error.errno == errno.ELOOP:
+                        files.refuse_link(path)
+                        raise UserError(f"{path} is a symbolic link, and nodekd writes nothing through a link.") from None
                     raise file_error(error, folder) from None
                 try:
                     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,0 +1,64 @@
+"""A run folder is untrusted input (issue 27, item 1): no command writes through a symbolic link in it, whichever file
+or folder the link stands for; each is refused in one sentence naming the link, with exit status 1, and the file the
+link points to is left as it was."""
+
+import shutil
+
+import pytest
+
+from tests.test_faults import TINY, invoke
+from tests.test_faults import finished_student  # noqa: F401  (a module fixture: a finished tiny student)
+
+VICTIM = "precious data\n"
+
+
+def victim(tmp_path):
+    """A file outside every run folder that a hostile link points to."""
+    path = tmp_path / "elsewhere" / "precious.txt"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(VICTIM)
+    return path
+
+
+def refused(code, lines, link, target):
+    assert code == 1, lines
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and str(link) in lines[0], lines
+    assert "symbolic link" in lines[0]
+    assert target.read_text() == VICTIM  # nothing written through it
+
+
+def test_a_linked_run_lock_is_refused_before_training(tmp_path):
+    folder, target = tmp_path / "run", victim(tmp_path)
+    folder.mkdir()
+    (folder / ".lock").symlink_to(target)
+    code, lines, _ = invoke("student", "train", *TINY, "--epochs", "1", "--out", str(folder))
+    refused(code, lines, folder / ".lock", target)
+    assert sorted(p.name for p in folder.iterdir()) == [".lock"]  # nothing made beside it
+
+
+@pytest.mark.parametrize("link", ["attacks/.pgd.lock", "attacks/pgd.json", "attacks/.pgd.sweep-so-far", "attacks"])
+def test_a_linked_attack_file_or_folder_is_refused(tmp_path, finished_student, link):  # noqa: F811
+    run, target = tmp_path / "run", victim(tmp_path)
+    shutil.copytree(finished_student, run)
+    path = run / link
+    if link == "attacks":
+        target = tmp_path / "elsewhere" / "pgd.json"  # where a result would land through the linked folder
+        target.write_text(VICTIM)
+        path.symlink_to(target.parent, target_is_directory=True)
+    else:
+        path.parent.mkdir(exist_ok=True)
+        path.symlink_to(target)
+    code, lines, _ = invoke("attack", "pgd", "--run", str(run), "--eps-max", "1", "--n", "8")
+    refused(code, lines, path, target)
+    if link != "attacks":  # (through the linked folder, pgd.json is the file it must not touch)
+        assert "pgd.json" not in [p.name for p in (run / "attacks").iterdir()] or link == "attacks/pgd.json"
+
+
+def test_a_linked_report_folder_is_refused(tmp_path, finished_student):  # noqa: F811
+    root, elsewhere = tmp_path / "runs", tmp_path / "elsewhere"
+    shutil.copytree(finished_student, root / "node")
+    elsewhere.mkdir()
+    (root / "report").symlink_to(elsewhere, target_is_directory=True)
+    code, lines, _ = invoke("report", "--runs", str(root), "--format", "csv")
+    assert code == 1 and len(lines) == 1 and str(root / "report") in lines[0], lines
+    assert list(elsewhere.iterdir()) == []
