@@ -62,3 +62,27 @@ def test_a_linked_report_folder_is_refused(tmp_path, finished_student):  # noqa:
     code, lines, _ = invoke("report", "--runs", str(root), "--format", "csv")
     assert code == 1 and len(lines) == 1 and str(root / "report") in lines[0], lines
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["student", "train", *TINY, "--t1", "inf"], "--t1"),
+        (["student", "train", *TINY, "--lr", "nan"], "--lr"),
+        (["student", "train", *TINY, "--rtol", "nan"], "--rtol"),
+        (["student", "train", *TINY, "--atol", "-inf"], "--atol"),
+        (["student", "train", *TINY, "--step-size", "inf", "--method", "rk4"], "--step-size"),
+        (["distill", "--teacher", "nowhere", "--T", "nan"], "--T"),
+        (["distill", "--teacher", "nowhere", "--T", "3", "--lambda", "inf"], "--lambda"),
+        (["teacher", "train", "resnet20", "--dataset", "digits", "--lr", "inf"], "--lr"),
+        (["reproduce", "--epochs-scale", "nan", "--dry-run"], "--epochs-scale"),
+    ],
+)
+def test_an_infinite_or_nan_number_is_refused_before_anything(tmp_path, monkeypatch, args, option):
+    # Issue 27, item 4: Typer reads "inf" and "nan" as numbers; each is one line naming its option, exit status 1,
+    # and nothing made (no runs folder).
+    monkeypatch.chdir(tmp_path)
+    code, lines, _ = invoke(*args)
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"Error: {option} must be a finite number; got "), lines
+    assert list(tmp_path.iterdir()) == []

@@ -16,6 +16,7 @@ def friendly_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
+            _refuse_infinite_numbers(command, kwargs)
             return command(*args, **kwargs)
         except UserError as error:
             output.error(str(error))
@@ -30,6 +31,27 @@ def friendly_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _refuse_infinite_numbers(command, given):
+    """Every number option given to `command` must be finite (Typer reads "inf" and "nan" as numbers): a `UserError`
+    naming the first that is not, before anything is made or trained."""
+    import inspect
+    import math
+
+    parameters = inspect.signature(command, eval_str=True).parameters
+    for name, value in given.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            parameter = parameters.get(name)
+            # In `Annotated[float, typer.Option("--T", ...)]` the first flag is the OptionInfo's `default`.
+            declared = [
+                flag
+                for info in getattr(getattr(parameter, "annotation", None), "__metadata__", ())
+                for flag in (getattr(info, "default", None), *(getattr(info, "param_decls", None) or ()))
+                if isinstance(flag, str) and flag.startswith("--")
+            ]
+            option = declared[0] if declared else "--" + name.replace("_", "-")
+            raise UserError(f"{option} must be a finite number; got {value}.")
 
 
 def show_if_finished(folder, config, title):
