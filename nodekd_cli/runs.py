@@ -102,8 +102,10 @@ def save_model(folder, model):
 
 
 def load_model(folder):
-    """The Keras model of the finished run in `folder`; a `UserError` if its file is damaged or incomplete."""
-    import zipfile
+    """The Keras model of the finished run in `folder`, loaded in Keras's safe mode; a `UserError` in one sentence for
+    any failure of the loader (a model file is untrusted input): one that holds code (a Lambda layer, refused by safe
+    mode), one that names a class nodekd does not register, or one damaged or incomplete."""
+    import re
 
     import keras
 
@@ -111,11 +113,18 @@ def load_model(folder):
 
     path = Path(folder) / MODEL
     try:
-        return keras.saving.load_model(path)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        raise UserError(
-            f"The model file {path} is damaged or incomplete; remove {folder} and run its command again."
-        ) from None
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # noqa: BLE001  (whatever a crafted or broken file makes Keras raise)
+        text = str(error)
+        if "safe_mode" in text:
+            reason = "holds code, refused by Keras's safe mode; load only model files you trust"
+        elif "Could not locate" in text:
+            named = re.search(r"Could not locate \w+ '([^']+)'", text)
+            reason = "names a class nodekd does not know" + (f" ({named.group(1)})" if named else "")
+            reason += "; it was not made by nodekd"
+        else:
+            reason = f"is damaged or incomplete; remove {folder} and run its command again"
+        raise UserError(f"The model file {path} {reason}.") from None
 
 
 def read_json(path):

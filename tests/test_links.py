@@ -2,6 +2,7 @@
 or folder the link stands for; each is refused in one sentence naming the link, with exit status 1, and the file the
 link points to is left as it was."""
 
+import json
 import shutil
 
 import pytest
@@ -86,3 +87,39 @@ def test_an_infinite_or_nan_number_is_refused_before_anything(tmp_path, monkeypa
     assert code == 1 and len(lines) == 1, lines
     assert lines[0].startswith(f"Error: {option} must be a finite number; got "), lines
     assert list(tmp_path.iterdir()) == []
+
+
+def _rewrite_model(path, change):
+    """Rewrites the config.json inside the Keras file at `path` with `change(config)`."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_a_model_naming_an_unknown_class_or_holding_code_is_one_sentence(tmp_path, finished_student):  # noqa: F811
+    # Issue 27, item 3: Keras's "Could not locate class" and its safe mode's refusal of a Lambda layer, each one line.
+    import keras
+
+    unknown, code_run = tmp_path / "unknown", tmp_path / "code"
+    shutil.copytree(finished_student, unknown)
+    shutil.copytree(finished_student, code_run)
+
+    def evil(config):
+        config["module"], config["class_name"] = "evilpkg.layers", "Payload"
+        config.pop("registered_name", None)
+
+    _rewrite_model(unknown / "model.keras", evil)
+    inputs = keras.Input((8, 8, 1))
+    lambda_model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    (code_run / "model.keras").unlink()
+    lambda_model.save(code_run / "model.keras")
+    for run, words in ((unknown, "names a class nodekd does not know"), (code_run, "holds code, refused by Keras")):
+        code, lines, _ = invoke("attack", "pgd", "--run", str(run), "--eps-max", "1", "--n", "8")
+        assert code == 1 and len(lines) == 1 and words in lines[0] and str(run / "model.keras") in lines[0], lines
