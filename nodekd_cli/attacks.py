@@ -300,15 +300,47 @@ def result_settings(config, attack, eps_values, sample, batch_size=256, sweep_mo
     }
 
 
-def saved_result(path, settings):
-    """The attack result at `path` when it was computed with exactly `settings`, else None."""
+def _read_result(path):
+    """The attack result (or partial sweep) at `path`, a dict with its settings; None if there is none to read."""
     from nodekd_cli import runs
 
     try:
         previous = runs.read_json(path)
     except (OSError, ValueError):
         return None
-    return previous if isinstance(previous, dict) and previous.get("settings") == settings else None
+    return previous if isinstance(previous, dict) and isinstance(previous.get("settings"), dict) else None
+
+
+def saved_result(path, settings):
+    """The attack result at `path` when it was computed with exactly `settings`, else None."""
+    previous = _read_result(path)
+    return previous if previous is not None and previous["settings"] == settings else None
+
+
+def _same_but_eps(previous, settings):
+    """Whether a saved result's settings are `settings` but for the eps, in an independent sweep (each eps attacked on
+    its own, so a result's eps can be kept whatever others are asked for)."""
+    mine = {k: v for k, v in settings.items() if k != "eps"}
+    theirs = {k: v for k, v in previous["settings"].items() if k != "eps"}
+    return settings.get("sweep") == "independent" and mine == theirs and isinstance(previous.get("eps"), list)
+
+
+def covering_result(path, settings):
+    """The saved result at `path` that answers `settings`: made with exactly them, or an independent sweep made with
+    them but for its eps, which hold every eps asked for. The rule by which `attack_run` reuses a result and the study
+    finds an attack done."""
+    previous = _read_result(path)
+    if previous is None:
+        return None
+    if previous["settings"] == settings:
+        return previous
+    return previous if _same_but_eps(previous, settings) and set(settings["eps"]) <= set(previous["eps"]) else None
+
+
+def _differences(old, new):
+    """The settings in which two results differ, as "n 500 -> 100"."""
+    keys = sorted(set(old) | set(new), key=str)
+    return ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys if old.get(k) != new.get(k))
 
 
 def attack_run(
@@ -322,12 +354,17 @@ def attack_run(
     force=False,
     progress=None,
     wait=None,
+    say=None,
 ):
     """Attacks the finished run in `folder` and writes `attacks/<attack>.json` there (`result_name`: a monotone sweep
     `<attack>.monotone.json`); returns (result, reused).
 
-    A result computed with the same settings is reused unless `force`. The result file is locked (`runs.lock`: `wait`
-    None fails at once, or is called with the holder and waits) and checked writable before the sweep starts.
+    A saved result is never replaced silently. One that answers the settings (`covering_result`) is reused; an
+    independent sweep made with the same settings but other eps keeps its eps and gets the missing ones, and the
+    result holds them all (`say(line)` hears what was kept and computed); one made with other settings is refused in
+    one sentence, unless `force`, which computes the sweep asked for and replaces it. The result file is locked
+    (`runs.lock`: `wait` None fails at once, or is called with the holder and waits) and checked writable before the
+    sweep starts.
     """
     from nodekd_cli import runs
     from nodekd_cli.errors import UserError
@@ -341,9 +378,25 @@ def attack_run(
     sample = sample.of(config["dataset"])
     settings = result_settings(config, attack, eps_values, sample, batch_size, sweep_mode)
     path = folder / RESULTS_FOLDER / result_name(attack, sweep_mode)
-    previous = None if force else saved_result(path, settings)
+    previous = None if force else covering_result(path, settings)
     if previous is not None:
         return previous, True
+    saved = None if force else _read_result(path)
+    if saved is not None and not _same_but_eps(saved, settings):
+        raise UserError(
+            f"{path} holds a {attack} sweep made with other settings ({_differences(saved['settings'], settings)}); "
+            f"nodekd attack {attack} --run {folder} --force replaces it, or attack a copy of the run to keep both."
+        )
+    if saved is not None:  # the same sweep with other eps: keep its eps, compute the others, save them all
+        asked = settings["eps"]
+        settings = {**settings, "eps": sorted(set(asked) | set(saved["eps"]))}
+        kept = [e for e in saved["eps"] if e != 0]  # eps 0 (the clean predictions) is made anew, at no attack cost
+        missing = [e for e in asked if e not in saved["eps"]]
+        if say:
+            say(
+                f"{path.name}: kept eps {', '.join(map(str, kept)) or 'none'} of the saved sweep; computing "
+                f"{', '.join(map(str, missing))}."
+            )
     model = runs.load_model(folder)
     x, y, chosen = sample.images(config["dataset"])
     # The eps values an interrupted sweep of these settings finished, kept beside the result until it is written (a
@@ -363,6 +416,13 @@ def attack_run(
                     masks[int(e)] = torch.tensor(found, device=y.device)
         accuracies = kept["accuracy"] if isinstance(kept.get("accuracy"), dict) else {}
         done = {int(e): a for e, a in accuracies.items() if int(e) in masks}
+        if saved is not None:  # the saved sweep's eps, with their images' outcomes where it recorded them
+            recorded = saved.get("correct") if isinstance(saved.get("correct"), list) else [None] * len(saved["eps"])
+            for e, accuracy, bits in zip(saved["eps"], saved["accuracy"], recorded):
+                found = runs.read_bits(bits)
+                done[int(e)] = accuracy
+                if found is not None and len(found) == len(y):
+                    masks[int(e)] = torch.tensor(found, device=y.device)
         robust = None
         if isinstance(kept.get("robust"), list):
             robust = torch.zeros(len(y), dtype=torch.bool)

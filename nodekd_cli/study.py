@@ -290,13 +290,14 @@ def state(step):
         same = count is not None and result.get("eps") == step.eps[0] and result.get("seed") == 0
         sampled = result.get("sample") == attacks.sample_rule(images, 0)
         return "done" if same and sampled and images in (None, count) else "todo"
-    # Current by the rule `attacks.attack_run` reuses a result by, for the study's own settings.
+    # Current by the rule `attacks.attack_run` reuses a result by, for the study's own settings: a sweep holding every
+    # eps the study asks for is done, whatever other eps it holds.
     try:
         config = runs.read_run(step.folder).config
     except UserError:  # no finished run to attack (any more)
         return "todo"
     settings = attacks.result_settings(config, step.attack, step.eps, attacks.Sample(images), sweep_mode=step.sweep)
-    return "done" if attacks.saved_result(path, settings) else "todo"
+    return "done" if attacks.covering_result(path, settings) else "todo"
 
 
 # Rough cost model for --dry-run. A training pass (forward and backward) of a batch costs a fixed part per batch and

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from nodekd_cli import attacks, checks, runs, students, teachers
 from nodekd_cli.app import app
+from nodekd_cli.errors import UserError
 
 
 class Linear:
@@ -247,6 +248,33 @@ def test_checks_pass_a_plain_resnet_and_a_student(attack_runs):
     assert all(c["passed"] is not None for c in result["checks"])
 
 
+def test_a_saved_sweep_is_kept_when_other_eps_are_asked_for(attack_runs, tmp_path):
+    # Issue 27, item 6: a sweep over fewer eps reuses the saved one whole; one over more keeps the saved eps (values
+    # and images' outcomes unchanged) and computes only the missing ones; a study asking for fewer plans nothing.
+    from nodekd_cli import study
+
+    node = tmp_path / "node"
+    shutil.copytree(attack_runs / "node", node, ignore=shutil.ignore_patterns(runs.ATTACKS_DIR))
+    path = node / "attacks" / "pgd.json"
+    code, text = invoke("attack", "pgd", "--run", str(node), "--eps-max", "2", "--n", "20")
+    assert code == 0, text
+    first = json.loads(path.read_text())
+    code, text = invoke("attack", "pgd", "--run", str(node), "--eps-max", "1", "--n", "20")
+    assert code == 0 and "reused" in text and json.loads(path.read_text()) == first
+    assert study.state(study.Step("attack", node, attack="pgd", eps=(0, 1), images=20)) == "done"  # nothing planned
+    attacked = []
+    result, reused = attacks.attack_run(
+        node, "pgd", [0, 1, 2, 3], sample=attacks.Sample(20), progress=lambda e, *_: attacked.append(e), say=print
+    )
+    assert not reused and attacked == [3]  # eps 1 and 2 kept
+    assert result["eps"] == [0, 1, 2, 3] and result["accuracy"][:3] == first["accuracy"]
+    assert result["correct"][:3] == first["correct"]
+    assert json.loads(path.read_text())["eps"] == [0, 1, 2, 3]
+    # Asked for eps 0, 2 and 4 (--eps-step 2): 0 and 2 kept, 4 computed, and every eps kept in the file.
+    result, _ = attacks.attack_run(node, "pgd", [0, 2, 4], sample=attacks.Sample(20))
+    assert result["eps"] == [0, 1, 2, 3, 4]
+
+
 def test_a_sample_of_n_is_stratified_by_class_and_seeded():
     labels = np.repeat(np.arange(4), [50, 30, 15, 5])  # stored class by class, as a folder data set is
     chosen = attacks.sample_indices(labels, 20, seed=0)
@@ -334,8 +362,11 @@ def test_the_study_and_the_attack_command_judge_a_saved_result_by_one_rule(attac
     code, text = invoke("attack", "pgd", "--run", str(node), "--eps-max", "2", "--n", "20", "--batch-size", "8")
     assert code == 0, text
     step = study.Step("attack", node, attack="pgd", eps=(0, 1, 2), images=20)
-    # Another batch size than the study's: the attack would compute it again, so the study must not count it done.
+    # Another batch size than the study's: not the study's result, so not done; and never replaced silently: the
+    # attack refuses it in one sentence, and replaces it when forced.
     assert study.state(step) == "todo"
-    _, reused = attacks.attack_run(node, "pgd", [0, 1, 2], sample=attacks.Sample(20))
+    with pytest.raises(UserError, match=r"other settings \(batch_size 8 -> 256\); nodekd attack pgd --run .* --force"):
+        attacks.attack_run(node, "pgd", [0, 1, 2], sample=attacks.Sample(20))
+    _, reused = attacks.attack_run(node, "pgd", [0, 1, 2], sample=attacks.Sample(20), force=True)
     assert not reused and study.state(step) == "done"
     assert attacks.attack_run(node, "pgd", [0, 1, 2], sample=attacks.Sample(20))[1]  # reused, as the study said

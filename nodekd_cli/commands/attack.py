@@ -72,7 +72,14 @@ def _sweep_command(attack):
                 status.update(f"{attack.name} on {folder}: eps {e}/255, {left} images left, {seconds:.0f} s")
 
             result, reused = attacks.attack_run(
-                folder, attack.name, eps_values, sample=sample, sweep_mode=sweep, progress=progress, **given
+                folder,
+                attack.name,
+                eps_values,
+                sample=sample,
+                sweep_mode=sweep,
+                progress=progress,
+                say=output.info,
+                **given,
             )
             return lambda: output.attack_table(folder, attack.description, result, reused)
 
