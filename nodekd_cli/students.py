@@ -203,11 +203,15 @@ def soft_targets(folder, teacher, dataset, batch_size=512):
     from nodekd_cli import training
 
     path = Path(folder) / SOFT_TARGETS_FILE
-    if path.exists():
-        logits = np.load(path)
-        if logits.shape == (len(dataset.x_train), dataset.num_classes):
+    try:  # kept only when readable as plain numbers of the right shape, all finite; else made again from the teacher
+        logits = np.load(path, allow_pickle=False)
+        if logits.shape == (len(dataset.x_train), dataset.num_classes) and np.isfinite(logits).all():
             return logits
+    except (OSError, ValueError, EOFError, TypeError):  # none yet, truncated, an object array, not a .npy file
+        pass
     logits = training.evaluate(teacher, dataset.x_train, dataset.y_train, batch_size)["logits"].astype(np.float32)
+    if not np.isfinite(logits).all():
+        raise UserError(f"The teacher gives logits that are not finite on {dataset.name}'s training images; retrain it.")
     runs.save_array(path, logits)
     return logits
 

@@ -171,7 +171,13 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
     initial_epoch, history = 0, []
     if (folder / runs.CHECKPOINT).exists():
         initial_epoch = load_checkpoint(folder / runs.CHECKPOINT, model, model.optimizer)
-        history = [row for row in runs.read_history(folder / runs.HISTORY) if row["epoch"] <= initial_epoch]
+        history = runs.read_history(folder / runs.HISTORY)
+        history = [row for row in history if isinstance(row.get("epoch"), int) and row["epoch"] <= initial_epoch]
+        if [row["epoch"] for row in history] != list(range(1, initial_epoch + 1)):
+            raise UserError(
+                f"{folder / runs.HISTORY} does not hold the {initial_epoch} epochs its checkpoint was saved after; "
+                f"remove {folder} and run the command again."
+            )
     callback = _RunCallback(
         folder,
         batches,

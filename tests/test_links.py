@@ -123,3 +123,52 @@ def test_a_model_naming_an_unknown_class_or_holding_code_is_one_sentence(tmp_pat
     for run, words in ((unknown, "names a class nodekd does not know"), (code_run, "holds code, refused by Keras")):
         code, lines, _ = invoke("attack", "pgd", "--run", str(run), "--eps-max", "1", "--n", "8")
         assert code == 1 and len(lines) == 1 and words in lines[0] and str(run / "model.keras") in lines[0], lines
+
+
+def _unfinished_student(folder, digits, teacher=None):
+    """A tiny student (2 epochs of 256 digits) stopped in its second epoch: one completed, a checkpoint to resume."""
+    from nodekd_cli import students
+    from tests.test_training import _Interrupt
+
+    options = {"epochs": 2, "channels": 8, "batch_size": 64, "train_images": 256}
+    if teacher is not None:
+        options.update(teacher_run=teacher, teacher_model_name="resnet20", temperature=3.0)
+    config = students.student_config("digits", t1=1, **options)
+    found = None if teacher is None else students.load_teacher(teacher)[1]
+    with pytest.raises(KeyboardInterrupt):
+        students.train_run(folder, config, digits, found, device="cpu", reporter=_Interrupt(2))
+    assert (folder / "checkpoint.h5").exists()
+    resume = ["--dataset", "digits", "--epochs", "2", "--channels", "8", "--batch-size", "64", "--train-images", "256"]
+    return resume + ["--device", "cpu", "--out", str(folder)]
+
+
+def test_a_history_that_disagrees_with_its_checkpoint_is_refused_and_nothing_is_lost(tmp_path, digits):
+    # Issue 27, item 7: a history emptied to its header would resume to a model whose metrics miscount its epochs.
+    folder = tmp_path / "run"
+    args = _unfinished_student(folder, digits)
+    (folder / "history.csv").write_text((folder / "history.csv").read_text().splitlines()[0] + "\n")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code, lines, _ = invoke("student", "train", *args)
+    assert code == 1 and len(lines) == 1 and "does not hold the 1 epochs its checkpoint" in lines[0], lines
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "object array", "not finite"])
+def test_damaged_soft_targets_are_made_again_from_the_teacher(tmp_path, digits, attack_runs, damage):
+    # Issue 27, item 5: unreadable or non-finite soft targets are recomputed on resume, and the run finishes.
+    import numpy as np
+
+    folder = tmp_path / "run"
+    args = _unfinished_student(folder, digits, teacher=attack_runs / "resnet20")
+    path = folder / "soft_targets.npy"
+    good = np.load(path)
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "object array":
+        np.save(path, np.array([{"a": 1}] * len(good), dtype=object), allow_pickle=True)
+    else:
+        np.save(path, np.full_like(good, np.nan))
+    code, lines, _ = invoke("distill", "--teacher", str(attack_runs / "resnet20"), "--T", "3", *args)
+    assert code == 0, lines
+    np.testing.assert_allclose(np.load(path), good, rtol=1e-5, atol=1e-5)  # the teacher's logits again
+    assert json.loads((folder / "metrics.json").read_text())["epochs"] == 2
