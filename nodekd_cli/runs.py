@@ -512,18 +512,22 @@ class Run:
     def read_results(self):
         """Reads the attack and check results in `attacks/`; returns the (path, reason) of those it cannot read."""
         unreadable = []
+        from nodekd_cli import schema
+
         for path in sorted((self.folder / ATTACKS_DIR).glob("*.json")):
             try:
                 result = read_json(path)
                 if path.name == CHECK_FILE:
-                    bool(result["masking"]), list(result["checks"])
+                    schema.check(schema.CheckResult, result, path.name)
                     self.check = result
                 else:
-                    if len(result["eps"]) != len(result["accuracy"]):
-                        raise ValueError
+                    schema.check(schema.AttackResult, result, path.name)
                     self.attacks[path.stem] = result
-            except (OSError, ValueError, TypeError, KeyError):
+            except OSError:
                 unreadable.append((path, "unreadable attack result"))
+            except ValueError as error:  # not JSON, or not an attack result (`schema`)
+                reason = str(error) if path.name in str(error) else "not JSON"
+                unreadable.append((path, f"unreadable attack result ({reason})"))
         return unreadable
 
 
@@ -544,6 +548,8 @@ def read_run(folder, kind=None):
     if not path.exists():
         reason = f"not a nodekd run folder (no {CONFIG})"
         raise NotARun(folder, reason, f"{folder} is {reason}.")
+    from nodekd_cli import schema
+
     try:
         config = read_json(path)
     except (OSError, ValueError):
@@ -552,17 +558,22 @@ def read_run(folder, kind=None):
     if not isinstance(config, dict) or config.get("kind") not in ("teacher", "student") or "dataset" not in config:
         reason = f"{CONFIG} is not a nodekd run configuration"
         raise NotARun(folder, reason, f"{folder}: {reason}.")
+    try:
+        schema.check_config(config)
+    except ValueError as error:
+        raise NotARun(folder, f"damaged: {error}", f"{folder} holds a damaged run ({error}).") from None
     if not is_finished(folder):
         advice = "run its command again to finish it"
         raise NotARun(folder, f"unfinished (no {METRICS}); {advice}", f"The run in {folder} is unfinished; {advice}.")
     try:
         metrics = read_json(folder / METRICS)
-        float(metrics["test_accuracy"])
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError):
         message = f"{folder / METRICS} is unreadable; remove {folder} and run its command again."
         raise NotARun(folder, f"{METRICS} is unreadable", message) from None
-    if config["kind"] == "student" and not isinstance(config.get("t1"), (int, float)):
-        raise NotARun(folder, f"{CONFIG} of a student has no t1", f"{path} holds a student without t1.")
+    try:
+        schema.check(schema.Metrics, metrics, METRICS)
+    except ValueError as error:
+        raise NotARun(folder, f"damaged: {error}", f"{folder} holds a damaged run ({error}).") from None
     if kind is not None and config["kind"] != kind:
         raise UserError(f"{folder} holds a {config['kind']} run, not a {kind} run.")
     return Run(folder, config, metrics)

@@ -172,3 +172,38 @@ def test_damaged_soft_targets_are_made_again_from_the_teacher(tmp_path, digits, 
     assert code == 0, lines
     np.testing.assert_allclose(np.load(path), good, rtol=1e-5, atol=1e-5)  # the teacher's logits again
     assert json.loads((folder / "metrics.json").read_text())["epochs"] == 2
+
+
+DAMAGES = {
+    "dataset a number": ("config.json", lambda c: {**c, "dataset": 123}, "dataset: input should be a valid string"),
+    "distilled without T": (
+        "config.json",
+        lambda c: {**c, "teacher": "/t", "teacher_model": "resnet20", "T": None},
+        "needs teacher_model and T",
+    ),
+    "teacher_model a list": ("config.json", lambda c: {**c, "teacher_model": ["x"]}, "teacher_model"),
+    "solver a string": ("config.json", lambda c: {**c, "solver": "dopri5"}, "solver: input should be"),
+    "no solver": ("config.json", lambda c: {k: v for k, v in c.items() if k != "solver"}, "solver: field required"),
+    "t1 NaN": ("config.json", lambda c: {**c, "t1": float("nan")}, "t1: input should be a finite number"),
+    "accuracy 5": ("metrics.json", lambda m: {**m, "test_accuracy": 5.0}, "test_accuracy: input should be less"),
+    "accuracy a string": ("metrics.json", lambda m: {**m, "test_accuracy": "0.5"}, "test_accuracy"),
+    "outcomes miscounted": ("metrics.json", lambda m: {**m, "test_correct": "0101"}, "one outcome per test image"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_field_is_one_sentence_for_the_report_and_the_attack(tmp_path, finished_student, damage):  # noqa: F811
+    # Issue 27, item 2: one schema, checked where a run is read; the report skips the folder in one line and goes on,
+    # an attack on it stops in one line, and nothing in the folder changes.
+    name, change, words = DAMAGES[damage]
+    root = tmp_path / "runs"
+    shutil.copytree(finished_student, root / "good")
+    shutil.copytree(finished_student, root / "bad")
+    path = root / "bad" / name
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    before = {p.name: p.read_bytes() for p in (root / "bad").iterdir()}
+    code, lines, _ = invoke("report", "--runs", str(root), "--format", "csv")
+    assert code == 0 and len(lines) == 1 and str(root / "bad") in lines[0] and words in lines[0], lines
+    code, lines, _ = invoke("attack", "pgd", "--run", str(root / "bad"), "--eps-max", "1", "--n", "8")
+    assert code == 1 and len(lines) == 1 and words in lines[0], lines
+    assert {p.name: p.read_bytes() for p in (root / "bad").iterdir()} == before

@@ -257,7 +257,10 @@ def test_an_unreadable_attack_result_is_skipped_and_its_run_kept(tmp_path):
     result = invoke("--runs", root, "--format", "json")
     document = json.loads(result.stdout)
     assert document["skipped"] == [
-        {"path": str(root / "t" / "attacks" / "mifgsm.json"), "reason": "unreadable attack result"}
+        {
+            "path": str(root / "t" / "attacks" / "mifgsm.json"),
+            "reason": "unreadable attack result (mifgsm.json: accuracy and correct need one entry per eps)",
+        }
     ]
     assert [(s["attack"], s["family"]) for s in document["figure1"]["series"]] == [("pgd", "ResNet20")]
     assert cells(document, "table1")[("digits",), "resnet20"]["value"] == pytest.approx(95.0)
