@@ -1,6 +1,7 @@
 """Options shared by several commands, defined once, and the groups of them that several commands take together."""
 
 import inspect
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -44,7 +45,14 @@ ManualDir = Annotated[
     ),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of initialization, batch order and augmentation.")]
-Out = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<model>).")]
+def _normal_path(value):
+    """A path with its "a/.." parts resolved as text, so that making it makes no folder on the way ("a")."""
+    return None if value is None else Path(os.path.normpath(value))
+
+
+Out = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<model>).", callback=_normal_path)
+]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 128).")]
 Precision = Annotated[

@@ -71,6 +71,7 @@ class EpochProgress:
             f"train {percent(row['train_accuracy'])}%  test {percent(row['test_accuracy'])}%  "
             f"lr {row['lr']:.4g}{nfe}  {row['seconds']:.1f}s",
             highlight=False,
+            soft_wrap=not self.progress.console.is_terminal,  # a log keeps each epoch's line whole
         )
 
 

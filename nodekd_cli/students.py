@@ -217,7 +217,14 @@ def soft_targets(folder, teacher, dataset, batch_size=512):
 
 
 def check_fits(config, dataset):
-    """The stem halves the image `downsample` times: the image size must allow it."""
+    """The stem halves the image `downsample` times: the image size must allow it; and --train-images must be at most
+    the training images there are (a run records the budget it had, not one it asked for)."""
+    available = len(dataset.y_train)
+    if config.get("train_images") is not None and config["train_images"] > available:
+        raise UserError(
+            f"--train-images {config['train_images']} is more than the {available:,} training images of "
+            f"{dataset.name}; leave it out to train on all of them."
+        )
     height, width = dataset.image_shape[:2]
     factor = 2 ** config["downsample"]
     if height % factor or width % factor:

@@ -8,6 +8,7 @@ ResNets whose accuracies REFERENCE.md quotes.
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 from nodekd_cli import data, runs
@@ -230,7 +231,9 @@ def import_akamaster(model_name, checkpoint, dataset):
     check_model(model_name)
     try:
         # weights_only: tensors and plain containers only, never code (a checkpoint may come from anywhere).
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before it refuses a plain pickle: the error says it all
+            warnings.simplefilter("ignore")
+            saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
         state = {k.removeprefix("module."): v.numpy() for k, v in saved["state_dict"].items()}
     except (
         OSError,

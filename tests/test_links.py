@@ -207,3 +207,52 @@ def test_a_damaged_field_is_one_sentence_for_the_report_and_the_attack(tmp_path,
     code, lines, _ = invoke("attack", "pgd", "--run", str(root / "bad"), "--eps-max", "1", "--n", "8")
     assert code == 1 and len(lines) == 1 and words in lines[0], lines
     assert {p.name: p.read_bytes() for p in (root / "bad").iterdir()} == before
+
+
+def test_the_minor_faults_of_issue_27(tmp_path, monkeypatch):
+    # --train-images above the set is refused (not recorded as if used); an --out path through "a/.." makes no "a";
+    # a hidden folder among a folder data set's classes is not a class.
+    import numpy as np
+    from PIL import Image
+
+    from nodekd_cli.data import load_dataset
+
+    monkeypatch.chdir(tmp_path)
+    code, lines, _ = invoke("student", "train", *TINY[2:], "--dataset", "digits", "--train-images", "100000")
+    assert code == 1 and len(lines) == 1 and "more than the 1,437 training images of digits" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "deep").mkdir()
+    monkeypatch.chdir(tmp_path / "deep")
+    code, lines, _ = invoke("student", "train", *TINY, "--epochs", "0", "--out", "a/../../b/../x y")
+    assert code == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["deep"] and not any((tmp_path / "deep").iterdir())
+    images = tmp_path / "images"
+    for split in ("train", "test"):
+        for label in ("cat", "dog"):
+            (images / split / label).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / split / label / f"{i}.png")
+    (images / "train" / ".ipynb_checkpoints").mkdir()
+    found = load_dataset(f"folder:{images}")
+    assert found.num_classes == 2 and len(found.y_train) == 6
+
+
+def test_a_plain_pickle_import_is_one_line_and_a_log_keeps_each_epoch_line_whole(tmp_path):
+    import collections
+    import pickle
+    import re
+
+    from typer.testing import CliRunner
+
+    from nodekd_cli.app import app
+
+    checkpoint = tmp_path / "plain.pkl"
+    checkpoint.write_bytes(pickle.dumps({"state_dict": collections.OrderedDict(), "x": collections.Counter("ab")}))
+    code, lines, _ = invoke("teacher", "import", "resnet20", "--from", str(checkpoint), "--dataset", "digits")
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), lines
+    # Output that is not a terminal, 80 columns: every epoch line whole, however long.
+    result = CliRunner().invoke(
+        app, ["student", "train", *TINY, "--epochs", "1", "--out", str(tmp_path / "run")], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 1 and re.search(r"NFE [0-9.]+ \(test [0-9.]+\)\s+[0-9.]+s$", epochs[0]), epochs

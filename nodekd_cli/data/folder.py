@@ -11,7 +11,8 @@ LAYOUT = "PATH/train/<class>/*.png|jpg and PATH/test/<class>/*.png|jpg"
 
 
 def _class_dirs(split_dir):
-    return sorted(p for p in split_dir.iterdir() if p.is_dir())
+    """The class folders of a split; hidden ones (`.ipynb_checkpoints`, `.DS_Store` folders) are not classes."""
+    return sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _read_split(split_dir, classes):
