@@ -50,9 +50,9 @@ if [[ $stage == all || $stage == attacks ]]; then
 fi
 
 # 4. The light files of every run (the search's budgets included: the report judges each budget by the one before
-#    it, and draws them all in the learning curves), then the report in every format.
+#    it, and draws them all in the learning curves), added to those committed here (runs made in an earlier session
+#    stay, whether or not ../study-converged still holds them), then the report in every format.
 if [[ $stage == all || $stage == report ]]; then
-    rm -rf "$here/runs"
     find "$root" -name config.json | sort | while read -r config; do
         run=$(dirname "$config")
         name=${run#"$root"/}
