@@ -88,10 +88,8 @@ def statuses(runs):
 def images_seen(config):
     """Training images a run of `config` saw (epochs x the images of an epoch), or None when unknown (a folder data
     set trained on all its images)."""
-    from nodekd_cli.study import SIZES
-
     family = data.check_name(config["dataset"])
-    per_epoch = config.get("train_images") or SIZES.get(family, (None,))[0]
+    per_epoch = config.get("train_images") or data.SIZES.get(family, (None,))[0]
     epochs = config.get("epochs")
     return None if per_epoch is None or not isinstance(epochs, int) else epochs * per_epoch
 

@@ -325,7 +325,7 @@ COSTS = {
 # An attack pass's fixed cost against a training pass's: the quick study's PGD sweeps (0.56) and checks (0.47).
 ATTACK_PASS = 0.5
 EVAL_PASS = 1 / 3  # a forward pass against a training pass (forward and backward)
-SIZES = {"digits": (1437, 360, 64), "cifar10": (50000, 10000, 1024), "svhn": (73257, 26032, 1024)}
+SIZES = data.SIZES
 # What a monotone sweep (`--sweep monotone`) costs, as a share of the paper's independent sweep: the largest time
 # ratio measured on the paper's eps grid on real CIFAR-10 (0.26 to 0.30 for students, 0.01 for ResNet20; the
 # image-steps alone 0.18 to 0.24; results/sweep-monotone, README "Monotone sweeps"). A model that keeps more of its
