@@ -53,8 +53,8 @@ fi
 #    it, and draws them all in the learning curves), added to those committed here (runs made in an earlier session
 #    stay, whether or not ../study-converged still holds them), then the report in every format.
 if [[ $stage == all || $stage == report ]]; then
-    find "$root" -name config.json | sort | while read -r config; do
-        run=$(dirname "$config")
+    find "$root" -name metrics.json | sort | while read -r metrics; do  # finished runs only
+        run=$(dirname "$metrics")
         name=${run#"$root"/}
         mkdir -p "$here/runs/$name"
         cp "$run/config.json" "$here/runs/$name/"
