@@ -730,10 +730,7 @@ def _failed_checks(check):
 
 def run_name(report, folder):
     """A run folder relative to the report's --runs (the folder itself when it lies elsewhere)."""
-    try:
-        return str(Path(folder).resolve().relative_to(Path(report.root).resolve()))
-    except ValueError:
-        return str(folder)
+    return _relative(report.root, folder)
 
 
 def resumed_with(config):
@@ -897,6 +894,7 @@ def learning_curves(runs, status, root):
 
 
 def _relative(root, folder):
+    """`folder` relative to `root`, or `folder` itself when it lies elsewhere."""
     try:
         return str(Path(folder).resolve().relative_to(Path(root).resolve()))
     except ValueError:
