@@ -174,10 +174,28 @@ def collect(root, exclude=()):
             continue
         found.append(run)
         skipped.extend(run.read_results())
+    _portable_datasets(found)
     for child in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         if not run_files.is_within(child, exclude) and not any(f == child or child in f.parents for f in folders):
             skipped.append((child, f"not a nodekd run folder (no {run_files.CONFIG})"))
     return found, skipped
+
+
+def _portable_datasets(runs):
+    """Names each run's data set as reports show it (`data.portable_names`: a folder data set by its folder's name,
+    never by its machine's path); the name as recorded stays in `config["dataset_path"]` for the commands the report
+    suggests."""
+    from nodekd_cli import data
+
+    names = data.portable_names({r.config["dataset"] for r in runs})
+    for run in runs:
+        recorded = run.config["dataset"]
+        run.config = {**run.config, "dataset": names[recorded], "dataset_path": recorded}
+
+
+def _recorded(runs, dataset):
+    """The data set `dataset` (a portable name) as its runs recorded it, for a command that must find it again."""
+    return next((r.config["dataset_path"] for r in runs if r.config["dataset"] == dataset), dataset)
 
 
 def _datasets(runs, *paper_tables):
@@ -220,7 +238,7 @@ def table1(runs, paper, root):
         if ((run.config["dataset"],), column) in cells:
             cells[(run.config["dataset"],), column].add(run.accuracy, run.folder)
     for (row, column), cell in cells.items():
-        dataset = row[0]
+        dataset = _recorded(runs, row[0])
         if column.startswith("node_t1_"):
             t1 = column.removeprefix("node_t1_")
             folder = run_files.student_folder(dataset, float(t1), root=root)
@@ -250,14 +268,15 @@ def table2(runs, paper, root):
             cells[key].add(run.accuracy, run.folder)
     teacher_runs = {(r.config["model"], r.config["dataset"]): r.folder for r in runs if r.config["kind"] == "teacher"}
     for ((dataset, temperature), column), cell in cells.items():
+        recorded = _recorded(runs, dataset)
         student = run_files.student_folder(
-            dataset, TABLE2_T1, teacher_model_name=column, temperature=temperature, root=root
+            recorded, TABLE2_T1, teacher_model_name=column, temperature=temperature, root=root
         )
         teacher = teacher_runs.get((column, dataset))
         train = ""
         if teacher is None:
-            teacher = run_files.teacher_folder(column, dataset, root=root)
-            train = f"nodekd teacher train {column} --dataset {dataset} --out {teacher} && "
+            teacher = run_files.teacher_folder(column, recorded, root=root)
+            train = f"nodekd teacher train {column} --dataset {recorded} --out {teacher} && "
         cell.command = f"{train}nodekd distill --teacher {teacher} --T {temperature:g} --t1 1 --out {student}"
     return Table(
         "table2",
@@ -287,8 +306,9 @@ def table3(runs, paper, root):
             if (row, str(e)) in cells:
                 cells[row, str(e)].add(100 * accuracy, run.folder)
     for ((dataset, t1), column), cell in cells.items():
-        folder = run_files.student_folder(dataset, t1, root=root)
-        train = f"nodekd student train --dataset {dataset} --t1 {t1:g} --out {folder}"
+        recorded = _recorded(runs, dataset)
+        folder = run_files.student_folder(recorded, t1, root=root)
+        train = f"nodekd student train --dataset {recorded} --t1 {t1:g} --out {folder}"
         trained = cells[(dataset, t1), "clean"].folders
         if column == "clean":
             cell.command = train

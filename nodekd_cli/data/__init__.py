@@ -5,6 +5,8 @@ CIFAR-10 and SVHN come from a uint8 cache that is written once (see `nodekd_cli.
 """
 
 import dataclasses
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,22 @@ def slug(name):
     if name.startswith(FOLDER_PREFIX):
         return "folder-" + Path(name[len(FOLDER_PREFIX) :]).name
     return name
+
+
+def portable_names(names):
+    """Each data set's name in reports, tables and figure file names, by its name as recorded in config.json: a
+    registered name stays; `folder:PATH` becomes `folder:<last part of PATH>`, so that a report reads the same on
+    every machine. Two folders are the same data set when their recorded paths are the same after normalisation;
+    different paths that end in the same name are told apart, never merged, by the first 6 hex digits of the SHA-256
+    of their normalised paths (`folder:cifar10-jpeg@3fa2c1`)."""
+    paths = {n: os.path.normpath(n[len(FOLDER_PREFIX) :]) for n in names if n.startswith(FOLDER_PREFIX)}
+    short = {n: FOLDER_PREFIX + Path(path).name for n, path in paths.items()}
+    portable = {n: n for n in names if n not in paths}
+    for name, path in paths.items():
+        shared = {paths[other] for other in paths if short[other] == short[name]}
+        digest = hashlib.sha256(path.encode()).hexdigest()[:6]
+        portable[name] = short[name] if len(shared) == 1 else f"{short[name]}@{digest}"
+    return portable
 
 
 def dataset_names():

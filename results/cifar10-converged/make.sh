@@ -49,22 +49,11 @@ if [[ $stage == all || $stage == attacks ]]; then
     done
 fi
 
-# 4. The light files of every run (the search's budgets included: the report judges each budget by the one before
-#    it, and draws them all in the learning curves), added to those committed here (runs made in an earlier session
-#    stay, whether or not ../study-converged still holds them), then the report in every format.
+# 4. The light files of every finished run (the search's budgets included: the report judges each budget by the one
+#    before it, and draws them all in the learning curves), added to those committed here (runs made in an earlier
+#    session stay, whether or not ../study-converged still holds them), then the report in every format.
 if [[ $stage == all || $stage == report ]]; then
-    find "$root" -name metrics.json | sort | while read -r metrics; do  # finished runs only
-        run=$(dirname "$metrics")
-        name=${run#"$root"/}
-        mkdir -p "$here/runs/$name"
-        cp "$run/config.json" "$here/runs/$name/"
-        for file in metrics.json history.csv; do
-            if [ -f "$run/$file" ]; then cp "$run/$file" "$here/runs/$name/"; fi
-        done
-        if [ -d "$run/attacks" ]; then
-            mkdir -p "$here/runs/$name/attacks" && cp "$run"/attacks/*.json "$here/runs/$name/attacks/"
-        fi
-    done
+    python results/light_files.py "$root" "$here/runs"  # paths made relative to the repository root
     nodekd report --runs "$here/runs" --format markdown --out "$here/report" > "$here/report.md.partial"
     sed "s#($here/report/#(#g" "$here/report.md.partial" > "$here/report/report.md" && rm "$here/report.md.partial"
     nodekd report --runs "$here/runs" --format json --out "$here/report" > "$here/report/report.json"

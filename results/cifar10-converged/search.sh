@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The budget search of the converged study (issue 25): the small preset's five arms (seed 0) trained at 5, 10, 20 ...
 # epochs of the same class-stratified 10,000 real CIFAR-10 training images, each budget twice the last, so that a
-# budget's runs are the half-budget twins of the next one's. Usage: search.sh EPOCHS... (default 5 10 20).
+# budget's runs are the half-budget twins of the next one's. Usage: search.sh EPOCHS... (default 5 10 20);
+# ARMS="node-t1_1 kd-t1_1" trains only the arms named (default all five).
 # Run from the repository root with ../shared beside it; run folders go to ../study-converged/search/.
 set -euo pipefail
 mkdir -p ../data/cifar10-jpeg
@@ -15,14 +16,21 @@ teacher=$root/resnet20-folder-cifar10-jpeg
     --dataset "folder:$data" --out "$teacher"
 # The small preset's student budget but the epochs: batch 64, 32 channels, 10,000 training images.
 common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images 10000)
+arms=" ${ARMS:-node-t1_1 kd-t1_1 kd-t1_1-adam node-t1_100 kd-t1_100} "
+# arm NAME COMMAND...: runs COMMAND --out <budget folder>/NAME when NAME is one of $arms.
+arm() {
+    local name=$1
+    shift
+    if [[ $arms == *" $name "* ]]; then "$@" --out "$out/$name"; fi
+}
 for epochs in "${@:-5 10 20}"; do
     for epochs_ in $epochs; do
         out=$root/search/e$epochs_
-        nodekd student train --t1 1 --epochs "$epochs_" "${common[@]}" --out "$out/node-t1_1"
-        nodekd distill --teacher "$teacher" --T 3 --t1 1 --lr 0.05 --epochs "$epochs_" "${common[@]}" --out "$out/kd-t1_1"
-        nodekd distill --teacher "$teacher" --T 3 --t1 1 --optimizer adam --epochs "$epochs_" "${common[@]}" \
-            --out "$out/kd-t1_1-adam"
-        nodekd student train --t1 100 --epochs "$epochs_" "${common[@]}" --out "$out/node-t1_100"
-        nodekd distill --teacher "$teacher" --T 3 --t1 100 --epochs "$epochs_" "${common[@]}" --out "$out/kd-t1_100"
+        arm node-t1_1 nodekd student train --t1 1 --epochs "$epochs_" "${common[@]}"
+        arm kd-t1_1 nodekd distill --teacher "$teacher" --T 3 --t1 1 --lr 0.05 --epochs "$epochs_" "${common[@]}"
+        arm kd-t1_1-adam nodekd distill --teacher "$teacher" --T 3 --t1 1 --optimizer adam --epochs "$epochs_" \
+            "${common[@]}"
+        arm node-t1_100 nodekd student train --t1 100 --epochs "$epochs_" "${common[@]}"
+        arm kd-t1_100 nodekd distill --teacher "$teacher" --T 3 --t1 100 --epochs "$epochs_" "${common[@]}"
     done
 done

@@ -20,14 +20,7 @@ done
 nodekd attack autoattack --eps 8 --n 50 --run ../study-small/node-folder-cifar10-jpeg-t1_1
 out=results/cifar10-small
 rm -rf "$out/runs"
-for run in ../study-small/*/; do
-    [ -f "$run/config.json" ] || continue  # the study's own report folder
-    name=$(basename "$run")
-    mkdir -p "$out/runs/$name"
-    cp "$run"/config.json "$run"/metrics.json "$out/runs/$name/"
-    if [ -f "$run/history.csv" ]; then cp "$run/history.csv" "$out/runs/$name/"; fi  # an imported teacher has none
-    if [ -d "$run/attacks" ]; then cp -r "$run/attacks" "$out/runs/$name/"; fi
-done
+python results/light_files.py ../study-small "$out/runs"  # light files, paths relative to the repository root
 # The report (Markdown, JSON, CSV files and Figure 1) into report/; its figure links made relative to report.md.
 nodekd report --runs "$out/runs" --format markdown --out "$out/report" > "$out/report.md.partial"
 sed "s#($out/report/#(#g" "$out/report.md.partial" > "$out/report/report.md" && rm "$out/report.md.partial"
