@@ -237,6 +237,12 @@ def run_state(folder, config):
             existing = read_json(config_path)
         except (OSError, ValueError):
             raise RunConflict(folder, f"{config_path} is unreadable", "remove the folder, or pass --out DIR") from None
+        if is_finished(folder):
+            try:
+                read_run(folder)  # a finished run is kept only when it can be read (`schema`)
+            except NotARun as error:
+                fact = f"{folder} holds a run that cannot be read ({error.reason})"
+                raise RunConflict(folder, fact, "remove the folder, or pass --out DIR") from None
         changes = _differences(existing, config)
         if not changes:
             return "finished" if is_finished(folder) else "resume"

@@ -73,7 +73,10 @@ def load_checkpoint(path, model, optimizer):
                 if len(group) != len(variables):
                     raise ValueError(f"{len(group)} {group_name} variables saved, {len(variables)} expected")
                 for index, variable in enumerate(variables):
-                    variable.assign(group[str(index)][()])
+                    value = group[str(index)][()]
+                    if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.isfinite(value).all():
+                        raise ValueError(f"{group_name} variable {index} holds NaN or infinite values")
+                    variable.assign(value)
             return int(file.attrs["epoch"])
     except (OSError, KeyError, ValueError) as error:
         raise UserError(f"The checkpoint {path} is unreadable ({error}); delete it to start the run again.") from None
@@ -137,13 +140,18 @@ class _RunCallback(keras.callbacks.Callback):
             self.reporter.epoch_end(row)
 
 
-def _solver_failure(error):
-    """What the solver said (Keras wraps it in a longer message) and the setting to change."""
+def _solver_failure(error, model):
+    """What the solver said (Keras wraps it in a longer message) and the setting to change. The options and soft
+    targets are checked to be finite before training, so weights that are not finite mean the training diverged (a
+    learning rate too high); finite weights with a vanishing step mean stiff dynamics (tolerances or solver)."""
     found = re.search(r"(max_num_steps exceeded|underflow in dt)[^\n\x1b]*", str(error))
     reason = found.group(0) if found else str(error).splitlines()[0]
+    weights = (keras.ops.convert_to_numpy(w) for w in model.trainable_weights)
+    if not all(np.isfinite(w).all() for w in weights):
+        return f"{reason}: the weights became NaN or infinite, the training diverged", "lower --lr"
     if "max_num_steps" in reason:
         return reason, "raise --max-num-steps, or loosen --rtol/--atol"
-    return reason, "lower --lr, or loosen --rtol/--atol, or use a fixed-step --method such as rk4"
+    return reason, "loosen --rtol/--atol, or use a fixed-step --method such as rk4, or lower --lr"
 
 
 def fit_run(folder, model, dataset, config, train_step, export, reporter=None, extra=None):
@@ -202,7 +210,7 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
                 verbose=0,
             )
         except SolverError as error:
-            reason, advice = _solver_failure(error)
+            reason, advice = _solver_failure(error, model)
             raise UserError(
                 f"Epoch {callback.epoch}: the ODE solver failed ({reason}); {advice}, and run the command again (it "
                 f"resumes from the last completed epoch)."
