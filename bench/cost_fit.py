@@ -1,6 +1,6 @@
 """Fits the CPU figures of the dry-run's cost model (`nodekd_cli.study.COSTS["cpu"]`: per image of a solve, per
 batch, per input image) to three student runs trained at t1 = 1 on this machine, and prints each run's estimate
-with them beside what it took. README, "The cost model", quotes the fit of:
+with them beside what it took. docs/study.md, "The cost model", quotes the fit of:
 
     nodekd reproduce --preset quick --runs ../quick-runs            # the quick study's NODEs(1): 4x4 states
     python -m bench.cost_fit results/mixed-precision/runs/kd-float32-1 ../quick-runs/node-digits-t1_1 \\

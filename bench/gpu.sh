@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check of nodekd in one device call (README, "Benchmarks"; the device tool's limits: one call of at most
+# Every GPU check of nodekd in one device call (docs/benchmarks.md; the device tool's limits: one call of at most
 # 10 minutes, 15 minutes of device time a session with the machine's start, 8 files back):
 #   bash bench/gpu_pack.sh                                   # here: the packages the device lacks, into .gpu-pack/
 #   run(command="bash bench/gpu.sh", carry=[".gpu-pack"], timeout_s=600)

@@ -1,4 +1,4 @@
-"""Reads the results of one `bash bench/gpu.sh` call and prints, in Markdown, what the README and the dry-run take
+"""Reads the results of one `bash bench/gpu.sh` call and prints, in Markdown, what docs/benchmarks.md and the dry-run take
 from them: issue 12's ratios and peak memory, the GPU figures of the dry-run's cost model (`study.COSTS["cuda"]`)
 fitted from them, and the paper study's estimate with those figures, by part, in each precision and sweep.
 

@@ -3,7 +3,7 @@
 For each precision and memory layout, a ConvODEFunc (16 channels, batch 3 of 5x6 states, the seed of tests/test_ode)
 is solved over [0, 1] with Euler (one step), rk4 (4 steps) and dopri5 (rtol = atol = 1e-3), and the gradient of
 |y(1)|^2 with respect to the weights is compared with the float64 one: the error relative to the whole float64
-gradient. Run: KERAS_BACKEND=torch python -m bench.gradient_accuracy (README, "How accurate the students' gradients
+gradient. Run: KERAS_BACKEND=torch python -m bench.gradient_accuracy (docs/research-notes.md, "How accurate the students' gradients
 are").
 """
 

@@ -6,7 +6,7 @@ Trains distilled students (Algorithm 1, T = 3, lambda = 0.9) on the teacher's da
 student budget (16 epochs at batch 64 after one stride-2 convolution) and the teacher's logits divided by `--scale`
 before the softmax at T: a teacher with the same ranking of classes and a smaller logit range. Each result (test
 accuracy, the mean max-minus-min logit range of the student and of the teacher over the test set) is appended to
-`--out` as a JSON line; README, "Distillation with Adam learns slowest", reads them.
+`--out` as a JSON line; docs/research-notes.md, "Distillation with Adam learns slowest", reads them.
 """
 
 import argparse

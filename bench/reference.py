@@ -139,7 +139,7 @@ class TorchStudent(nn.Module):
         from torchdiffeq import odeint
 
         # NCHW in memory, as a PyTorch data pipeline gives it: permuted NHWC pixels would leave every later tensor in
-        # channels_last while the kernels are not, which costs a plain CPU step 15-20% (README, "Benchmarks").
+        # channels_last while the kernels are not, which costs a plain CPU step 15-20% (docs/benchmarks.md).
         h = self.stem(((x - self.mean) / self.std).permute(0, 3, 1, 2).contiguous())
         for n, d in zip(self.down_norms, self.downs):
             h = d(torch.relu(n(h)))

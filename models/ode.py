@@ -101,7 +101,7 @@ class Solver:
         return {"max_num_steps": self.max_num_steps} if self.max_num_steps else {}
 
 
-# The design choices of the dynamics, each a registry feeding the CLI's choices (README, "Long time horizons").
+# The design choices of the dynamics, each a registry feeding the CLI's choices (docs/research-notes.md, "Long time horizons").
 TIME_INPUTS = {
     "raw": "t as a constant extra input channel of every convolution (odenet)",
     "scaled": "t / t1 as that channel, in [0, 1] whatever the horizon",
@@ -137,7 +137,7 @@ class ConvODEFunc(keras.layers.Layer):
     The defaults are the layout of torchdiffeq's `odenet_mnist.py`: `num_layers` times GroupNorm -> ReLU -> 3x3 conv
     of [t, h] (time enters every convolution as a constant extra input channel), then a last GroupNorm, with
     `group_count(channels)` groups. Three choices change that layout (`TIME_INPUTS`, `NORMS`, `INITS`); they decide
-    whether long time horizons train (README, "Long time horizons"). Inputs are channels-first.
+    whether long time horizons train (docs/research-notes.md, "Long time horizons"). Inputs are channels-first.
 
     Like any Keras layer it takes a dtype policy: under `dtype="mixed_bfloat16"` the convolutions run in bfloat16 (from
     the float32 weights, cast once per solve), while GroupNorm, ReLU, the time channel and the returned f stay
@@ -153,7 +153,7 @@ class ConvODEFunc(keras.layers.Layer):
             identity at initialization whatever t1); or "horizon" (that scale starts at 1 / horizon, so that the
             flow over [0, horizon] starts as far from the identity as odenet's over [0, 1]).
         memory_format: "contiguous" or "channels_last" (`MEMORY_FORMATS`): how a solve lays out the state and the
-            kernels in memory; the same function to rounding (README, "Benchmarks", says what each costs).
+            kernels in memory; the same function to rounding (docs/benchmarks.md says what each costs).
     """
 
     def __init__(

@@ -9,7 +9,7 @@ design (REFERENCE.md):
 - ODE block: `ConvODEFunc`, integrated from 0 to t1. odenet's dynamics (time as an extra input channel of every
   convolution, GroupNorm -> ReLU -> conv, a last GroupNorm) are kept, but by default without the time channel and
   with the last GroupNorm's scale starting at 1 / t1 (`time_input="none"`, `init="horizon"`): odenet's own left
-  t1 = 100 and 500 at chance (README, "Long time horizons"); `time_input="raw", init="he"` is odenet's;
+  t1 = 100 and 500 at chance (docs/research-notes.md, "Long time horizons"); `time_input="raw", init="he"` is odenet's;
 - GroupNorm everywhere with `group_count(C)` groups: odenet's 32 at 512 channels, and at least 16 channels per
   group for narrow students (one channel per group erases what the pooling head needs);
 - head: GroupNorm -> ReLU -> global average pooling -> dense logits.

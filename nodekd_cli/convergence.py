@@ -6,7 +6,7 @@ student by its *half-budget twin*: the same run (every setting and the seed the 
 with the same schedule shape. The student counts as finished when its full budget gains less than `THRESHOLD` points
 of test accuracy over its twin, and as still learning otherwise; without a twin it is not judged. Twins are found by
 their configs, never by folder names, so a budget search that doubles the epochs (5, 10, 20) makes each budget's
-runs the twins of the next one's. `nodekd reproduce --twins` plans them (README, "When a student has finished").
+runs the twins of the next one's. `nodekd reproduce --twins` plans them (docs/commands.md, "When a student has finished learning").
 """
 
 import json

@@ -45,7 +45,7 @@ TABLE3_EPS = (8, 12, 16, 20)
 AUTOATTACK = "autoattack"  # attacks/autoattack.json: one eps, a marker in Figure 1 rather than a line
 BUDGET_KEYS = ("epochs", "batch_size", "channels", "downsample", "train_images")
 OPTIMIZER_TITLES = {"sgd": "SGD", "adam": "Adam"}
-# The paper's four claims (README, "The paper's claims on real CIFAR-10"): key, statement.
+# The paper's four claims (docs/results.md, "The paper's claims on real CIFAR-10"): key, statement.
 CLAIMS = (
     ("kd_accuracy", "Knowledge distillation raises accuracy"),
     ("kd_robustness", "Knowledge distillation raises robustness"),

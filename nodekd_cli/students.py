@@ -32,7 +32,7 @@ SGD_MAX_T1 = 5
 OPTIMIZERS = ("auto", "sgd", "adam")
 SOFT_TARGETS = ("precomputed", "online")
 SOFT_TARGETS_FILE = "soft_targets.npy"
-# The student's dynamics (README, "Long time horizons"): odenet's design left t1 = 100 and 500 at chance; without
+# The student's dynamics (docs/research-notes.md, "Long time horizons"): odenet's design left t1 = 100 and 500 at chance; without
 # its time channel and with the flow's scale starting at 1 / t1 they learn (`bench/long_horizon.py`). The same
 # defaults as `models.build_student`'s.
 ODENET = {"time_input": "raw", "norm": "pre", "init": "he"}

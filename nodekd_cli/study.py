@@ -52,7 +52,7 @@ PRESETS = {
         attack_images=50,
         check_images=10,
         # Every student: 16 epochs at batch 64 after one stride-2 convolution (4x4 states, a quarter of the digits
-        # default's solver work), so the last 4 epochs run at lr / 100 and converge within minutes; README, "What the
+        # default's solver work), so the last 4 epochs run at lr / 100 and converge within minutes; docs/results.md, "What the
         # quick study shows", says what this budget reaches and what it does not.
         student={"epochs": 16, "batch_size": 64, "downsample": 1},
         sgd_lr=0.05,  # at batch 64, SGD's digits default of 0.01 (for batch 32) reached about 50% in 8 epochs
@@ -64,7 +64,7 @@ PRESETS = {
         attack_images=500,
         check_images=50,
         # 5 epochs of a class-stratified 10,000 of the training images at batch 64 (780 steps), 32 channels at 8x8
-        # (the CIFAR-10 stem); README, "The paper's claims on real CIFAR-10", gives the measured cost.
+        # (the CIFAR-10 stem); docs/results.md, "The paper's claims on real CIFAR-10", gives the measured cost.
         student={"epochs": 5, "batch_size": 64, "channels": 32, "train_images": 10000},
         sgd_lr=0.05,  # the quick study's SGD rate at batch 64; the paper's 0.001 is for 78,000 steps
         kd_adam_t1=(1.0,),
@@ -308,8 +308,8 @@ def state(step):
 # nodekd's dopri5 loop, a 32-channel student's solver has a fixed cost per pass ("pass", seconds, also growing with
 # t1) and a cost per input image ("input", per 32x32 image: CIFAR-10's 32x32 stem and augmentation) besides the
 # solve's: fitted to three runs at t1 = 1 (digits at 8x8 states and batch 32, the quick preset's 4x4 states at batch
-# 64, the small preset's CIFAR-10 student; README, "The cost model"). The GPU's fixed costs are not measured (0).
-NFE_GROWTH = 0.4  # NFE(t1) / NFE(1) = 1 + 0.4 log10(t1): measured 1.46 to 1.91 at t1 = 100, 2.15 at 500 (README)
+# 64, the small preset's CIFAR-10 student; docs/study.md, "The cost model"). The GPU's fixed costs are not measured (0).
+NFE_GROWTH = 0.4  # NFE(t1) / NFE(1) = 1 + 0.4 log10(t1): measured 1.46 to 1.91 at t1 = 100, 2.15 at 500 (docs/study.md)
 COSTS = {
     "cpu": {
         "teacher": 1.6e-4,
@@ -328,7 +328,7 @@ EVAL_PASS = 1 / 3  # a forward pass against a training pass (forward and backwar
 SIZES = data.SIZES
 # What a monotone sweep (`--sweep monotone`) costs, as a share of the paper's independent sweep: the largest time
 # ratio measured on the paper's eps grid on real CIFAR-10 (0.26 to 0.30 for students, 0.01 for ResNet20; the
-# image-steps alone 0.18 to 0.24; results/sweep-monotone, README "Monotone sweeps"). A model that keeps more of its
+# image-steps alone 0.18 to 0.24; results/sweep-monotone, docs/research-notes.md, "Monotone sweeps"). A model that keeps more of its
 # accuracy under attack costs more, up to 1 for one that nothing breaks.
 MONOTONE_SHARE = 0.3
 CHECK_IMAGE_STEPS = 700  # PGD at 8, 64, 255 /255, 4x steps x 3 restarts, margin, transfer, fixed step, APGD, Square

@@ -1,6 +1,6 @@
 """The teachers are Keras 3 multi-backend: every one, built under JAX, gives the logits of its torch twin.
 
-The ODE student stays torch-only: its layer calls torchdiffeq, a PyTorch library (README, "Models")."""
+The ODE student stays torch-only: its layer calls torchdiffeq, a PyTorch library (docs/models.md)."""
 
 import os
 import subprocess

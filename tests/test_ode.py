@@ -400,7 +400,7 @@ def test_a_float32_dopri5_gradient_is_within_the_error_model_of_its_step_size_co
     state depends on it. So the float32 gradient's error is bounded by about 100 u / rtol = 6e-3 of the whole
     gradient at rtol 1e-3, not by the few hundred u of a fixed-step solve: measured on an AMD EPYC with AVX-512,
     6.4e-4 contiguous and 1.6e-6 channels-last (the same weights; which layout's rounding falls well is luck), against
-    2e-7 for both on rk4's fixed steps (README, "How accurate the students' gradients are")."""
+    2e-7 for both on rk4's fixed steps (docs/research-notes.md, "How accurate the students' gradients are")."""
     funcs, y0 = _twins(8, ["float32", "float64"])
     funcs[0].memory_format = memory_format
     y_ref, g_ref, nfe_ref = _solve_and_grads(funcs[1], y0, "float64")

@@ -63,7 +63,7 @@ def reproduce(
         str,
         typer.Option(
             help="independent (the paper's: every eps on its own) or monotone (each eps attacks only the images no "
-            'smaller eps broke, about 0.3 of the cost; README, "Monotone sweeps").'
+            'smaller eps broke, about 0.3 of the cost; docs/research-notes.md, "Monotone sweeps").'
         ),
     ] = "independent",
     twins: Annotated[

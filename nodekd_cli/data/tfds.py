@@ -72,7 +72,7 @@ def convert_archives(name, folder):
     if missing:
         raise UserError(
             f"The folder {folder} lacks {', '.join(missing)}; put the original {name} files there "
-            f"(see the README, 'Data sets')."
+            f"(see docs/data.md)."
         )
     if name == "cifar10":
         return read_cifar10_binary(folder / "cifar-10-binary.tar.gz")
@@ -138,7 +138,7 @@ def _prepare_with_tfds(name, data_dir):
         if result.returncode == TFDS_MISSING_TENSORFLOW:
             raise UserError(
                 f"Preparing {name} through tensorflow-datasets needs TensorFlow: install it with "
-                f"pip install 'nodekd[tfds]', or pass --manual-dir with the original files (see the README)."
+                f"pip install 'nodekd[tfds]', or pass --manual-dir with the original files (see docs/data.md)."
             )
         raise UserError(
             f"Could not prepare {name} with tensorflow-datasets in {data_dir} ({reason}); without internet, put "

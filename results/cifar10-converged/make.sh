@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The converged real-CIFAR-10 study (issue 25; README, "Verdicts at convergence"), step by step, then its report.
+# The converged real-CIFAR-10 study (issue 25; docs/results.md, "Verdicts at convergence"), step by step, then its report.
 # Run from the repository root with ../shared beside it and nodekd on the PATH; the run folders go to
 # ../study-converged (outside the repository) and their light files (configs, metrics, histories, attack results;
 # no weights) are copied here. Every step resumes or is skipped when done, so the script can be run in parts:
@@ -9,7 +9,7 @@ here=results/cifar10-converged
 root=../study-converged
 data=$(mkdir -p ../data && cd ../data && pwd)/cifar10-jpeg
 teacher=$root/resnet20-folder-cifar10-jpeg
-budget=${BUDGET:-20}  # epochs of 10,000 images at which every arm finished in the search (see README)
+budget=${BUDGET:-20}  # epochs of 10,000 images at which every arm finished in the search (see docs/results.md)
 common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images 10000)
 stage=${STAGE:-all}
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The small real-image study of the README ("The paper's claims on real CIFAR-10"), as it was run, then its report.
+# The small real-image study (docs/results.md, "The paper's claims on real CIFAR-10"), as it was run, then its report.
 # Run from the repository root, with ../shared beside it; the run folders go to ../study-small (outside the
 # repository), their light files (configs, metrics, histories, attack results; no weights) are copied here.
 set -euo pipefail

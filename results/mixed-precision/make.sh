@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The students' mixed precision (`--precision mixed_bfloat16`: the dynamics' convolutions in bfloat16, the solver in
 # float32) against float32, each pair with the same seed, data and budget, on the shared 2-core CPU (which has AMX
-# bfloat16 units). README, "Benchmarks", quotes the results.
+# bfloat16 units). docs/research-notes.md, "Mixed precision", quotes the results.
 #   digits: NODEs(1) and NODEs(100) distilled (T = 3) from a ResNet20 trained here, nodekd's digits defaults;
 #   real CIFAR-10 (../shared/data/cifar10-jpeg): NODEs(1) and NODEs(100) alone (Adam), the small preset's student
 #   budget (32 channels, 10,000 training images, 5 epochs at batch 64).
