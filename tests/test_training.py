@@ -102,7 +102,7 @@ def test_a_folder_with_another_configuration_is_refused(tmp_path):
     other = teachers.teacher_config("resnet20", "digits", epochs=3)
     with pytest.raises(UserError, match=r"another configuration \(epochs 2 -> 3\).*--out"):
         runs.open_run(tmp_path / "run", other)
-    (tmp_path / "run" / runs.METRICS).write_text("{}")  # finished: not even the learning rate may change
+    (tmp_path / "run" / runs.METRICS).write_text('{"test_accuracy": 0.5}')  # finished: not even the lr may change
     with pytest.raises(UserError, match=r"a finished run of another configuration \(lr 0\.1 -> 0\.05\)"):
         runs.open_run(tmp_path / "run", teachers.teacher_config("resnet20", "digits", epochs=2, lr=0.05))
 
@@ -128,7 +128,7 @@ def test_a_run_made_before_a_setting_existed_is_the_same_run_with_its_old_value(
     config = students.student_config("digits", t1=1.0, epochs=2)
     assert config["precision"] == "float32"
     runs.open_run(tmp_path / "run", {k: v for k, v in config.items() if k != "precision"})
-    (tmp_path / "run" / runs.METRICS).write_text("{}")
+    (tmp_path / "run" / runs.METRICS).write_text('{"test_accuracy": 0.5}')
     assert runs.open_run(tmp_path / "run", config) == "finished"
     mixed = students.student_config("digits", t1=1.0, epochs=2, precision="mixed_bfloat16")
     with pytest.raises(UserError, match=r"another configuration \(precision 'float32' -> 'mixed_bfloat16'\)"):
@@ -199,3 +199,11 @@ def test_sgd_train_step_matches_torch_sgd_with_weight_decay():
     assert float(step((x[0], y[0]))["loss"]) == pytest.approx(
         torch.nn.functional.cross_entropy(reference(x[0]), y[0]).item(), rel=1e-4
     )
+
+
+def test_a_finished_run_that_cannot_be_read_is_refused_not_taken_for_another_configuration(tmp_path):
+    config = teachers.teacher_config("resnet20", "digits", epochs=2)
+    runs.open_run(tmp_path / "run", config)
+    (tmp_path / "run" / runs.METRICS).write_text('{"test_accuracy": 5.0}')
+    with pytest.raises(UserError, match=r"cannot be read \(damaged: metrics.json: test_accuracy: .*remove the folder"):
+        runs.open_run(tmp_path / "run", config)
