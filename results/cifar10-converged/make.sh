@@ -3,13 +3,13 @@
 # Run from the repository root with ../shared beside it and nodekd on the PATH; the run folders go to
 # ../study-converged (outside the repository) and their light files (configs, metrics, histories, attack results;
 # no weights) are copied here. Every step resumes or is skipped when done, so the script can be run in parts:
-# STAGE=search|seeds|attacks|report runs one stage, the default all of them in order.
+# STAGE=search|seeds|attacks|width|report runs one stage, the default all of them in order.
 set -euo pipefail
 here=results/cifar10-converged
 root=../study-converged
 data=$(mkdir -p ../data && cd ../data && pwd)/cifar10-jpeg
 teacher=$root/resnet20-folder-cifar10-jpeg
-budget=${BUDGET:-20}  # epochs of 10,000 images at which every arm finished in the search (see docs/results.md)
+budget=${BUDGET:-20}  # epochs of 10,000 images that the seeds and attacks stages take (docs/results.md says which)
 common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images 10000)
 stage=${STAGE:-all}
 
@@ -34,9 +34,13 @@ if [[ $stage == all || $stage == seeds ]]; then
 fi
 
 # 3. Attacks on every arm at the final budget and on the teacher: PGD and MI-FGSM at eps 0..20 step 4 on 500
-#    stratified test images, the masking checks on 50 (students), AutoAttack at 8/255 on 100 for the NODEs(1) pair.
+#    stratified test images, the masking checks on 50 (students), AutoAttack at 8/255 on 100 for the NODEs(1) pair
+#    (AUTOATTACK=0 leaves it out: about 10 minutes a student on this CPU).
 if [[ $stage == all || $stage == attacks ]]; then
-    arms=("$teacher" "$root/search/e$budget"/* "$root/seed1/e$budget"/*)
+    arms=("$teacher")
+    for run in "$root/search/e$budget"/* "$root/seed1/e$budget"/*; do
+        if [ -d "$run" ]; then arms+=("$run"); fi
+    done
     for run in "${arms[@]}"; do
         nodekd attack pgd --run "$run" --eps-max 20 --eps-step 4 --n 500
         nodekd attack mifgsm --run "$run" --eps-max 20 --eps-step 4 --n 500
@@ -44,12 +48,26 @@ if [[ $stage == all || $stage == attacks ]]; then
     for run in "${arms[@]:1}"; do
         nodekd attack check "$run" --n 50
     done
-    for run in "$root/search/e$budget/node-t1_1" "$root/search/e$budget/kd-t1_1"; do
-        nodekd attack autoattack --eps 8 --n 100 --run "$run"
+    if [[ ${AUTOATTACK:-1} == 1 ]]; then
+        for run in "$root/search/e$budget/node-t1_1" "$root/search/e$budget/kd-t1_1"; do
+            nodekd attack autoattack --eps 8 --n 100 --run "$run"
+        done
+    fi
+fi
+
+# 4. What the width changes: the t1 = 1 pair at 64 channels (twice the width: 282,378 parameters, about the teacher's
+#    269,722, where the 32-channel student has 71,562) at the search's first budgets (WIDTH_BUDGETS, default 5 and 10
+#    epochs), beside the 32-channel pair.
+if [[ $stage == all || $stage == width ]]; then
+    wide=(--dataset "folder:$data" --batch-size 64 --channels 64 --train-images 10000)
+    for epochs in ${WIDTH_BUDGETS:-5 10}; do
+        out=$root/width64/e$epochs
+        nodekd student train --t1 1 --epochs "$epochs" "${wide[@]}" --out "$out/node-t1_1"
+        nodekd distill --teacher "$teacher" --T 3 --t1 1 --lr 0.05 --epochs "$epochs" "${wide[@]}" --out "$out/kd-t1_1"
     done
 fi
 
-# 4. The light files of every finished run (the search's budgets included: the report judges each budget by the one
+# 5. The light files of every finished run (the search's budgets included: the report judges each budget by the one
 #    before it, and draws them all in the learning curves), added to those committed here (runs made in an earlier
 #    session stay, whether or not ../study-converged still holds them), then the report in every format.
 if [[ $stage == all || $stage == report ]]; then
