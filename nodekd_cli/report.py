@@ -563,14 +563,43 @@ def student_label(t1, teacher_model_name=None, temperature=None, optimizer=None,
     return f"NODEs({t1:g}) + KD ({teacher_label(teacher_model_name)}, T = {temperature:g}{extra}{computed})"
 
 
-def comparisons(runs, status=None):
+def _at_common_budget(first, second, status, by_folder):
+    """The two groups of students at the larger budget both have: when one group trained for more epochs, its
+    half-budget twins (and theirs, halving again) stand in for it at the other's epochs, so that a budget search's
+    arms are compared like for like; the groups as they are when no chain of twins reaches that budget."""
+
+    def epochs(group):
+        found = {r.config.get("epochs") for r in group}
+        return next(iter(found)) if len(found) == 1 else None
+
+    def down(group, target):
+        while epochs(group) != target:
+            twins = [by_folder.get(status.get(r.folder, convergence.Status()).twin) for r in group]
+            if epochs(group) is None or epochs(group) < target or any(t is None for t in twins):
+                return None
+            group = twins
+        return group
+
+    a, b = epochs(first), epochs(second)
+    if a is None or b is None or a == b:
+        return first, second
+    if a > b:
+        return down(first, b) or first, second
+    return first, down(second, a) or second
+
+
+def comparisons(runs, status=None, everything=None):
     """What the runs show, pair by pair, per data set: distillation against the same student trained alone (clean
     accuracy, and robustness as the mean accuracy over the attacked eps > 0 both have), each teacher against the
     students trained alone, and each longer horizon against t1 = 1. Comparable runs only (`comparable`): a
     distilled student trained with Adam at t1 = 1 is compared with the NODEs(1) trained alone, with Adam too. Seeds
     are averaged; students of different precisions are never averaged or paired. Each comparison's `pair` says which:
     "kd", "teacher" or "horizon". With `status` (`convergence.statuses`), each side says whether its students have
-    finished learning, and the comparison whether both have (`finished`)."""
+    finished learning, and the comparison whether both have (`finished`). Two students trained for different epochs
+    are compared at the smaller budget through the other's half-budget twins among `everything` (all runs, twins
+    included) when it has them (`_at_common_budget`)."""
+    status = status or {}
+    by_folder = {r.folder: r for r in everything or runs}
     found = []
     for dataset in sorted({r.config["dataset"] for r in runs}):
         mine = [r for r in runs if r.config["dataset"] == dataset and comparable(r)]
@@ -608,6 +637,8 @@ def comparisons(runs, status=None):
             if t1 > 1.0 and (kind, 1.0) in alone:
                 pairs.append(("horizon", label(kind, t1), alone[kind, t1], label(kind, 1.0), alone[kind, 1.0]))
         for pair, first_label, first, second_label, second in pairs:
+            if pair != "teacher":
+                first, second = _at_common_budget(first, second, status, by_folder)
             budget = _budget(first, second)
             clean = [
                 _side(label, group, lambda r: r.accuracy, lambda r: r.metrics.get("test_images"), _clean_scores, status)
@@ -866,7 +897,7 @@ def build(root, exclude=()):
             else:
                 missing.append(cell.command)
     missing = list(dict.fromkeys(missing + whole))
-    compared = comparisons(runs, status)
+    compared = comparisons(runs, status, everything)
     return Report(
         root,
         everything,

@@ -223,3 +223,23 @@ def test_learning_curves_csv_holds_the_histories_and_a_figure_is_drawn(tmp_path)
     description = json.loads(Image.open(figure).text["Description"])
     styles = {line["run"]: line for line in description["lines"]}
     assert set(styles) == {"kd", "kd-half", "alone", "alone-half"} and styles["kd-half"]["twin"]
+
+
+def test_arms_of_a_budget_search_are_compared_at_the_budget_both_reached(tmp_path):
+    # The student alone was trained at 4, 8 and 16 epochs (each the next one's twin), the distilled one at 8 only: the
+    # comparison takes the alone arm's 8-epoch twin (15 of 20 right; +25 points over its own 4-epoch twin), not its
+    # 16-epoch run (19 of 20).
+    runs = tmp_path / "runs"
+    write(runs / "alone-4", student("digits", 1), bits(10, 20), epochs=4)
+    write(runs / "alone-8", student("digits", 1), bits(15, 20), epochs=8)
+    write(runs / "alone-16", student("digits", 1), bits(19, 20), epochs=16)
+    write(runs / "kd-8", student("digits", 1, **KD), bits(12, 20), epochs=8)
+    clean = next(c for c in document(runs)["comparisons"] if c["pair"] == "kd")
+    assert (clean["first"]["value"], clean["second"]["value"]) == (60.0, 75.0)
+    assert clean["difference"] == pytest.approx(-15.0) and clean["same_budget"] is True
+    assert "same budget (8 epochs" in clean["text"] and "NODEs(1) still learning (+25.00 points" in clean["text"]
+    # Without a twin at the shorter budget, the arms stay as they are, their budgets said to differ.
+    (runs / "alone-8" / "metrics.json").unlink()
+    (runs / "alone-4" / "metrics.json").unlink()
+    clean = next(c for c in document(runs)["comparisons"] if c["pair"] == "kd")
+    assert clean["second"]["value"] == 95.0 and "budgets differ: epochs 8 vs 16" in clean["text"]
