@@ -617,6 +617,12 @@ def comparisons(runs, status=None, everything=None):
                 distilled.setdefault(key, []).append(run)
             elif other_optimizer is None:
                 alone.setdefault((kind, run.config["t1"]), []).append(run)
+        # An arm's runs at different epochs that are not each other's twins (4 and 16, say) are not seeds of one
+        # budget: the arm is its runs at its largest budget (`_at_common_budget` may then take their twins).
+        for groups in (alone, distilled):
+            for key, group in groups.items():
+                longest = max(r.config.get("epochs") or 0 for r in group)
+                groups[key] = [r for r in group if (r.config.get("epochs") or 0) == longest]
         widths = {width for (_, width), _ in alone} | {key[0][1] for key in distilled}
 
         def label(kind, t1, *args):

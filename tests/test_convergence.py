@@ -243,3 +243,8 @@ def test_arms_of_a_budget_search_are_compared_at_the_budget_both_reached(tmp_pat
     (runs / "alone-4" / "metrics.json").unlink()
     clean = next(c for c in document(runs)["comparisons"] if c["pair"] == "kd")
     assert clean["second"]["value"] == 95.0 and "budgets differ: epochs 8 vs 16" in clean["text"]
+    # Runs of the arm at 4 and 16 epochs that are not each other's twins are not averaged as seeds: the arm is its
+    # 16-epoch run (95%, not the mean 72.5% with the 4-epoch run's 50%).
+    (runs / "alone-4" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5, "test_images": 20}))
+    clean = next(c for c in document(runs)["comparisons"] if c["pair"] == "kd")
+    assert clean["second"]["value"] == 95.0 and len(clean["second"]["runs"]) == 1
