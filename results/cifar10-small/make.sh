@@ -20,7 +20,7 @@ done
 nodekd attack autoattack --eps 8 --n 50 --run ../study-small/node-folder-cifar10-jpeg-t1_1
 out=results/cifar10-small
 rm -rf "$out/runs"
-python results/light_files.py ../study-small "$out/runs"  # light files, paths relative to the repository root
+python results/light_files.py ../study-small "$out/runs"  # light files with portable paths
 # The report (Markdown, JSON, CSV files and Figure 1) into report/; its figure links made relative to report.md.
 nodekd report --runs "$out/runs" --format markdown --out "$out/report" > "$out/report.md.partial"
 sed "s#($out/report/#(#g" "$out/report.md.partial" > "$out/report/report.md" && rm "$out/report.md.partial"

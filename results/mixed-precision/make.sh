@@ -7,7 +7,8 @@
 #   budget (32 channels, 10,000 training images, 5 epochs at batch 64).
 # Run from the repository root; the run folders go to $RUNS (default ../precision-runs), their light files (configs,
 # metrics, histories; no weights) are copied here, with a summary table (summary.md). The committed runs were made
-# with RUNS=../tmp (their configs name it), after a float32 digits run was made again alone for its time.
+# with RUNS=../tmp (their configs name the teacher relative to it: r20), after a float32 digits run was made again
+# alone for its time.
 set -euo pipefail
 runs=${RUNS:-../precision-runs}
 nodekd teacher train resnet20 --dataset digits --out "$runs/r20"
@@ -33,5 +34,5 @@ for run in "$runs"/kd-* "$runs"/node-cifar10-*; do
     mkdir -p "$out/runs/$(basename "$run")"
     cp "$run"/config.json "$run"/metrics.json "$run"/history.csv "$out/runs/$(basename "$run")/"
 done
-python results/light_files.py --in-place "$out/runs"  # paths relative to the repository root
+python results/light_files.py --in-place "$out/runs" --runs-root "$runs"  # portable paths
 python -m bench.precision_summary "$out/runs" > "$out/summary.md"

@@ -40,5 +40,5 @@ for sweep in independent monotone; do
         cp -r "$run"/attacks "$out/runs/$sweep/$name/"
     done
 done
-python results/light_files.py --in-place "$out/runs"  # paths relative to the repository root
+python results/light_files.py --in-place "$out/runs" --runs-root "$runs"  # portable paths
 python -m bench.sweep_summary "$out/runs" > "$out/summary.md"
