@@ -27,6 +27,7 @@ class Augmentation:
 # (training images, test images, pixels per image) of the named data sets, for the cost model and budgets.
 SIZES = {"digits": (1437, 360, 64), "cifar10": (50000, 10000, 1024), "svhn": (73257, 26032, 1024)}
 
+
 def _load_digits(**_):
     from nodekd_cli.data import digits
 
