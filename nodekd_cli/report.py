@@ -606,10 +606,15 @@ def comparisons(runs, status=None, everything=None):
         alone, distilled, teacher_runs = {}, {}, {}
         for run in mine:
             other_optimizer = students.other_optimizer(run.config)
-            # Students are grouped (as seeds) and paired only within one precision and one width: a student twice as
-            # wide is another model, not another seed.
-            width = run.config.get("channels")
-            kind = (students.precision_of(run.config), width if isinstance(width, int) else 0)
+            # Students are grouped (as seeds) and paired only within one precision, one width and one training-set
+            # size: a student twice as wide is another model, one trained on a tenth of the images another budget,
+            # not another seed.
+            width, images = run.config.get("channels"), run.config.get("train_images")
+            kind = (
+                students.precision_of(run.config),
+                width if isinstance(width, int) else 0,
+                images if isinstance(images, int) else 0,
+            )
             if run.config["kind"] == "teacher":
                 teacher_runs.setdefault(run.config["model"], []).append(run)
             elif run.distilled:
@@ -623,13 +628,17 @@ def comparisons(runs, status=None, everything=None):
             for key, group in groups.items():
                 longest = max(r.config.get("epochs") or 0 for r in group)
                 groups[key] = [r for r in group if (r.config.get("epochs") or 0) == longest]
-        widths = {width for (_, width), _ in alone} | {key[0][1] for key in distilled}
+        kinds = {kind for kind, _ in alone} | {key[0] for key in distilled}
+        widths, sizes = {kind[1] for kind in kinds}, {kind[2] for kind in kinds}
 
         def label(kind, t1, *args):
-            """A student's label, with its width when the data set's students differ in width."""
-            precision, width = kind
+            """A student's label, with its width and its number of training images when the data set's students
+            differ in them."""
+            precision, width, images = kind
             text = student_label(t1, *args, precision=precision)
-            return f"{text} [{width} channels]" if len(widths) > 1 else text
+            tags = [f"{width} channels"] if len(widths) > 1 else []
+            tags += [f"{images:,} images" if images else "all images"] if len(sizes) > 1 else []
+            return f"{text} [{', '.join(tags)}]" if tags else text
 
         pairs = []  # (kind of pair, first label, first runs, second label, second runs)
         for (kind, t1, model, temperature, optimizer), group in sorted(distilled.items()):

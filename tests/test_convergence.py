@@ -248,3 +248,19 @@ def test_arms_of_a_budget_search_are_compared_at_the_budget_both_reached(tmp_pat
     (runs / "alone-4" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5, "test_images": 20}))
     clean = next(c for c in document(runs)["comparisons"] if c["pair"] == "kd")
     assert clean["second"]["value"] == 95.0 and len(clean["second"]["runs"]) == 1
+
+
+def test_students_trained_on_different_numbers_of_images_are_not_seeds_of_one_arm(tmp_path):
+    # Two NODEs(1) at the same epochs, one trained on 1,000 images (10 of 20 right), one on 10,000 (16 of 20), each with
+    # its distilled counterpart (12 and 15 of 20): two comparisons, -5 points (15 - 16) and +10 (12 - 10), each labelled
+    # with its number of images, never the mean 65% of both students alone.
+    runs = tmp_path / "runs"
+    for images, alone, kd in ((1000, 10, 12), (10000, 16, 15)):
+        write(runs / f"alone-{images}", {**student("digits", 1), "train_images": images}, bits(alone, 20))
+        write(runs / f"kd-{images}", {**student("digits", 1, **KD), "train_images": images}, bits(kd, 20))
+    found = [c for c in document(runs)["comparisons"] if c["pair"] == "kd" and c["measure"] == "clean accuracy"]
+    values = sorted((c["first"]["value"], c["second"]["value"]) for c in found)
+    assert values == [(60.0, 50.0), (75.0, 80.0)]
+    assert all(len(c["first"]["runs"]) == len(c["second"]["runs"]) == 1 for c in found)
+    labels = sorted(c["second"]["label"] for c in found)
+    assert labels == ["NODEs(1) [1,000 images]", "NODEs(1) [10,000 images]"]

@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
 # The converged real-CIFAR-10 study (issue 25; docs/results.md, "Verdicts at convergence"), step by step, then its report.
-# Run from the repository root with ../shared beside it and nodekd on the PATH; the run folders go to
-# ../study-converged (outside the repository) and their light files (configs, metrics, histories, attack results;
-# no weights) are copied here. Every step resumes or is skipped when done, so the script can be run in parts:
+# Run from the repository root with ../shared beside it and nodekd on the PATH; the run folders go to $ROOT (outside
+# the repository) and their light files (configs, metrics, histories, attack results; no weights) are copied to
+# $HERE/runs. Every step resumes or is skipped when done, so the script can be run in parts:
 # STAGE=search|seeds|attacks|width|report runs one stage, the default all of them in order.
+# Environment (defaults: the converged study, 1,000 training images): IMAGES training images; BUDGET the final epochs
+# (the search doubles from FIRST up to it); ROOT the run root; HERE the committed result. results/cifar10-10k-search's
+# make.sh runs this script with its own values (10,000 images, a budget that no arm finished).
 set -euo pipefail
-here=results/cifar10-converged
-root=../study-converged
+images=${IMAGES:-1000}
+budget=${BUDGET:-160}  # epochs of $images images at which every arm finished (docs/results.md gives the search)
+first=${FIRST:-10}
+root=${ROOT:-../study-converged-n$images}
+here=${HERE:-results/cifar10-converged}
 data=$(mkdir -p ../data && cd ../data && pwd)/cifar10-jpeg
 teacher=$root/resnet20-folder-cifar10-jpeg
-budget=${BUDGET:-20}  # epochs of 10,000 images that the seeds and attacks stages take (docs/results.md says which)
-common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images 10000)
+common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images "$images")
 stage=${STAGE:-all}
 
-# 1. The budget search: the small preset's five arms (seed 0) at 5, 10, 20 ... epochs, each budget twice the last, so
-#    that each budget's runs are the half-budget twins of the next one's (also imports the teacher).
+# 1. The budget search: the small preset's five arms (seed 0) at FIRST, twice FIRST ... BUDGET epochs, so that each
+#    budget's runs are the half-budget twins of the next one's (also imports the teacher).
 if [[ $stage == all || $stage == search ]]; then
-    epochs=5
+    epochs=$first
     budgets=()
     while ((epochs <= budget)); do budgets+=("$epochs"); epochs=$((epochs * 2)); done
-    bash "$here/search.sh" "${budgets[@]}"
+    IMAGES=$images ROOT=$root bash "$(dirname "$0")/search.sh" "${budgets[@]}"
 fi
 
 # 2. A second seed of the t1 = 1 pair (with and without distillation) at the final budget and its twin, so that the
-#    intervals carry seed variance (seed 1 also draws another stratified 10,000 training images).
+#    intervals carry seed variance (seed 1 also draws another stratified sample of training images).
 if [[ $stage == all || $stage == seeds ]]; then
     for epochs in $((budget / 2)) "$budget"; do
         out=$root/seed1/e$epochs
@@ -56,11 +61,11 @@ if [[ $stage == all || $stage == attacks ]]; then
 fi
 
 # 4. What the width changes: the t1 = 1 pair at 64 channels (twice the width: 282,378 parameters, about the teacher's
-#    269,722, where the 32-channel student has 71,562) at the search's first budgets (WIDTH_BUDGETS, default 5 and 10
-#    epochs), beside the 32-channel pair.
+#    269,722, where the 32-channel student has 71,562) at the search's first budgets (WIDTH_BUDGETS, default FIRST
+#    and twice FIRST epochs), beside the 32-channel pair.
 if [[ $stage == all || $stage == width ]]; then
-    wide=(--dataset "folder:$data" --batch-size 64 --channels 64 --train-images 10000)
-    for epochs in ${WIDTH_BUDGETS:-5 10}; do
+    wide=(--dataset "folder:$data" --batch-size 64 --channels 64 --train-images "$images")
+    for epochs in ${WIDTH_BUDGETS:-$first $((first * 2))}; do
         out=$root/width64/e$epochs
         nodekd student train --t1 1 --epochs "$epochs" "${wide[@]}" --out "$out/node-t1_1"
         nodekd distill --teacher "$teacher" --T 3 --t1 1 --lr 0.05 --epochs "$epochs" "${wide[@]}" --out "$out/kd-t1_1"
@@ -69,7 +74,7 @@ fi
 
 # 5. The light files of every finished run (the search's budgets included: the report judges each budget by the one
 #    before it, and draws them all in the learning curves), added to those committed here (runs made in an earlier
-#    session stay, whether or not ../study-converged still holds them), then the report in every format.
+#    session stay, whether or not $ROOT still holds them), then the report in every format.
 if [[ $stage == all || $stage == report ]]; then
     python results/light_files.py "$root" "$here/runs"  # light files with portable paths
     nodekd report --runs "$here/runs" --format markdown --out "$here/report" > "$here/report.md.partial"
