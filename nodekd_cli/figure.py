@@ -89,7 +89,8 @@ def write_figure1(series, out, markers=()):
 def write_learning_curves(points, out, paper=()):
     """Writes learning-curves-<data set>.png into `out` for every data set with student histories (`points`, from
     `report.learning_curves`); returns their paths. Each student is a line in its family's colour, solid when
-    distilled and dashed when trained alone; a half-budget twin is thin and faint. `paper` (the paper's final
+    distilled and dashed when trained alone; a half-budget twin is thin and faint; the legend names each family once,
+    then the line styles. `paper` (the paper's final
     accuracies at its budget, `report.paper_finals`) are drawn as diamonds in their family's colour."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -115,8 +116,15 @@ def write_learning_curves(points, out, paper=()):
             label = f"{first['family']}: {run}" + (" (half-budget twin)" if first["twin"] else "")
             width, alpha = (0.8, 0.45) if first["twin"] else (1.6, 1.0)
             x, y = [p["images_seen"] for p in curve], [p["test_accuracy"] for p in curve]
-            ax.plot(x, y, style, marker="o", markersize=2.5, linewidth=width, alpha=alpha, color=color, label=label)
+            ax.plot(x, y, style, marker="o", markersize=2.5, linewidth=width, alpha=alpha, color=color)
             lines.append({"run": run, "family": first["family"], "label": label, "color": color, "twin": first["twin"]})
+        # One legend entry a family (a budget search draws a dozen runs of each), then a key to the line styles.
+        for family in sorted({line["family"] for line in lines}, key=_family_order):
+            ax.plot([], [], "-", linewidth=4, color=colors[family], label=family)
+        for style, width, alpha, label in (("-", 1.6, 1.0, "distilled"), ("--", 1.6, 1.0, "trained alone")) + (
+            (("-", 0.8, 0.45, "half-budget twin (thin, faint)"),) if any(line["twin"] for line in lines) else ()
+        ):
+            ax.plot([], [], style, linewidth=width, alpha=alpha, color="0.3", label=label)
         marks = []
         for point in (p for p in paper if p["dataset"] == dataset):
             color = colors[_base_family(point["family"])]
