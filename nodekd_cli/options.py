@@ -163,6 +163,18 @@ STUDENT_BUDGET = group(
     downsample=optional(int, "--downsample", "Stride-2 convolutions in the stem (default: 2; digits 0)."),
     train_images=optional(int, "--train-images", "Train on N images, a class-stratified sample seeded by --seed."),
 )
+# How often a training scores the test split (the learning curve's points); the training itself is the same.
+EVALUATION = group(
+    eval_every=option(
+        int,
+        1,
+        "--eval-every",
+        min=1,
+        help="Score the test split after every N-th epoch and after the last (default: every epoch); the training is "
+        "the same, history.csv's test columns are empty in between. On a small --train-images, scoring 10,000 test "
+        "images takes longer than the epoch.",
+    ),
+)
 DYNAMICS = group(
     time_input=optional(str, "--time-input", "Time input of the dynamics: none (default), raw (t), scaled (t / t1)."),
     norm=optional(str, "--norm", "GroupNorm in the dynamics: pre (default, odenet's), or post (after each conv)."),

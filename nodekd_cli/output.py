@@ -65,10 +65,13 @@ class EpochProgress:
     def epoch_end(self, row):
         nfe = ""
         if "train_nfe" in row:
-            nfe = f"  NFE {_nfe(row['train_nfe'], row.get('train_nfe_backward'))} (test {row['test_nfe']:.1f})"
+            test_nfe = f" (test {row['test_nfe']:.1f})" if row.get("test_nfe") is not None else ""
+            nfe = f"  NFE {_nfe(row['train_nfe'], row.get('train_nfe_backward'))}{test_nfe}"
+        scored = row.get("test_accuracy") is not None  # --eval-every leaves some epochs unscored
+        tested = f"test {percent(row['test_accuracy'])}%" if scored else "test not scored"
         self.progress.console.print(
             f"epoch {row['epoch']:>3}/{self.epochs}  loss {row['train_loss']:.4f}  "
-            f"train {percent(row['train_accuracy'])}%  test {percent(row['test_accuracy'])}%  "
+            f"train {percent(row['train_accuracy'])}%  {tested}  "
             f"lr {row['lr']:.4g}{nfe}  {row['seconds']:.1f}s",
             highlight=False,
             soft_wrap=not self.progress.console.is_terminal,  # a log keeps each epoch's line whole

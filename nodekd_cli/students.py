@@ -256,17 +256,18 @@ def build(config, dataset):
         raise UserError(f"Cannot build the student: {error}.") from None
 
 
-def train_run(folder, config, dataset, teacher=None, *, device, reporter=None, wait=None):
+def train_run(folder, config, dataset, teacher=None, *, device, reporter=None, wait=None, eval_every=1):
     """Trains, resumes or finds finished the student of `config` in the run folder `folder`, holding its lock
-    (`runs.writing`); returns its metrics. `teacher` is the teacher model for distillation."""
+    (`runs.writing`); returns its metrics. `teacher` is the teacher model for distillation; the test split is scored
+    after every `eval_every`-th epoch and the last (`training.fit_run`)."""
     check_fits(config, dataset)  # before the folder is made: a mistake leaves nothing behind
     with runs.writing(folder, {**config, **runs.circumstances(device)}, wait=wait) as state:
         if state == "finished":
             return runs.read_json(Path(folder) / runs.METRICS)
-        return train(folder, config, dataset, teacher, reporter)
+        return train(folder, config, dataset, teacher, reporter, eval_every)
 
 
-def train(folder, config, dataset, teacher=None, reporter=None):
+def train(folder, config, dataset, teacher=None, reporter=None, eval_every=1):
     """Trains (or resumes) the student of `config` into the open run folder `folder`; returns its metrics.
 
     `teacher` is the teacher model for distillation (its logits are precomputed or computed online).
@@ -302,7 +303,9 @@ def train(folder, config, dataset, teacher=None, reporter=None):
         final.set_weights(trained.student.get_weights())
         return final
 
-    return training.fit_run(folder, distiller, dataset, config, None, export, reporter, extra=targets)
+    return training.fit_run(
+        folder, distiller, dataset, config, None, export, reporter, extra=targets, eval_every=eval_every
+    )
 
 
 def load(folder):

@@ -1,7 +1,7 @@
 """Training and evaluating classifiers into run folders: the loop every nodekd trainer shares.
 
 Training goes through `keras.Model.fit` with device-resident batches (`data.device.TrainBatches`). After each
-epoch a callback evaluates the test split, appends a row to `history.csv` and writes `checkpoint.h5`, so a run
+epoch a callback evaluates the test split (after every `eval_every`-th epoch and the last), appends a row to `history.csv` and writes `checkpoint.h5`, so a run
 killed mid-epoch resumes from its last completed epoch with a continuous history.
 """
 
@@ -85,8 +85,9 @@ def load_checkpoint(path, model, optimizer):
 class _RunCallback(keras.callbacks.Callback):
     """Per epoch: seeds the batches, evaluates, writes history and checkpoint, and reports progress."""
 
-    def __init__(self, folder, batches, dataset, train_step, history, reporter, eval_batch_size, changes=""):
+    def __init__(self, folder, batches, dataset, train_step, history, reporter, eval_batch_size, changes="", **when):
         super().__init__()
+        self.eval_every, self.epochs = when["eval_every"], when["epochs"]
         self.folder, self.batches, self.dataset, self.train_step = Path(folder), batches, dataset, train_step
         self.history, self.reporter, self.eval_batch_size = history, reporter, eval_batch_size
         self.report_every = max(1, len(batches) // 50)
@@ -126,8 +127,12 @@ class _RunCallback(keras.callbacks.Callback):
                 f"Epoch {epoch + 1}: the training loss became {train['loss']}; lower --lr and run the command again "
                 f"(it resumes from the last completed epoch)."
             )
-        test = evaluate(self.model, self.dataset.x_test, self.dataset.y_test, self.eval_batch_size)
-        self.correct = test["logits"].argmax(1) == np.asarray(self.dataset.y_test)
+        if (epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs:
+            test = evaluate(self.model, self.dataset.x_test, self.dataset.y_test, self.eval_batch_size)
+            self.correct = test["logits"].argmax(1) == np.asarray(self.dataset.y_test)
+        else:  # not scored: the columns stay, empty (evaluating touches no weight and no random state)
+            test = dict.fromkeys(("loss", "accuracy", *(("nfe",) if ode_blocks(self.model) else ())))
+            self.correct = None
         row = {"epoch": epoch + 1, "lr": self.epoch_lr, **{f"train_{k}": v for k, v in train.items()}}
         row.update({f"test_{k}": v for k, v in test.items() if k != "logits"})
         row["seconds"] = seconds
@@ -154,13 +159,13 @@ def _solver_failure(error, model):
     return reason, "loosen --rtol/--atol, or use a fixed-step --method such as rk4, or lower --lr"
 
 
-def fit_run(folder, model, dataset, config, train_step, export, reporter=None, extra=None):
+def fit_run(folder, model, dataset, config, train_step, export, reporter=None, extra=None, eval_every=1):
     """Trains a compiled `model` on `dataset` into the run folder `folder`, resuming a checkpoint there.
 
     `config` supplies epochs, batch_size, seed, crop_padding, flip. `train_step` is the model's installed train step
     (see `nodekd_cli.train_step`; `None` when the model's own `train_step` and optimizer do the work); the training
     state lives in `model.optimizer`'s variables, which checkpoints save. `extra` (per training example) travels
-    with each batch. `export(model)` returns a fresh, uncompiled inference model holding the trained weights; it is
+    with each batch. The test split is scored after every `eval_every`-th epoch and the last. `export(model)` returns a fresh, uncompiled inference model holding the trained weights; it is
     saved as `model.keras`, so the artifact carries no optimizer or training-only objects. Returns the metrics
     written to metrics.json: the last epoch's test metrics, parameters, epochs and training time.
     """
@@ -195,6 +200,8 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
         reporter,
         max(config["batch_size"], 256),
         changes=runs.changes_after(folder, initial_epoch) if initial_epoch else "",
+        eval_every=eval_every,
+        epochs=config["epochs"],
     )
     if reporter:
         reporter.start(config["epochs"], initial_epoch)

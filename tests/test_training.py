@@ -207,3 +207,29 @@ def test_a_finished_run_that_cannot_be_read_is_refused_not_taken_for_another_con
     (tmp_path / "run" / runs.METRICS).write_text('{"test_accuracy": 5.0}')
     with pytest.raises(UserError, match=r"cannot be read \(damaged: metrics.json: test_accuracy: .*remove the folder"):
         runs.open_run(tmp_path / "run", config)
+
+
+def test_scoring_the_test_split_less_often_trains_the_same_student(tmp_path):
+    # The same 3-epoch student scored after every epoch and after every 2nd (and the last): the evaluation touches no
+    # weight and no random state, so the weights are the same; the unscored epoch's test columns are empty, and the
+    # learning curve takes only the scored epochs.
+    common = ["student", "train", "--dataset", "digits", "--epochs", "3", "--channels", "8", "--train-images", "200"]
+    for name, extra in (("every", []), ("sparse", ["--eval-every", "2"])):
+        result = CliRunner().invoke(app, [*common, *extra, "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    every, sparse = (runs.read_history(tmp_path / name / runs.HISTORY) for name in ("every", "sparse"))
+    assert [row["test_accuracy"] == "" for row in sparse] == [True, False, False]
+    for row, ref in zip(sparse[1:], every[1:]):
+        assert row["test_accuracy"] == ref["test_accuracy"] and row["train_loss"] == ref["train_loss"]
+    a = keras.saving.load_model(tmp_path / "every" / runs.MODEL).get_weights()
+    b = keras.saving.load_model(tmp_path / "sparse" / runs.MODEL).get_weights()
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)
+    metrics = [runs.read_json(tmp_path / name / runs.METRICS) for name in ("every", "sparse")]
+    assert metrics[0]["test_correct"] == metrics[1]["test_correct"]
+    from nodekd_cli import report
+
+    curve = report.learning_curves([runs.read_run(tmp_path / "sparse")], {}, tmp_path)
+    assert [point["epoch"] for point in curve] == [2, 3]
+    refused = CliRunner().invoke(app, [*common, "--eval-every", "0", "--out", str(tmp_path / "zero")])
+    assert refused.exit_code == 2 and "--eval-every" in refused.output and not (tmp_path / "zero").exists()

@@ -18,6 +18,7 @@ STUDENT_OPTIONS = (
     options.SOLVER,
     options.AUGMENTATION,
     options.SEED_AND_OUT,
+    options.EVALUATION,
     options.PLACE,
 )
 
@@ -33,15 +34,18 @@ def _settings(given):
     return {**budget, **settings}
 
 
-def _run(config, dataset_name, teacher=None, *, out, device, data_dir, manual_dir, wait):
-    """Trains the student of `config` (distilled from the Keras model `teacher`, when one is given)."""
+def _run(config, dataset_name, teacher=None, *, out, device, data_dir, manual_dir, wait, eval_every):
+    """Trains the student of `config` (distilled from the Keras model `teacher`, when one is given), scoring the test
+    split after every `eval_every`-th epoch and the last."""
     from nodekd_cli import students
 
     folder = Path(out) if out else students.default_folder(config)
     title = f"Neural ODE student, t1 = {config['t1']:g}, on {dataset_name}"
 
     def train(data, reporter):
-        return students.train_run(folder, config, data, teacher, device=device, reporter=reporter, wait=wait)
+        return students.train_run(
+            folder, config, data, teacher, device=device, reporter=reporter, wait=wait, eval_every=eval_every
+        )
 
     train_in_folder(folder, config, title, f"student in {folder}", (dataset_name, data_dir, manual_dir), train)
 

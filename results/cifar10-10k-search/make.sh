@@ -6,5 +6,5 @@
 # epochs and beyond were trained with ARMS="node-t1_1 kd-t1_1" IMAGES=10000 ROOT=../study-converged
 # bash results/cifar10-converged/search.sh 40 80.
 set -euo pipefail
-IMAGES=10000 ROOT=../study-converged HERE=results/cifar10-10k-search FIRST=5 BUDGET=${BUDGET:-40} \
+IMAGES=10000 EVAL_EVERY=1 ROOT=../study-converged HERE=results/cifar10-10k-search FIRST=5 BUDGET=${BUDGET:-40} \
     WIDTH_BUDGETS=${WIDTH_BUDGETS:-5 10} AUTOATTACK=${AUTOATTACK:-0} exec bash results/cifar10-converged/make.sh

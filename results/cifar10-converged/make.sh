@@ -15,7 +15,8 @@ root=${ROOT:-../study-converged-n$images}
 here=${HERE:-results/cifar10-converged}
 data=$(mkdir -p ../data && cd ../data && pwd)/cifar10-jpeg
 teacher=$root/resnet20-folder-cifar10-jpeg
-common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images "$images")
+# The test split is scored after every EVAL_EVERY-th epoch and the last (search.sh says why).
+common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images "$images" --eval-every "${EVAL_EVERY:-10}")
 stage=${STAGE:-all}
 
 # 1. The budget search: the small preset's five arms (seed 0) at FIRST, twice FIRST ... BUDGET epochs, so that each
@@ -24,7 +25,7 @@ if [[ $stage == all || $stage == search ]]; then
     epochs=$first
     budgets=()
     while ((epochs <= budget)); do budgets+=("$epochs"); epochs=$((epochs * 2)); done
-    IMAGES=$images ROOT=$root bash "$(dirname "$0")/search.sh" "${budgets[@]}"
+    IMAGES=$images ROOT=$root EVAL_EVERY=${EVAL_EVERY:-10} bash "$(dirname "$0")/search.sh" "${budgets[@]}"
 fi
 
 # 2. A second seed of the t1 = 1 pair (with and without distillation) at the final budget and its twin, so that the
@@ -64,7 +65,7 @@ fi
 #    269,722, where the 32-channel student has 71,562) at the search's first budgets (WIDTH_BUDGETS, default FIRST
 #    and twice FIRST epochs), beside the 32-channel pair.
 if [[ $stage == all || $stage == width ]]; then
-    wide=(--dataset "folder:$data" --batch-size 64 --channels 64 --train-images "$images")
+    wide=(--dataset "folder:$data" --batch-size 64 --channels 64 --train-images "$images" --eval-every "${EVAL_EVERY:-10}")
     for epochs in ${WIDTH_BUDGETS:-$first $((first * 2))}; do
         out=$root/width64/e$epochs
         nodekd student train --t1 1 --epochs "$epochs" "${wide[@]}" --out "$out/node-t1_1"
