@@ -892,6 +892,32 @@ def build_with_figures(runs_dir, out, on_skipped=None):
     return result
 
 
+def most_trained(runs):
+    """The runs that fill the paper's tables, and how many are left out: of the runs of one table cell (a teacher
+    model, or a student's t1, T, teacher, optimizer and precision, on one data set), those of the budget with the most
+    training images seen (then the most channels), so that no cell averages a 64-channel student with a 32-channel
+    one, or 10 epochs with 40; the seeds of that budget are averaged."""
+    cells = {}
+    for run in runs:
+        c = run.config
+        cell = (c["dataset"], c["kind"], c.get("model"), c.get("t1"), c.get("T"), c.get("teacher_model"))
+        if run.kind == "student":
+            cell += (students.other_optimizer(c), students.precision_of(c))
+        cells.setdefault(cell, []).append(run)
+    kept = []
+    for group in cells.values():
+
+        def budget(run):
+            seen = convergence.images_seen(run.config) or 0
+            width = run.config.get("channels")
+            return seen, width if isinstance(width, int) else 0
+
+        best = max(budget(r) for r in group)
+        kept += [r for r in group if budget(r) == best]
+    kept = {id(r) for r in kept}
+    return [r for r in runs if id(r) in kept], len(runs) - len(kept)
+
+
 def build(root, exclude=()):
     """The report over the runs under `root`: the paper's tables, Figure 1, comparisons and claims from the runs that
     are no other run's half-budget twin; the run table and the learning curves from all."""
@@ -900,7 +926,14 @@ def build(root, exclude=()):
     status = convergence.statuses(everything)
     runs = [r for r in everything if r.folder not in status or status[r.folder].twin_of is None]
     paper = paper_results()
-    tables = [table1(runs, paper, root), table2(runs, paper, root), table3(runs, paper, root)]
+    in_tables, left_out = most_trained(runs)
+    tables = [table1(in_tables, paper, root), table2(in_tables, paper, root), table3(in_tables, paper, root)]
+    if left_out:
+        tables[0].notes.append(
+            f"Tables 1-3 and Figure 1: a cell (a line) averages the runs (seeds) of one budget, width and training set: "
+            f"the most trained of its runs (training images seen, then channels); {left_out} other run(s) are in the "
+            f"comparisons and the run table only."
+        )
     with_runs = {r.config["dataset"] for r in runs}
     missing, whole = [], []
     for table in tables:
@@ -918,12 +951,12 @@ def build(root, exclude=()):
         everything,
         skipped,
         tables,
-        figure_series(runs),
+        figure_series(in_tables),
         missing,
         paper["source"],
         comparisons=compared,
         claims=claims(runs, compared, status),
-        markers=autoattack_points(runs),
+        markers=autoattack_points(in_tables),
         convergence=status,
         curves=learning_curves(everything, status, root),
     )

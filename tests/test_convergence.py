@@ -264,3 +264,18 @@ def test_students_trained_on_different_numbers_of_images_are_not_seeds_of_one_ar
     assert all(len(c["first"]["runs"]) == len(c["second"]["runs"]) == 1 for c in found)
     labels = sorted(c["second"]["label"] for c in found)
     assert labels == ["NODEs(1) [1,000 images]", "NODEs(1) [10,000 images]"]
+
+
+def test_a_table_cell_averages_only_the_most_trained_budget(tmp_path):
+    # NODEs(1) at 16 epochs and 32 channels (15 of 20 right), a second seed of it (17 of 20), and a 64-channel one at
+    # 8 epochs (10 of 20, fewer images seen): Table 1's cell is the mean of the two 16-epoch seeds, 80%, not 70%.
+    runs = tmp_path / "runs"
+    write(runs / "a", student("digits", 1), bits(15, 20), epochs=16)
+    write(runs / "b", {**student("digits", 1), "seed": 1}, bits(17, 20), epochs=16)
+    write(runs / "wide", student("digits", 1), bits(10, 20), epochs=8)
+    config = json.loads((runs / "wide" / "config.json").read_text())
+    (runs / "wide" / "config.json").write_text(json.dumps({**config, "channels": 64}))
+    table = document(runs)["tables"]["table1"]
+    cell = next(c for c in table["cells"] if c["dataset"] == "digits" and c["column"] == "node_t1_1")
+    assert cell["value"] == pytest.approx(80.0) and cell["runs"] == 2
+    assert any("1 other run(s)" in note for note in table["notes"])
