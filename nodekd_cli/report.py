@@ -930,9 +930,9 @@ def build(root, exclude=()):
     tables = [table1(in_tables, paper, root), table2(in_tables, paper, root), table3(in_tables, paper, root)]
     if left_out:
         tables[0].notes.append(
-            f"Tables 1-3 and Figure 1: a cell (a line) averages the runs (seeds) of one budget, width and training set: "
-            f"the most trained of its runs (training images seen, then channels); {left_out} other run(s) are in the "
-            f"comparisons and the run table only."
+            f"Tables 1-3 and Figure 1: a cell (a line) averages the runs (seeds) of one budget, width and training "
+            f"set: the most trained of its runs (training images seen, then channels); {left_out} other run(s) are in "
+            f"the comparisons and the run table only."
         )
     with_runs = {r.config["dataset"] for r in runs}
     missing, whole = [], []

@@ -1,8 +1,9 @@
 """Training and evaluating classifiers into run folders: the loop every nodekd trainer shares.
 
 Training goes through `keras.Model.fit` with device-resident batches (`data.device.TrainBatches`). After each
-epoch a callback evaluates the test split (after every `eval_every`-th epoch and the last), appends a row to `history.csv` and writes `checkpoint.h5`, so a run
-killed mid-epoch resumes from its last completed epoch with a continuous history.
+epoch a callback evaluates the test split (after every `eval_every`-th epoch and the last), appends a row to
+`history.csv` and writes `checkpoint.h5`, so a run killed mid-epoch resumes from its last completed epoch with a
+continuous history.
 """
 
 import re
@@ -85,9 +86,11 @@ def load_checkpoint(path, model, optimizer):
 class _RunCallback(keras.callbacks.Callback):
     """Per epoch: seeds the batches, evaluates, writes history and checkpoint, and reports progress."""
 
-    def __init__(self, folder, batches, dataset, train_step, history, reporter, eval_batch_size, changes="", **when):
+    def __init__(
+        self, folder, batches, dataset, train_step, history, reporter, eval_batch_size, changes="", *, every, epochs
+    ):
         super().__init__()
-        self.eval_every, self.epochs = when["eval_every"], when["epochs"]
+        self.eval_every, self.epochs = every, epochs  # score the test split after every `every`-th epoch and the last
         self.folder, self.batches, self.dataset, self.train_step = Path(folder), batches, dataset, train_step
         self.history, self.reporter, self.eval_batch_size = history, reporter, eval_batch_size
         self.report_every = max(1, len(batches) // 50)
@@ -165,8 +168,9 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
     `config` supplies epochs, batch_size, seed, crop_padding, flip. `train_step` is the model's installed train step
     (see `nodekd_cli.train_step`; `None` when the model's own `train_step` and optimizer do the work); the training
     state lives in `model.optimizer`'s variables, which checkpoints save. `extra` (per training example) travels
-    with each batch. The test split is scored after every `eval_every`-th epoch and the last. `export(model)` returns a fresh, uncompiled inference model holding the trained weights; it is
-    saved as `model.keras`, so the artifact carries no optimizer or training-only objects. Returns the metrics
+    with each batch. The test split is scored after every `eval_every`-th epoch and the last. `export(model)` returns
+    a fresh, uncompiled inference model holding the trained weights; it is saved as `model.keras`, so the artifact
+    carries no optimizer or training-only objects. Returns the metrics
     written to metrics.json: the last epoch's test metrics, parameters, epochs and training time.
     """
     folder = Path(folder)
@@ -200,7 +204,7 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
         reporter,
         max(config["batch_size"], 256),
         changes=runs.changes_after(folder, initial_epoch) if initial_epoch else "",
-        eval_every=eval_every,
+        every=eval_every,
         epochs=config["epochs"],
     )
     if reporter:
