@@ -90,8 +90,8 @@ def write_learning_curves(points, out, paper=()):
     """Writes learning-curves-<data set>.png into `out` for every data set with student histories (`points`, from
     `report.learning_curves`); returns their paths. Each student is a line in its family's colour, solid when
     distilled and dashed when trained alone; a half-budget twin is thin and faint; the legend names each family once,
-    then the line styles. `paper` (the paper's final
-    accuracies at its budget, `report.paper_finals`) are drawn as diamonds in their family's colour."""
+    then the line styles. `paper` (the paper's final accuracies at its budget, `report.paper_finals`) are drawn as
+    diamonds in their family's colour."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter

@@ -897,6 +897,11 @@ def most_trained(runs):
     model, or a student's t1, T, teacher, optimizer and precision, on one data set), those of the budget with the most
     training images seen (then the most channels), so that no cell averages a 64-channel student with a 32-channel
     one, or 10 epochs with 40; the seeds of that budget are averaged."""
+
+    def budget(run):
+        width = run.config.get("channels")
+        return convergence.images_seen(run.config) or 0, width if isinstance(width, int) else 0
+
     cells = {}
     for run in runs:
         c = run.config
@@ -906,12 +911,6 @@ def most_trained(runs):
         cells.setdefault(cell, []).append(run)
     kept = []
     for group in cells.values():
-
-        def budget(run):
-            seen = convergence.images_seen(run.config) or 0
-            width = run.config.get("channels")
-            return seen, width if isinstance(width, int) else 0
-
         best = max(budget(r) for r in group)
         kept += [r for r in group if budget(r) == best]
     kept = {id(r) for r in kept}

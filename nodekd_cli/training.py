@@ -170,8 +170,8 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
     state lives in `model.optimizer`'s variables, which checkpoints save. `extra` (per training example) travels
     with each batch. The test split is scored after every `eval_every`-th epoch and the last. `export(model)` returns
     a fresh, uncompiled inference model holding the trained weights; it is saved as `model.keras`, so the artifact
-    carries no optimizer or training-only objects. Returns the metrics
-    written to metrics.json: the last epoch's test metrics, parameters, epochs and training time.
+    carries no optimizer or training-only objects. Returns the metrics written to metrics.json: the last epoch's test
+    metrics, parameters, epochs and training time.
     """
     folder = Path(folder)
     device = backend.keras_device()
