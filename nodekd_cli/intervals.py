@@ -5,7 +5,9 @@ per-image scores a_i and b_i (1 right, 0 wrong; under an attack, the mean over i
 is the mean of d_i = a_i - b_i, whose variance is var(d) / n (the normal approximation for a paired sample, which
 McNemar's test also rests on for large n). Images both arms get right, or both wrong, add nothing to it; two
 independent samples would count their binomial variances in full. Several runs of an arm (seeds) add the variance
-between their values over their number, as `report._variance` does for unpaired sides.
+between their values over their number, as `report._variance` does for unpaired sides; when both arms ran the same
+seeds, the variance between the per-seed differences over their number instead (`report._seed_variance_of_difference`:
+a seed gives both arms the same training images and initial weights).
 
 A claim is judged from several comparisons at once, so a claim's verdict counts a comparison only when it holds
 after Holm's step-down correction at `ALPHA` over the claim's comparisons (family-wise error at most `ALPHA`).

@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import math
+import os
 import statistics
 from dataclasses import dataclass, field
 from importlib import resources
@@ -397,6 +398,7 @@ def _side(label, group, value_of, n_of, scores_of=None, status=None):
         "value": statistics.fmean(values),
         "n": sizes.pop() if len(sizes) == 1 else None,
         "values": values,
+        "seeds": [r.config.get("seed") for r in group],
         "runs": [str(r.folder) for r in group],
         "images": None,
         "scores": None,
@@ -460,6 +462,20 @@ def _seed_variance(side):
     return statistics.variance(side["values"]) / len(side["values"]) if len(side["values"]) > 1 else 0.0
 
 
+def _seed_variance_of_difference(first, second):
+    """The seeds' share of the variance of a paired comparison's difference. When both sides ran the same seeds (two
+    or more), a seed gave both arms the same training images (the stratified sample it draws) and initial weights, so
+    what it changes is shared: the share is the variance between the per-seed differences over their number. Else
+    each side's spread is added (`_seed_variance`), as for independent samples."""
+    seeds = first["seeds"]
+    matched = None not in seeds and len(set(seeds)) == len(seeds) and sorted(seeds) == sorted(second["seeds"])
+    if len(seeds) > 1 and matched:
+        other = dict(zip(second["seeds"], second["values"]))
+        differences = [value - other[seed] for seed, value in zip(seeds, first["values"])]
+        return statistics.variance(differences) / len(differences)
+    return _seed_variance(first) + _seed_variance(second)
+
+
 def _variance(side):
     """Variance (in points squared) of a side's mean: the binomial variance over its n test images, plus the variance
     between its runs' values over their number when there are several (seeds)."""
@@ -506,13 +522,18 @@ def _compare(dataset, pair, measure, first, second, budget):
     """`first` against `second` (sides from `_side`): the difference in points, its 95% interval and two-sided
     p-value (normal approximation; paired image by image when both sides have per-image scores on the same images,
     `intervals.paired_variance`, else as two independent samples of test images, `_variance`; with several seeds,
-    their spread is added either way)."""
+    their spread is added: seed by seed when both sides are paired students that ran the same seeds,
+    `_seed_variance_of_difference`)."""
     difference = first["value"] - second["value"]
     half = variance = None
     paired = _paired(first, second)
     if paired:
         variance = intervals.paired_variance(first["scores"], second["scores"])
-        variance += _seed_variance(first) + _seed_variance(second)
+        # A teacher's seed draws no student's training images: its seeds are not paired with a student's.
+        if pair == "teacher":
+            variance += _seed_variance(first) + _seed_variance(second)
+        else:
+            variance += _seed_variance_of_difference(first, second)
     elif first["n"] and second["n"]:
         variance = _variance(first) + _variance(second)
     if variance is not None:
@@ -757,10 +778,10 @@ def claims(runs, compared, status=None):
                     verdict = STILL_LEARNING
                 budget = _budget_range([{"paper_fraction": convergence.paper_fraction(r.config)} for r in checked])
                 evidence = [
-                    f"{Path(r.folder).name}: possible masking ({', '.join(_failed_checks(r.check))})"
+                    f"{name}: possible masking ({', '.join(_failed_checks(r.check))})"
                     if r.check["masking"]
-                    else f"{Path(r.folder).name}: every check passed"
-                    for r in checked
+                    else f"{name}: every check passed"
+                    for r, name in zip(checked, _short_names([r.folder for r in checked]))
                 ]
                 counts = f"{len(checked) - len(flagged)} of {len(checked)} checked students pass"
             else:
@@ -991,6 +1012,17 @@ def learning_curves(runs, status, root):
     return points
 
 
+def _short_names(folders):
+    """The folders' own names, or, when two share one (seeds of a study, say), their paths below the folders' common
+    parent."""
+    names = [Path(folder).name for folder in folders]
+    if len(set(names)) == len(names):
+        return names
+    paths = [Path(folder).resolve() for folder in folders]
+    common = Path(os.path.commonpath(paths))
+    return [str(path.relative_to(common)) for path in paths]
+
+
 def _relative(root, folder):
     """`folder` relative to `root`, or `folder` itself when it lies elsewhere."""
     try:
@@ -1001,8 +1033,9 @@ def _relative(root, folder):
 
 def paper_finals(runs):
     """The paper's final test accuracies (%) that the learning curves mark, per data set: NODEs(1) and NODEs(100)
-    (Table 1) and NODEs(1) + KD from each teacher at each T the runs have (Table 2), at the paper's budget in images
-    seen (`convergence.PAPER_BUDGET`). A folder data set is marked with CIFAR-10's, as its budget is."""
+    (Table 1) where the data set has such students without distillation, and NODEs(1) + KD from each teacher at each
+    T the runs have (Table 2), at the paper's budget in images seen (`convergence.PAPER_BUDGET`). A folder data set
+    is marked with CIFAR-10's, as its budget is."""
     paper = paper_results()
     found = []
     for dataset in sorted({r.config["dataset"] for r in runs if r.kind == "student"}):
@@ -1011,8 +1044,10 @@ def paper_finals(runs):
         budget = convergence.PAPER_BUDGET.get(family_name)
         if budget is None or source not in paper["table1"]:
             continue
+        students = [r for r in runs if r.kind == "student" and r.config["dataset"] == dataset]
+        alone = {float(r.config["t1"]) for r in students if not r.distilled}
         for t1 in TABLE1_T1:
-            value = paper["table1"][source].get(f"node_t1_{t1:g}")
+            value = paper["table1"][source].get(f"node_t1_{t1:g}") if t1 in alone else None
             if value is not None:
                 found.append({"dataset": dataset, "family": f"NODEs({t1:g})", "images_seen": budget, "accuracy": value})
         distilled = {(r.config["teacher_model"], float(r.config["T"])) for r in runs if r.distilled}

@@ -279,3 +279,56 @@ def test_a_table_cell_averages_only_the_most_trained_budget(tmp_path):
     cell = next(c for c in table["cells"] if c["dataset"] == "digits" and c["column"] == "node_t1_1")
     assert cell["value"] == pytest.approx(80.0) and cell["runs"] == 2
     assert any("1 other run(s)" in note for note in table["notes"])
+
+
+def test_the_learning_curves_mark_the_papers_finals_only_for_families_with_runs(tmp_path):
+    # CIFAR-10 runs of NODEs(1) alone and distilled from ResNet20 at T = 10 (no NODEs(100)): the figure marks the
+    # paper's 63.45% (Table 1, NODEs(1)) and 87.36% (Table 2, ResNet20, T = 10), not its NODEs(100) 62.38%.
+    root = tmp_path / "runs"
+    write(root / "alone", student("cifar10", 1), bits(50, 100), history=[0.4, 0.5])
+    write(root / "kd", student("cifar10", 1, teacher_model="resnet20", T=10.0), bits(55, 100), history=[0.4, 0.55])
+    out = tmp_path / "out"
+    assert invoke("--runs", root, "--format", "csv", "--out", out).exit_code == 0
+    from PIL import Image
+
+    description = json.loads(Image.open(out / "learning-curves-cifar10.png").text["Description"])
+    marks = {m["family"]: m["accuracy"] for m in description["paper"]}
+    assert marks == {"NODEs(1)": 63.45, "NODEs(1) + KD (ResNet20, T = 10)": 87.36}
+    # A NODEs(100) trained alone adds its mark.
+    write(root / "long", student("cifar10", 100), bits(45, 100), history=[0.4, 0.45])
+    assert invoke("--runs", root, "--format", "csv", "--out", out).exit_code == 0
+    description = json.loads(Image.open(out / "learning-curves-cifar10.png").text["Description"])
+    assert {m["family"]: m["accuracy"] for m in description["paper"]}["NODEs(100)"] == 62.38
+
+
+@pytest.mark.parametrize("alone_seeds", [(0, 1), (0, 2)])
+def test_seeds_that_both_arms_ran_are_paired_seed_by_seed(tmp_path, alone_seeds):
+    # 20 test images, two seeds an arm. Distilled: seed 0 right on 12 (60%), seed 1 on 16 (80%); alone: 10 (50%) and
+    # 12 (60%), the first images each time. Per-seed differences +10 and +20, mean +15. The seeds' mean per-image
+    # scores differ by 0.5 on images 10-15 and agree elsewhere: d_i = six 50s and fourteen 0s, sum of (d - 15)^2 =
+    # 6 * 35^2 + 14 * 15^2 = 10500, variance of the mean 10500 / 19 / 20 = 27.63. Seeds paired (the same seeds in both
+    # arms): + var(10, 20) / 2 = 25. Seeds not paired (alone ran seeds 0 and 2): + var(60, 80) / 2 + var(50, 60) / 2
+    # = 100 + 25.
+    root = tmp_path / "runs"
+    for seed, right in ((0, 12), (1, 16)):
+        write(root / f"kd-{seed}", student("digits", 1, **KD, seed=seed), bits(right, 20))
+    for seed, right in zip(alone_seeds, (10, 12)):
+        write(root / f"alone-{seed}", student("digits", 1, seed=seed), bits(right, 20))
+    clean = next(c for c in document(root)["comparisons"] if c["pair"] == "kd")
+    seeds = 25 if alone_seeds == (0, 1) else 125
+    half = 1.96 * math.sqrt(10500 / 19 / 20 + seeds)
+    assert clean["paired"] is True and clean["difference"] == pytest.approx(15.0)
+    assert clean["interval"] == pytest.approx([15 - half, 15 + half])
+
+
+def test_checked_seeds_that_share_a_folder_name_are_told_apart(tmp_path):
+    # A study's seeds in seed0/node and seed1/node: the masking claim names each by its path below their common parent.
+    root = tmp_path / "runs"
+    passed = {"reference": 0.2, "checks": [{"check": "transfer", "passed": True}], "masking": False}
+    for seed in (0, 1):
+        folder = root / f"seed{seed}" / "node"
+        write(folder, student("digits", 1, seed=seed), bits(60, 100))
+        (folder / "attacks").mkdir()
+        (folder / "attacks" / "check.json").write_text(json.dumps(passed))
+    claims = {c["claim"]: c for c in document(root)["claims"]}
+    assert claims["no_masking"]["evidence"] == ["seed0/node: every check passed", "seed1/node: every check passed"]

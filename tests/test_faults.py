@@ -27,9 +27,9 @@ from nodekd_cli.app import app
 TINY = ["--dataset", "digits", "--train-images", "256", "--channels", "8", "--batch-size", "64", "--device", "cpu"]
 
 
-def invoke(*args):
-    """(exit status, stderr lines, stdout) of a command run in this process."""
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
+def invoke(*args, columns=300):
+    """(exit status, stderr lines, stdout) of a command run in this process, on a terminal `columns` wide."""
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": str(columns)})
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     return result.exit_code, result.stderr.splitlines(), result.stdout
 

@@ -161,7 +161,9 @@ def test_reproduce_names_a_damaged_finished_run_and_keeps_it(tmp_path, attack_ru
     path.write_text(json.dumps({**json.loads(path.read_text()), "t1": float("nan")}))
     before = _snapshot(step.folder)
     args = ("reproduce", "--runs", str(tmp_path / "runs"), "--t1", "1", "--attacks", "pgd", "--no-twins")
-    code, lines, stdout = invoke(*args, "--dry-run")
+    # The plan's state cell names the folder, whose length is pytest's to choose: on a terminal too narrow for it, rich
+    # wraps the message across lines (CI failed so on a path one character longer). 2,000 columns fit any tmp path.
+    code, lines, stdout = invoke(*args, "--dry-run", columns=2000)
     assert code == 0 and "holds a run that cannot be read" in stdout, stdout
     assert "t1: input should be a finite number" in stdout
     assert _snapshot(step.folder) == before
