@@ -24,7 +24,6 @@ import csv
 import io
 import json
 import math
-import os
 import statistics
 from dataclasses import dataclass, field
 from importlib import resources
@@ -398,7 +397,8 @@ def _side(label, group, value_of, n_of, scores_of=None, status=None):
         "value": statistics.fmean(values),
         "n": sizes.pop() if len(sizes) == 1 else None,
         "values": values,
-        "seeds": [r.config.get("seed") for r in group],
+        # A teacher's seed draws no student's training images, so it pairs with no student's seed: None.
+        "seeds": [r.config.get("seed") if r.kind == "student" else None for r in group],
         "runs": [str(r.folder) for r in group],
         "images": None,
         "scores": None,
@@ -529,11 +529,7 @@ def _compare(dataset, pair, measure, first, second, budget):
     paired = _paired(first, second)
     if paired:
         variance = intervals.paired_variance(first["scores"], second["scores"])
-        # A teacher's seed draws no student's training images: its seeds are not paired with a student's.
-        if pair == "teacher":
-            variance += _seed_variance(first) + _seed_variance(second)
-        else:
-            variance += _seed_variance_of_difference(first, second)
+        variance += _seed_variance_of_difference(first, second)
     elif first["n"] and second["n"]:
         variance = _variance(first) + _variance(second)
     if variance is not None:
@@ -746,7 +742,7 @@ def _budget_range(sides):
     return f"{low}% of the paper's" if low == high else f"{low}-{high}% of the paper's"
 
 
-def claims(runs, compared, status=None):
+def claims(runs, compared, status=None, *, root):
     """The paper's four claims (`CLAIMS`), each with the verdict the runs give per data set, computed from the
     comparisons (`comparisons`) and the masking checks, and the evidence behind it:
     - distillation raises accuracy: the clean accuracy of each distilled student against the same student alone;
@@ -754,7 +750,8 @@ def claims(runs, compared, status=None):
     - robustness grows with t1: each NODEs(t1 > 1) trained alone against NODEs(1), under each attack;
     - not gradient masking: `nodekd attack check` on the students; supported when every checked student passes.
     A claim without evidence on a data set is undecided; one that rests on a student still learning (by `status`,
-    `convergence.statuses`) is "undecided (still learning)", whatever its comparisons say."""
+    `convergence.statuses`) is "undecided (still learning)", whatever its comparisons say. A checked student is named
+    as in the run table: its folder relative to `root` (the runs' folder)."""
     status = status or {}
     found = []
     for dataset in sorted({r.config["dataset"] for r in runs}):
@@ -778,10 +775,10 @@ def claims(runs, compared, status=None):
                     verdict = STILL_LEARNING
                 budget = _budget_range([{"paper_fraction": convergence.paper_fraction(r.config)} for r in checked])
                 evidence = [
-                    f"{name}: possible masking ({', '.join(_failed_checks(r.check))})"
+                    f"{_relative(root, r.folder)}: possible masking ({', '.join(_failed_checks(r.check))})"
                     if r.check["masking"]
-                    else f"{name}: every check passed"
-                    for r, name in zip(checked, _short_names([r.folder for r in checked]))
+                    else f"{_relative(root, r.folder)}: every check passed"
+                    for r in checked
                 ]
                 counts = f"{len(checked) - len(flagged)} of {len(checked)} checked students pass"
             else:
@@ -975,7 +972,7 @@ def build(root, exclude=()):
         missing,
         paper["source"],
         comparisons=compared,
-        claims=claims(runs, compared, status),
+        claims=claims(runs, compared, status, root=root),
         markers=autoattack_points(in_tables),
         convergence=status,
         curves=learning_curves(everything, status, root),
@@ -1010,17 +1007,6 @@ def learning_curves(runs, status, root):
                 }
             )
     return points
-
-
-def _short_names(folders):
-    """The folders' own names, or, when two share one (seeds of a study, say), their paths below the folders' common
-    parent."""
-    names = [Path(folder).name for folder in folders]
-    if len(set(names)) == len(names):
-        return names
-    paths = [Path(folder).resolve() for folder in folders]
-    common = Path(os.path.commonpath(paths))
-    return [str(path.relative_to(common)) for path in paths]
 
 
 def _relative(root, folder):

@@ -322,7 +322,8 @@ def test_seeds_that_both_arms_ran_are_paired_seed_by_seed(tmp_path, alone_seeds)
 
 
 def test_checked_seeds_that_share_a_folder_name_are_told_apart(tmp_path):
-    # A study's seeds in seed0/node and seed1/node: the masking claim names each by its path below their common parent.
+    # A study's seeds in seed0/node and seed1/node: the masking claim names each as the run table does, by its folder
+    # relative to the runs' folder.
     root = tmp_path / "runs"
     passed = {"reference": 0.2, "checks": [{"check": "transfer", "passed": True}], "masking": False}
     for seed in (0, 1):
