@@ -25,6 +25,9 @@ teacher=$root/resnet20-folder-cifar10-jpeg
 # The test split is scored after every EVAL_EVERY-th epoch and the last (search.sh says why).
 common=(--dataset "folder:$data" --batch-size 64 --channels 32 --train-images "$images" --eval-every "${EVAL_EVERY:-10}")
 stage=${STAGE:-all}
+case $stage in all | search | seeds | attacks | width | report) ;;
+*) echo "STAGE must be all, search, seeds, attacks, width or report, not '$stage'." >&2; exit 2 ;;
+esac
 
 # 1. The budget search: the small preset's five arms (seed 0) at FIRST, twice FIRST ... BUDGET epochs, so that each
 #    budget's runs are the half-budget twins of the next one's (also imports the teacher).
