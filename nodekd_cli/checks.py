@@ -26,6 +26,46 @@ def _robust(model, x, y, correct, make_adversarial, batch_size):
     return robust.float().mean().item()
 
 
+# A check compares attacks at an eps where the reference PGD leaves part of the images right: at 0% every "at most the
+# reference" check passes whatever the model does. `auto` picks the eps (in 1/255) at which the reference leaves the
+# share of the clean-correct images nearest `TARGET` within `WINDOW`; a check whose reference accuracy is under
+# `INFORMATIVE` is "not informative", and the claim "not gradient masking" does not count it as a pass.
+WINDOW = (0.2, 0.8)
+TARGET = 0.5
+INFORMATIVE = 0.05
+MAX_AUTO_EPS = 20
+
+
+def informative(check):
+    """Whether a check.json's result can see masking: its reference accuracy is at least `INFORMATIVE`. (Results
+    written before the field existed are judged by their reference.)"""
+    found = check.get("informative")
+    return found if isinstance(found, bool) else (check.get("reference") or 0) >= INFORMATIVE
+
+
+def choose_eps(survival_at, sweep=None, largest=MAX_AUTO_EPS):
+    """The eps of `auto` and how it was found. A survival is the share of the clean-correct images the reference PGD
+    leaves right. From `sweep` ({eps: accuracy}, the run's PGD sweep with its eps 0), the eps > 0 whose survival is
+    nearest `TARGET` within `WINDOW`; when none lies in it, the integer eps 1, 2, ... scanned with `survival_at(eps)`
+    (on the check's own images) until the survival falls under `TARGET`, and of those the one nearest `TARGET`.
+    Returns (eps, rule, {eps: survival} scanned)."""
+    low, high = WINDOW
+    clean = (sweep or {}).get(0)
+    inside = {}
+    if clean:
+        inside = {e: a / clean for e, a in sweep.items() if e > 0 and low <= a / clean <= high}
+    if inside:
+        eps = min(inside, key=lambda e: (abs(inside[e] - TARGET), e))
+        return eps, f"from the run's PGD sweep: it leaves {100 * inside[eps]:.1f}% of the clean-correct images", {}
+    scanned = {}
+    for eps in range(1, largest + 1):
+        scanned[eps] = survival_at(eps)
+        if scanned[eps] < TARGET:
+            break
+    eps = min(scanned, key=lambda e: (abs(scanned[e] - TARGET), e))
+    return eps, f"scanned from 1/255: it leaves {100 * scanned[eps]:.1f}% of the clean-correct images", scanned
+
+
 def slack(n):
     """How far two accuracies over `n` images may differ in a check: 5 points or one image, whichever is larger, plus
     the float32 rounding of the accuracies (11/20 and 12/20 in float32 differ by a little more than 1/20)."""
@@ -122,13 +162,45 @@ def masking_checks(
     accuracy = run("square", through(named["Square"]))
     passed = accuracy >= reference - tolerance
     record(f"Square, gradient-free ({queries} queries)", accuracy, passed, "at least the reference")
-    return {"reference": reference, "checks": checks, "masking": any(c["passed"] is False for c in checks)}
+    return {
+        "reference": reference,
+        "checks": checks,
+        "masking": any(c["passed"] is False for c in checks),
+        "informative": reference >= INFORMATIVE,
+    }
+
+
+def reference_survival(model, x, y, eps, batch_size=256, seed=0):
+    """The share of the clean-correct images of `x`, `y` that the reference PGD at `eps` (in 1/255) leaves right,
+    seeded as `masking_checks` seeds it (0 when the model gets none right)."""
+    generator = torch.Generator(device=x.device)
+    generator.manual_seed(seed)
+    correct = predict(model, x, batch_size) == y
+    if not correct.any():
+        return 0.0
+    attack = lambda xb, yb: pgd(model, xb, yb, eps / 255, num_steps(eps), generator)  # noqa: E731
+    return _robust(model, x, y, correct, attack, batch_size) / correct.float().mean().item()
+
+
+def _pgd_sweep(folder):
+    """The run's independent PGD sweep as {eps: accuracy}, or None."""
+    from nodekd_cli.attacks import RESULTS_FOLDER as results
+    from nodekd_cli.runs import read_json
+
+    path = folder / results / "pgd.json"
+    try:
+        found = read_json(path) if path.is_file() else None
+    except Exception:  # an unreadable sweep only means scanning instead
+        return None
+    if not isinstance(found, dict) or not isinstance(found.get("eps"), list):
+        return None
+    return dict(zip(found["eps"], found.get("accuracy") or []))
 
 
 def check_run(
     folder,
     *,
-    eps=8,
+    eps=None,
     sample=Sample(100),
     batch_size=256,
     transfer_from=None,
@@ -139,7 +211,8 @@ def check_run(
 ):
     """Runs `masking_checks` on the finished run in `folder`; writes and returns `attacks/check.json` (locked and
     checked writable before the checks start). `grad_solver` is the fixed-step `models.Solver` of the check that
-    takes gradients through another solver (default: rk4, with t1 / 10 for a step size left None)."""
+    takes gradients through another solver (default: rk4, with t1 / 10 for a step size left None). `eps` None picks
+    the eps as `choose_eps` says."""
     from pathlib import Path
 
     import models
@@ -167,6 +240,13 @@ def check_run(
     with runs.lock(path.parent, name=".check.lock", wait=wait):
         files.refuse_link(path)  # before the attacks, not after them
         started = time.perf_counter()
+        rule, scanned = "given", {}
+        if eps is None:
+            if progress:
+                progress("choosing eps")
+            eps, rule, scanned = choose_eps(
+                lambda e: reference_survival(model, x, y, e, batch_size, sample.seed), _pgd_sweep(folder)
+            )
         result = masking_checks(
             model,
             x,
@@ -182,6 +262,8 @@ def check_run(
         result.update(
             {
                 "eps": eps,
+                "eps_rule": rule,
+                "eps_scanned": [{"eps": e, "survival": a} for e, a in scanned.items()],
                 "n": len(y),
                 "sample": sample.settings()["sample"],
                 "images": sample.indices(chosen),

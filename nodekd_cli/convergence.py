@@ -1,12 +1,12 @@
-"""When a student has finished learning: the half-budget twin rule, and a run's budget beside the paper's.
+"""Half-budget twins, and a run's budget beside the paper's.
 
 A step schedule divides the learning rate by 100 for the last quarter of the epochs, so every learning curve is flat
-at its end: a rule read off one run's last epochs cannot tell a finished student from one cut short. nodekd judges a
-student by its *half-budget twin*: the same run (every setting and the seed the same) trained for half the epochs,
-with the same schedule shape. The student counts as finished when its full budget gains less than `THRESHOLD` points
-of test accuracy over its twin, and as still learning otherwise; without a twin it is not judged. Twins are found by
-their configs, never by folder names, so a budget search that doubles the epochs (5, 10, 20) makes each budget's
-runs the twins of the next one's. `nodekd reproduce --twins` plans them (docs/commands.md, "When a student has finished learning").
+at its end: a rule read off one run's last epochs cannot tell a finished student from one cut short. nodekd compares
+a student with its *half-budget twin*: the same run (every setting and the seed the same) trained for half the
+epochs, with the same schedule shape. This module finds the twins (by their configs, never by folder names, so a
+budget search that doubles the epochs makes each budget's runs the twins of the next one's) and each student's gain
+over its twin. Whether a comparison of two methods has stopped moving is judged over seeds from these gains, in one
+place: `nodekd_cli.report.stats.learning`. `nodekd reproduce --twins` plans the twins (docs/commands.md).
 """
 
 import json
@@ -16,7 +16,6 @@ from pathlib import Path
 from nodekd_cli import data
 from nodekd_cli import runs as run_files
 
-THRESHOLD = 1.0  # points of test accuracy from half to full budget below which a student counts as finished
 # The paper's student budget (REFERENCE.md: 200 epochs of CIFAR-10's 50,000 training images, 40 of SVHN's 73,257),
 # in training images seen. A folder data set (CIFAR-10's images in a folder, say) is set beside CIFAR-10's.
 PAPER_BUDGET = {"cifar10": 200 * 50000, "svhn": 40 * 73257}
@@ -24,7 +23,6 @@ PAPER_BUDGET["folder"] = PAPER_BUDGET["cifar10"]
 # Settings a twin may differ in besides its epochs: where and with what it ran, and its teacher's folder (the
 # teacher's model and temperature stay in `teacher_model` and `T`).
 IGNORED = (*run_files.CIRCUMSTANCES, "epochs", "teacher")
-FINISHED, LEARNING, UNCHECKED = "finished", "still learning", "not checked"
 
 
 def twin_epochs(epochs):
@@ -51,18 +49,11 @@ class Status:
     twin: Path | None = None
     twin_of: Path | None = None
 
-    @property
-    def state(self):
-        if self.gain is None:
-            return UNCHECKED
-        return FINISHED if round(self.gain, 9) < THRESHOLD else LEARNING  # rounded: 80% - 79% is 1 point
-
     def text(self):
-        """"finished (+0.41 points from half to full budget)", "still learning (+3.20 ...)" or "not checked (no
-        half-budget twin)"."""
+        """"+0.41 points from its half-budget twin" or "no half-budget twin"."""
         if self.gain is None:
-            return f"{UNCHECKED} (no half-budget twin)"
-        return f"{self.state} ({self.gain:+.2f} points from half to full budget)"
+            return "no half-budget twin"
+        return f"{self.gain:+.2f} points from its half-budget twin"
 
 
 def statuses(runs):

@@ -202,3 +202,13 @@ ATTACKED = group(
     seed=(Seed, 0),
     force=option(bool, False, "--force", help="Recompute results that already exist."),
 )
+
+
+def whole_number(value, flag):
+    """`value` (a command-line string) as an int, or a `UserError` naming `flag`."""
+    from nodekd_cli.errors import UserError
+
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"{flag} must be a whole number or auto; got {value!r}.") from None

@@ -157,7 +157,11 @@ def autoattack_table(folder, result, reused):
 
 
 def check_table(folder, result):
+    from nodekd_cli.checks import informative
+
     verdict = "[bold red]possible gradient masking[/]" if result["masking"] else "[green]no sign of masking[/]"
+    if not result["masking"] and not informative(result):
+        verdict = "[yellow]not informative[/] (the reference PGD leaves under 5%: every check passes whatever the model)"
     table = Table(
         title=f"Robustness checks on {folder}, eps {result['eps']}/255, {result['n']} images: {verdict}",
         title_justify="left",
@@ -168,6 +172,8 @@ def check_table(folder, result):
         outcome = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "skipped"}[check["passed"]]
         table.add_row(check["check"], percent(check["accuracy"]), percent(check["reference"]), check["rule"], outcome)
     console.print(table)
+    if result.get("eps_rule") not in (None, "given"):
+        info(f"eps {result['eps']}/255 {result['eps_rule']}")
 
 
 def warning(message):
@@ -199,7 +205,8 @@ def _report_cell(cell):
 
 def report(report):
     """The paper's tables beside the paper's numbers, the figure files, the run table and what is missing."""
-    from nodekd_cli.report import CLAIMS_NOTE, run_rows
+    from nodekd_cli.report import run_rows
+    from nodekd_cli.report.text import CLAIMS_NOTE, comparison_text
 
     info(
         f"[dim]Runs under {report.root}; each cell: this project's value (xN: mean of N runs), below it the paper's "
@@ -224,7 +231,7 @@ def report(report):
     if report.comparisons:
         info("What the runs show:")
         for comparison in report.comparisons:
-            console.print(f"  {comparison['text']}", highlight=False, markup=False, soft_wrap=True)
+            console.print(f"  {comparison_text(comparison)}", highlight=False, markup=False, soft_wrap=True)
     if report.missing:
         info("To fill the empty cells:")
         for command in report.missing:
@@ -239,12 +246,12 @@ def report(report):
         title = "The paper's claims, as these runs judge them"
         claims_table = Table(title=title, title_justify="left", show_lines=True)
         for column in ("data set", "claim", "verdict", "students", "budget", "evidence"):
-            claims_table.add_column(column)
+            claims_table.add_column(column, overflow="fold")
         colour = {"supported": "green", "contradicted": "bold red"}
         for claim in report.claims:
-            verdict = f"[{colour.get(claim['verdict'], 'yellow')}]{claim['verdict']}[/]"
-            row = (claim["dataset"], claim["statement"], verdict, claim["convergence"], claim["budget"] or "-")
-            claims_table.add_row(*row, claim["summary"])
+            verdict = f"[{colour.get(claim.verdict, 'yellow')}]{escape(claim.verdict)}[/]"
+            row = (claim.dataset, claim.statement, verdict, claim.convergence, claim.budget or "-")
+            claims_table.add_row(*row, claim.summary)
         console.print(claims_table)
         info(f"[dim]{escape(CLAIMS_NOTE)} --format markdown lists the evidence.[/]")
 
@@ -259,7 +266,7 @@ def _natural_width(renderable):
 
 def _paper_table(table, transpose=False):
     """One of the paper's tables as a rich table: rows (data set, ...) by columns, or, transposed, a row per column."""
-    from nodekd_cli.report import row_label
+    from nodekd_cli.report.tables import row_label
 
     rich_table = Table(title=table.title, title_justify="left", show_lines=True)
     if transpose:
@@ -280,22 +287,10 @@ def _paper_table(table, transpose=False):
     return rich_table
 
 
-def _attack_names(attacks):
-    """The attacks a run has; AutoAttack with its eps and worst-case accuracy."""
-    from nodekd_cli.report import AUTOATTACK
-
-    names = []
-    for name, result in attacks.items():
-        if name == AUTOATTACK:
-            names.append(f"AutoAttack {result['eps'][-1]}/255: {percent(result['accuracy'][-1])}%")
-        else:
-            names.append(name)
-    return ", ".join(names) or "-"
-
-
 def _runs_table(report, rows, wide):
     """The run table: every column when `wide`, else the run, what it is, its accuracy, NFE, attacks and check."""
-    from nodekd_cli.report import run_name
+    from nodekd_cli.report.runs_table import run_name
+    from nodekd_cli.report.text import attack_names, plain_number
 
     runs_table = Table(title="Runs", title_justify="left")
     numbers = ("params", "acc. (%)", "NFE", "train time")
@@ -306,6 +301,7 @@ def _runs_table(report, rows, wide):
         # Long run names fold onto a second line rather than lose their end.
         runs_table.add_column(column, justify="right" if column in numbers else "left", overflow="fold")
     checks = {None: "", "passed": " / [green]check passed[/]", "possible masking": " / [bold red]masking?[/]"}
+    checks["not informative"] = " / [yellow]check not informative[/]"
     for row in rows:
         seconds = row["train_seconds"]
         model = row["model"] if row["kind"] == "teacher" else f"NODE ({row['teacher']})" if row["teacher"] else "NODE"
@@ -314,9 +310,9 @@ def _runs_table(report, rows, wide):
             "run": escape(run_name(report, row["folder"])) + resumed,
             "model": model,
             "data set": row["dataset"],
-            "t1": _plain_number(row["t1"]),
-            "T": _plain_number(row["T"]),
-            "lambda": _plain_number(row["lambda"]),
+            "t1": plain_number(row["t1"]),
+            "T": plain_number(row["T"]),
+            "lambda": plain_number(row["lambda"]),
             "dynamics": row["dynamics"] or "-",
             "solver": row["solver"] or "-",
             "params": "-" if row["params"] is None else f"{row['params']:,}",
@@ -324,22 +320,15 @@ def _runs_table(report, rows, wide):
             "NFE": "-" if row["nfe"] is None else f"{row['nfe']:.1f}",
             "train time": "-" if seconds is None else f"{seconds:.0f} s",
             "learning": _learning(row["convergence"]),
-            "attacks / check": _attack_names(row["attacks"]) + checks[row["check"]],
+            "attacks / check": (attack_names(row["attacks"]) or "-") + checks[row["check"]],
         }
         runs_table.add_row(*(values[column] for column in columns))
     return runs_table
 
 
 def _learning(text):
-    """The run table's convergence cell: finished in green, still learning in yellow."""
-    if text is None:
-        return "-"
-    colour = {"finished": "green", "still learning": "yellow"}.get(text.split(" (")[0])
-    return f"[{colour}]{escape(text)}[/]" if colour else f"[dim]{escape(text)}[/]"
-
-
-def _plain_number(value):
-    return "-" if value is None else f"{value:g}"
+    """The run table's learning cell: the gain over the half-budget twin."""
+    return "-" if text is None else escape(text)
 
 
 def _duration(seconds):
@@ -384,7 +373,7 @@ def _step_summary(step):
         return f"NODE t1 {config['t1']:g}, {what}, {config['epochs']} epochs"
     images = "all" if step.images is None else step.images
     if step.kind == "check":
-        return f"robustness checks at eps {step.eps[0]}/255, {images} images"
+        return f"robustness checks at the eps PGD halves, {images} images"
     sweep = "" if step.sweep == "independent" else f", {step.sweep} sweep"
     return f"{step.attack} eps {step.eps[0]}..{step.eps[-1]}/255, {images} images{sweep}"
 

@@ -5,11 +5,11 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-from nodekd_cli import intervals, report
 from nodekd_cli.app import app
 from tests.test_report import student
 
@@ -59,126 +59,116 @@ def document(root):
 KD = {"teacher_model": "resnet20", "T": 3.0}
 
 
-def test_a_paired_interval_equals_the_hand_computed_one(tmp_path):
+def test_one_run_against_one_run_is_an_image_paired_interval_with_mcnemars_exact_test(tmp_path):
     # 20 test images: the distilled student right on 16, the student alone on 10; 9 both, 7 only the first, 1 only
     # the second, 3 neither. Differences d_i (points): 7 x +100, 1 x -100, 12 x 0; mean +30; sum of (d - 30)^2 =
-    # 7 * 4900 + 16900 + 12 * 900 = 62000; variance 62000 / 19, of the mean / 20 = 163.16; half-width 1.96 x 12.773.
+    # 7 * 4900 + 16900 + 12 * 900 = 62000; variance 62000 / 19, of the mean / 20; t with 19 degrees of freedom. The
+    # p-value: McNemar's exact test, the binomial test of 7 of the 8 discordant images.
     first = "1" * 9 + "1" * 7 + "0" + "000"
     second = "1" * 9 + "0" * 7 + "1" + "000"
     write(tmp_path / "runs" / "kd", student("digits", 1, **KD), first)
     write(tmp_path / "runs" / "alone", student("digits", 1), second)
     found = document(tmp_path / "runs")["comparisons"]
     clean = next(c for c in found if c["pair"] == "kd")
-    half = 1.96 * math.sqrt(62000 / 19 / 20)
+    half = stats.t.ppf(0.975, 19) * math.sqrt(62000 / 19 / 20)
     assert clean["paired"] is True and clean["difference"] == pytest.approx(30.0)
+    assert clean["method"] == "this run against that run" and clean["seeds"] == 1
     assert clean["interval"] == pytest.approx([30 - half, 30 + half])
-    assert clean["p_value"] == pytest.approx(2 * stats.norm.sf(30 / math.sqrt(62000 / 19 / 20)))
-    assert "paired 95% interval +4.96 to +55.04" in clean["text"]
-    # Unpaired (the same accuracies without per-image records), the binomial variances add: 1e4 (.8 * .2 + .5 * .5)
-    # / 20 = 205, a wider interval than the pairs give.
+    assert clean["p_value"] == pytest.approx(stats.binomtest(7, 8, 0.5).pvalue) and clean["exact_test"] is True
+    assert f"image-paired 95% interval {30 - half:+.2f} to {30 + half:+.2f}" in clean["text"]
+    # Unpaired (the same accuracies without per-image records), the binomial variances add: 1e4 * .8 * .2 / 20 = 80
+    # and 1e4 * .5 * .5 / 20 = 125, with Welch-Satterthwaite's degrees of freedom.
     for name in ("kd", "alone"):
         path = tmp_path / "runs" / name / "metrics.json"
         path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "test_correct"}))
     clean = next(c for c in document(tmp_path / "runs")["comparisons"] if c["pair"] == "kd")
-    assert clean["paired"] is False
-    assert clean["interval"] == pytest.approx([30 - 1.96 * 205**0.5, 30 + 1.96 * 205**0.5])
+    df = 205**2 / (80**2 / 19 + 125**2 / 19)
+    half = stats.t.ppf(0.975, df) * 205**0.5
+    assert clean["paired"] is False and clean["df"] == pytest.approx(df)
+    assert clean["interval"] == pytest.approx([30 - half, 30 + half])
 
 
 def test_robustness_pairs_each_image_averaged_over_the_eps(tmp_path):
-    # 4 attacked images, eps 0 and 8 (the mean is over eps > 0: eps 8 alone). Under eps 8 the first is right on
-    # images 0, 1, 2 and the second on 0: d = +100 on images 1, 2; 0 on 0, 3; mean 50, sum of squares 4 * 2500 =
-    # 10000, variance 10000 / 3, of the mean / 4.
+    # 4 attacked images at eps 0 and 8 (the measure: the mean over eps 4..20, here eps 8 alone). Under eps 8 the first
+    # is right on images 0, 1, 2 and the second on 0: d = +100 on images 1, 2; 0 on 0, 3; mean 50, sum of squares
+    # 4 * 2500 = 10000, variance 10000 / 3, of the mean / 4, t with 3 degrees of freedom.
     write(tmp_path / "kd", student("digits", 1, **KD), "1111", attacks={"pgd": ["1111", "1110"]})
     write(tmp_path / "alone", student("digits", 1), "1111", attacks={"pgd": ["1111", "1000"]})
     found = document(tmp_path)["comparisons"]
     pgd = next(c for c in found if c["pair"] == "kd" and c["measure"].startswith("PGD"))
-    half = 1.96 * math.sqrt(10000 / 3 / 4)
-    assert pgd["paired"] and pgd["difference"] == pytest.approx(50.0)
+    half = stats.t.ppf(0.975, 3) * math.sqrt(10000 / 3 / 4)
+    assert pgd["paired"] and pgd["difference"] == pytest.approx(50.0) and pgd["primary"] is True
     assert pgd["interval"] == pytest.approx([50 - half, 50 + half])
 
 
-def test_holm_adjusts_p_values_as_computed_by_hand():
-    # Sorted 0.01, 0.03, 0.04 of 3: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04, raised to 0.06 (monotone).
-    assert intervals.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert intervals.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
-    assert intervals.holm([0.02]) == [0.02]  # one comparison: no correction
+def arm(root, name, config, rights, n=1000, epochs=16, twin_rights=None):
+    """One arm: a run per seed (0, 1, ...) right on the first `rights[j]` of n images; with `twin_rights`, each seed's
+    half-budget twin too."""
+    for seed, right in enumerate(rights):
+        write(root / f"{name}-{seed}", {**config, "seed": seed}, bits(right, n), epochs=epochs)
+        if twin_rights is not None:
+            write(root / f"{name}-{seed}-half", {**config, "seed": seed}, bits(twin_rights[seed], n), epochs=epochs // 2)
 
 
-def test_a_claim_counts_a_comparison_only_after_holms_correction():
-    # Two comparisons each beyond its own 95% interval (p = 0.03): Holm makes them 0.06 and 0.06, so neither holds
-    # for the claim; alone, either would.
-    def comparison(p):
-        return {"interval": [0.1, 5.0], "verdict": "higher", "difference": 2.5, "p_value": p, "finished": True}
-
-    pair = [comparison(0.03), comparison(0.03)]
-    assert report._verdict(pair) == "undecided"
-    assert [c["holm_p"] for c in pair] == pytest.approx([0.06, 0.06])
-    assert report._verdict([comparison(0.03)]) == "supported"
-    assert report._verdict([comparison(0.03), comparison(0.001)]) == "supported"  # 0.002 and 0.03: both hold
-
-
-def study(root, alone_half, alone_full="1" * 80 + "0" * 20):
-    """Digits, 100 test images, 16 epochs with 8-epoch twins: the distilled NODEs(1) 95 right (95 at half), the
-    NODEs(1) alone `alone_full` (80 right) at 16 epochs and `alone_half` at 8."""
-    write(root / "kd", student("digits", 1, **KD), bits(95, 100), history=[0.5, 0.9, 0.95])
-    write(root / "kd-half", student("digits", 1, **KD), bits(95, 100), epochs=8, history=[0.5, 0.94])
-    write(root / "alone", student("digits", 1), alone_full, history=[0.3, 0.7, 0.8])
-    write(root / "alone-half", student("digits", 1), alone_half, epochs=8, history=[0.3, 0.7])
+def test_one_or_two_seeds_an_arm_never_decide_a_claim(tmp_path):
+    # The distilled student 15 points ahead on every seed: far beyond any interval, yet a claim about a method needs
+    # three training runs an arm.
+    for seeds in (1, 2, 3):
+        root = tmp_path / f"seeds{seeds}"
+        arm(root, "kd", student("digits", 1, **KD), [950, 940, 955][:seeds])
+        arm(root, "alone", student("digits", 1), [800, 790, 805][:seeds])
+        claims = {c["claim"]: c for c in document(root)["claims"]}
+        expected = {1: "undecided (1 seed)", 2: "undecided (2 seeds)", 3: "supported"}[seeds]
+        assert claims["kd_accuracy"]["verdict"] == expected
+    kd = next(c for c in document(tmp_path / "seeds3")["comparisons"] if c["pair"] == "kd")
+    assert kd["method"] == "seed-paired" and kd["seeds"] == 3 and "3 seeds an arm" in kd["text"]
 
 
-def test_an_arm_still_learning_makes_its_claims_undecided_in_every_format(tmp_path):
-    study(tmp_path, bits(70, 100))  # NODEs(1) alone gains 10 points from 8 to 16 epochs: still learning
+def test_a_comparison_still_moving_makes_its_claim_undecided_in_every_format(tmp_path):
+    # Three seeds; from 8 to 16 epochs the student alone gains 10, 9 and 11 points, the distilled one 0, 1 and 0: the
+    # difference falls by 10, 8 and 11 points, a 95% t interval far from 0: still learning.
+    arm(tmp_path, "kd", student("digits", 1, **KD), [950, 940, 955], twin_rights=[950, 930, 955])
+    arm(tmp_path, "alone", student("digits", 1), [800, 790, 805], twin_rights=[700, 700, 695])
     found = document(tmp_path)
-    rows = {row["folder"].rsplit("/", 1)[-1]: row for row in found["runs"]}
-    assert rows["alone"]["convergence"] == "still learning (+10.00 points from half to full budget)"
-    assert rows["kd"]["convergence"] == "finished (+0.00 points from half to full budget)"
-    assert rows["kd-half"]["convergence"] == "half-budget twin of kd"
     claims = {c["claim"]: c for c in found["claims"]}
     assert claims["kd_accuracy"]["verdict"] == "undecided (still learning)"
     assert claims["kd_accuracy"]["convergence"] == "some still learning"
     kd = next(c for c in found["comparisons"] if c["pair"] == "kd")
-    assert kd["finished"] is False and "NODEs(1) still learning (+10.00 points" in kd["text"]
-    # The twins fill no cell and take part in no comparison: one run per side.
-    assert (kd["first"]["runs"], kd["second"]["runs"]) == ([str(tmp_path / "kd")], [str(tmp_path / "alone")])
+    assert kd["finished"] is False and kd["learning"]["changes"] == pytest.approx([-10.0, -8.0, -11.0])
+    changes = [-10.0, -8.0, -11.0]
+    half = stats.t.ppf(0.975, 2) * np.std(changes, ddof=1) / math.sqrt(3)
+    assert [kd["learning"]["low"], kd["learning"]["high"]] == pytest.approx([np.mean(changes) - half,
+                                                                             np.mean(changes) + half])
+    assert "still learning from half to full budget" in kd["text"]
+    # The twins fill no cell and take part in no comparison: three runs a side.
+    assert len(kd["first"]["runs"]) == len(kd["second"]["runs"]) == 3
+    rows = {row["folder"].rsplit("/", 1)[-1]: row for row in found["runs"]}
+    assert rows["alone-0"]["convergence"] == "+10.00 points from its half-budget twin"
+    assert rows["kd-0-half"]["convergence"].startswith("half-budget twin of kd-0")
     markdown = invoke("--runs", tmp_path, "--format", "markdown").stdout
-    assert "| still learning (+10.00 points from half to full budget) |" in markdown
     assert "| Knowledge distillation raises accuracy | undecided (still learning) | some still learning |" in markdown
-    rich = invoke("--runs", tmp_path).stdout
-    assert "still learning (+10.00 points from half to full" in " ".join(rich.replace("│", " ").split())
-    assert "undecided (still learning)" in rich
+    assert "undecided (still learning)" in invoke("--runs", tmp_path).stdout
     invoke("--runs", tmp_path, "--format", "csv", "--out", tmp_path / "csv")
     with open(tmp_path / "csv" / "claims.csv", newline="") as file:
         assert {r["claim"]: r["verdict"] for r in csv.DictReader(file)}["kd_accuracy"] == "undecided (still learning)"
-    with open(tmp_path / "csv" / "runs.csv", newline="") as file:
-        learning = {r["folder"].rsplit("/", 1)[-1]: r["convergence"] for r in csv.DictReader(file)}
-    assert learning["alone"].startswith("still learning (+10.00")
 
 
-def test_a_finished_pair_is_judged_as_before_and_the_threshold_is_one_point(tmp_path):
-    # The distilled student 95 vs 94.5 at half: with 1,000 images 0.5 points, finished; alone 80 vs 79.1: 0.9 points.
-    write(tmp_path / "kd", student("digits", 1, **KD), bits(950, 1000))
-    write(tmp_path / "kd-half", student("digits", 1, **KD), bits(945, 1000), epochs=8)
-    write(tmp_path / "alone", student("digits", 1), bits(800, 1000))
-    write(tmp_path / "alone-half", student("digits", 1), bits(791, 1000), epochs=8)
+def test_a_comparison_that_stopped_moving_is_finished_by_two_one_sided_tests(tmp_path):
+    # The difference changes by +0.3, -0.2 and +0.1 points from half to full budget: its 90% t interval lies within
+    # +-1 point, so the comparison has finished, and the claim is judged.
+    arm(tmp_path, "kd", student("digits", 1, **KD), [950, 940, 955], twin_rights=[945, 942, 953])
+    arm(tmp_path, "alone", student("digits", 1), [800, 790, 805], twin_rights=[798, 790, 804])
     found = document(tmp_path)
-    claims = {c["claim"]: c for c in found["claims"]}
-    # Paired: d = +100 on images 800..949 (150 of 1000), mean 15, far beyond its interval: supported, as before.
-    assert claims["kd_accuracy"]["verdict"] == "supported"
-    assert claims["kd_accuracy"]["convergence"] == "all finished"
     kd = next(c for c in found["comparisons"] if c["pair"] == "kd")
-    assert kd["finished"] is True and "both arms finished" in kd["text"]
-    # 1.0 point from half to full budget is still learning: the rule is "less than 1 point".
-    (tmp_path / "alone-half" / "metrics.json").write_text(
-        json.dumps({"test_accuracy": 0.79, "test_images": 1000, "test_correct": bits(790, 1000)})
-    )
-    found = document(tmp_path)
-    assert {c["claim"]: c["verdict"] for c in found["claims"]}["kd_accuracy"] == "undecided (still learning)"
-    assert found["convergence_threshold"] == 1.0
+    assert kd["learning"]["changes"] == pytest.approx([0.3, -0.2, 0.1]) and kd["learning"]["state"] == "finished"
+    claims = {c["claim"]: c for c in found["claims"]}
+    assert claims["kd_accuracy"]["verdict"] == "supported" and claims["kd_accuracy"]["convergence"] == "all finished"
+    assert found["convergence_margin"] == 1.0 and found["min_seeds"] == 3
 
 
 def test_without_twins_a_verdict_stands_but_says_convergence_was_not_checked(tmp_path):
-    write(tmp_path / "kd", student("digits", 1, **KD), bits(950, 1000))
-    write(tmp_path / "alone", student("digits", 1), bits(800, 1000))
+    arm(tmp_path, "kd", student("digits", 1, **KD), [950, 940, 955])
+    arm(tmp_path, "alone", student("digits", 1), [800, 790, 805])
     claims = {c["claim"]: c for c in document(tmp_path)["claims"]}
     assert claims["kd_accuracy"]["verdict"] == "supported"
     assert claims["kd_accuracy"]["convergence"] == "not checked (no half-budget twins)"
@@ -195,6 +185,15 @@ def test_each_arms_budget_is_a_share_of_the_papers(tmp_path):
     claims = {c["claim"]: c for c in found["claims"]}
     assert claims["kd_accuracy"]["budget"] == "1.6% of the paper's"
     assert "16 epochs of 10,000 images, 1.6% of the paper's" in found["comparisons"][0]["text"]
+
+
+def study(root, alone_half, alone_full="1" * 80 + "0" * 20):
+    """Digits, 100 test images, 16 epochs with 8-epoch twins: the distilled NODEs(1) 95 right (95 at half), the
+    NODEs(1) alone `alone_full` (80 right) at 16 epochs and `alone_half` at 8."""
+    write(root / "kd", student("digits", 1, **KD), bits(95, 100), history=[0.5, 0.9, 0.95])
+    write(root / "kd-half", student("digits", 1, **KD), bits(95, 100), epochs=8, history=[0.5, 0.94])
+    write(root / "alone", student("digits", 1), alone_full, history=[0.3, 0.7, 0.8])
+    write(root / "alone-half", student("digits", 1), alone_half, epochs=8, history=[0.3, 0.7])
 
 
 def test_learning_curves_csv_holds_the_histories_and_a_figure_is_drawn(tmp_path):
@@ -237,7 +236,7 @@ def test_arms_of_a_budget_search_are_compared_at_the_budget_both_reached(tmp_pat
     clean = next(c for c in document(runs)["comparisons"] if c["pair"] == "kd")
     assert (clean["first"]["value"], clean["second"]["value"]) == (60.0, 75.0)
     assert clean["difference"] == pytest.approx(-15.0) and clean["same_budget"] is True
-    assert "same budget (8 epochs" in clean["text"] and "NODEs(1) still learning (+25.00 points" in clean["text"]
+    assert "same budget (8 epochs" in clean["text"] and clean["second"]["gains"] == [25.0]
     # Without a twin at the shorter budget, the arms stay as they are, their budgets said to differ.
     (runs / "alone-8" / "metrics.json").unlink()
     (runs / "alone-4" / "metrics.json").unlink()
@@ -304,21 +303,27 @@ def test_the_learning_curves_mark_the_papers_finals_only_for_families_with_runs(
 @pytest.mark.parametrize("alone_seeds", [(0, 1), (0, 2)])
 def test_seeds_that_both_arms_ran_are_paired_seed_by_seed(tmp_path, alone_seeds):
     # 20 test images, two seeds an arm. Distilled: seed 0 right on 12 (60%), seed 1 on 16 (80%); alone: 10 (50%) and
-    # 12 (60%), the first images each time. Per-seed differences +10 and +20, mean +15. The seeds' mean per-image
-    # scores differ by 0.5 on images 10-15 and agree elsewhere: d_i = six 50s and fourteen 0s, sum of (d - 15)^2 =
-    # 6 * 35^2 + 14 * 15^2 = 10500, variance of the mean 10500 / 19 / 20 = 27.63. Seeds paired (the same seeds in both
-    # arms): + var(10, 20) / 2 = 25. Seeds not paired (alone ran seeds 0 and 2): + var(60, 80) / 2 + var(50, 60) / 2
-    # = 100 + 25.
+    # 12 (60%), the first images each time. Paired (the same seeds in both arms): the per-seed differences are +10 and
+    # +20 and the seed-paired estimate is the crossed one of their per-image differences (`stats.crossed`). Not
+    # paired (alone ran seeds 0 and 2): each arm's seeds apart (`stats.welch`).
+    from nodekd_cli.report import stats as report_stats
+
     root = tmp_path / "runs"
     for seed, right in ((0, 12), (1, 16)):
         write(root / f"kd-{seed}", student("digits", 1, **KD, seed=seed), bits(right, 20))
     for seed, right in zip(alone_seeds, (10, 12)):
         write(root / f"alone-{seed}", student("digits", 1, seed=seed), bits(right, 20))
     clean = next(c for c in document(root)["comparisons"] if c["pair"] == "kd")
-    seeds = 25 if alone_seeds == (0, 1) else 125
-    half = 1.96 * math.sqrt(10500 / 19 / 20 + seeds)
+    first = np.array([[float(b) for b in bits(right, 20)] for right in (12, 16)])
+    second = np.array([[float(b) for b in bits(right, 20)] for right in (10, 12)])
+    expected = report_stats.crossed(first - second) if alone_seeds == (0, 1) else report_stats.welch(first, second)
     assert clean["paired"] is True and clean["difference"] == pytest.approx(15.0)
-    assert clean["interval"] == pytest.approx([15 - half, 15 + half])
+    assert clean["method"] == expected.method
+    assert clean["interval"] == pytest.approx([expected.low, expected.high])
+    # Paired: the t interval of the per-seed differences +10, +20 (1 degree of freedom) when the images add nothing.
+    if alone_seeds == (0, 1):
+        low, high = stats.ttest_1samp([10.0, 20.0], 0).confidence_interval(0.95)
+        assert expected.image_variance > 0 or (expected.low, expected.high) == pytest.approx((low, high))
 
 
 def test_checked_seeds_that_share_a_folder_name_are_told_apart(tmp_path):
@@ -332,4 +337,29 @@ def test_checked_seeds_that_share_a_folder_name_are_told_apart(tmp_path):
         (folder / "attacks").mkdir()
         (folder / "attacks" / "check.json").write_text(json.dumps(passed))
     claims = {c["claim"]: c for c in document(root)["claims"]}
-    assert claims["no_masking"]["evidence"] == ["seed0/node: every check passed", "seed1/node: every check passed"]
+    assert claims["no_masking"]["evidence"] == [
+        "seed0/node: every check passed (reference PGD 20.0%)",
+        "seed1/node: every check passed (reference PGD 20.0%)",
+    ]
+    assert claims["no_masking"]["verdict"] == "undecided (2 informative checks an arm at most)"
+
+
+def test_a_masking_check_whose_reference_is_at_0_percent_is_not_informative(tmp_path):
+    # Three seeds pass every check, but at an eps where the reference PGD leaves 0%: "at most the reference" passes
+    # whatever the model does, so the claim counts none of them. At 25% they count: supported.
+    root = tmp_path / "runs"
+    for reference, expected in ((0.0, "undecided (0 informative checks an arm at most)"), (0.25, "supported")):
+        check = {"reference": reference, "checks": [{"check": "transfer", "passed": True}], "masking": False}
+        for seed in range(3):
+            folder = root / f"seed{seed}" / "node"
+            if not folder.exists():
+                write(folder, student("digits", 1, seed=seed), bits(60, 100))
+                (folder / "attacks").mkdir()
+            (folder / "attacks" / "check.json").write_text(json.dumps(check))
+        found = document(root)
+        claims = {c["claim"]: c for c in found["claims"]}
+        assert claims["no_masking"]["verdict"] == expected
+        words = {row["check"] for row in found["runs"]}
+        assert words == ({"not informative"} if reference == 0 else {"passed"})
+        if reference == 0:
+            assert all("not informative" in e for e in claims["no_masking"]["evidence"])

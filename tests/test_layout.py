@@ -17,20 +17,22 @@ def _modules():
     return found
 
 
-def _imports(path):
-    """Every module an `import` names in `path`, at any depth (imports inside functions count too)."""
+def _imports(path, modules=()):
+    """Every module an `import` names in `path`, at any depth (imports inside functions count too). `from package
+    import module` names the module (a package's own modules reach each other so, not through its __init__)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names}
+            names |= submodules if submodules <= set(modules) else {node.module} | submodules
     return names
 
 
 def _graph():
     modules = _modules()
-    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+    return {name: {m for m in _imports(path, modules) if m in modules and m != name} for name, path in modules.items()}
 
 
 def _is_cli(name):

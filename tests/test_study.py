@@ -76,15 +76,21 @@ def test_quick_preset_expands_in_the_papers_order(tmp_path):
     assert not attacked & {twin.folder for twin in steps[5:9]}
     assert [s.kind for s in study.expand(study.PRESETS["quick"], root=tmp_path, twins=False)].count("student") == 4
     checks = [step for step in steps if step.kind == "check"]
-    assert checks[2].after == ("student kd-resnet20-digits-T3-t1_1", "teacher resnet20-digits")
+    # A check chooses its eps from the run's PGD sweep: after it.
+    assert checks[2].after == (
+        "student kd-resnet20-digits-T3-t1_1", "teacher resnet20-digits", "pgd kd-resnet20-digits-T3-t1_1"
+    )
     assert all(step.eps == (0, 4, 8, 12, 16, 20) and step.images == 50 for step in steps if step.kind == "attack")
 
 
 def test_paper_preset_and_narrowing(tmp_path):
-    steps = study.expand(study.PRESETS["paper"], root=tmp_path)
+    steps = study.expand(study.PRESETS["paper"], root=tmp_path, seeds=1)
     # Per data set: 5 teachers, 3 students without distillation (t1 1, 100, 500), 5 x 3 T x 2 t1 distilled.
     trained = 2 * (5 + 3 + 30)
     assert len(steps) == trained + 2 * trained + 2 * 33
+    # The preset's own seeds: three an arm, the teachers once: 2 x (5 + 3 x 33) trained.
+    assert len([s for s in study.expand(study.PRESETS["paper"], root=tmp_path) if s.kind == "teacher"]) == 10
+    assert len([s for s in study.expand(study.PRESETS["paper"], root=tmp_path) if s.kind == "student"]) == 198
     teacher = next(s for s in steps if s.name == "teacher resnet110-cifar10")
     assert (teacher.config["epochs"], teacher.config["lr"]) == (300, 0.01)
     svhn_student = next(s for s in steps if s.name == "student kd-resnet56-svhn-T20-t1_100")
@@ -103,23 +109,23 @@ def test_paper_preset_and_narrowing(tmp_path):
         epochs_scale=0.25,
         seeds=2,
     )
+    # One teacher; every student arm at seeds 0 and 1, each seed distilled from that teacher.
     runs_in_order = [
         "resnet20-svhn",
-        "resnet20-svhn-seed1",
         "node-svhn-t1_1",
         "node-svhn-t1_1-seed1",
         "kd-resnet20-svhn-T10-t1_1",
         "kd-resnet20-svhn-T10-t1_1-seed1",
     ]
     assert names(narrowed) == [
-        *(f"teacher {f}" for f in runs_in_order[:2]),
-        *(f"student {f}" for f in runs_in_order[2:]),
+        *(f"teacher {f}" for f in runs_in_order[:1]),
+        *(f"student {f}" for f in runs_in_order[1:]),
         *(f"mifgsm {f}" for f in runs_in_order),
-        *(f"check {f}" for f in runs_in_order[2:]),
+        *(f"check {f}" for f in runs_in_order[1:]),
     ]
-    assert narrowed[0].config["epochs"] == 10 and narrowed[2].config["epochs"] == 10  # 40 x 0.25
-    assert narrowed[1].config["seed"] == 1 and narrowed[5].after == ("teacher resnet20-svhn-seed1",)
-    assert narrowed[6].eps == tuple(range(9))
+    assert narrowed[0].config["epochs"] == 10 and narrowed[1].config["epochs"] == 10  # 40 x 0.25
+    assert narrowed[2].config["seed"] == 1 and narrowed[4].after == ("teacher resnet20-svhn",)
+    assert narrowed[5].eps == tuple(range(9))
 
 
 def test_the_cpu_cost_model_estimates_measured_runs_and_follows_its_formula(tmp_path):
@@ -176,7 +182,7 @@ def test_gpu_cost_figures_are_fitted_from_the_benchmarks_as_documented(tmp_path)
 
 
 def test_small_preset_plan_separates_distillation_from_the_optimizer(tmp_path, monkeypatch):
-    steps = study.expand(study.PRESETS["small"], root=tmp_path)
+    steps = study.expand(study.PRESETS["small"], root=tmp_path, seeds=1)
     everyone = {step.folder.name: step.config for step in steps if step.kind == "student"}
     students = {name: config for name, config in everyone.items() if not name.endswith("-half")}
     # Each student's half-budget twin: the same config at 2 of its 5 epochs.
@@ -186,33 +192,41 @@ def test_small_preset_plan_separates_distillation_from_the_optimizer(tmp_path, m
     assert list(students) == [
         "node-cifar10-t1_1",
         "node-cifar10-t1_100",
+        "node-cifar10-t1_1-sgd",
         "kd-resnet20-cifar10-T3-t1_1",
         "kd-resnet20-cifar10-T3-t1_100",
         "kd-resnet20-cifar10-T3-t1_1-adam",
     ]
+    # The 2x2 at t1 = 1: {Adam, SGD} x {alone, distilled}, SGD at one rate, Adam at the paper's.
     optimizers = [(c["optimizer"], c["lr"]) for c in students.values()]
-    assert optimizers == [("adam", 0.001), ("adam", 0.001), ("sgd", 0.05), ("adam", 0.001), ("adam", 0.001)]
+    assert optimizers == [("adam", 0.001), ("adam", 0.001), ("sgd", 0.05), ("sgd", 0.05), ("adam", 0.001)] + [
+        ("adam", 0.001)
+    ]
     # Every student the same budget: 5 epochs of the same 10,000 training images at batch 64, 32 channels.
     keys = ("epochs", "batch_size", "channels", "downsample", "train_images", "seed", "dynamics")
     assert {tuple(str(c[key]) for key in keys) for c in students.values()} == {
         ("5", "64", "32", "2", "10000", "0", str(DEFAULT_DYNAMICS))
     }
     attacks = [step for step in steps if step.kind == "attack"]
-    assert len(attacks) == 2 * 6 and all(a.images == 500 and a.eps == (0, 4, 8, 12, 16, 20) for a in attacks)
-    assert [step.images for step in steps if step.kind == "check"] == [50] * 5
+    assert len(attacks) == 2 * 7 and all(a.images == 1000 and a.eps == (0, 4, 8, 12, 16, 20) for a in attacks)
+    assert [step.images for step in steps if step.kind == "check"] == [200] * 6
+    # The preset's own plan: three seeds of every student arm, one teacher.
+    planned = [s for s in study.expand(study.PRESETS["small"], root=tmp_path) if s.kind == "student"]
+    assert len(planned) == 2 * 3 * 6 and {s.config["seed"] for s in planned} == {0, 1, 2}
     # The same plan through the command, on the CIFAR-10 images of a folder with akamaster's checkpoint beside it.
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "resnet20-12fca82f.th").touch()
     monkeypatch.chdir(tmp_path)
     args = ["--preset", "small", "--datasets", "folder:images", "--teacher-checkpoints", "weights", "--dry-run"]
+    args += ["--seeds", "1"]
     result = CliRunner().invoke(app, ["reproduce", *args], env={"COLUMNS": "250"})
     text = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 0, text
-    assert "0 of 28 steps done" in text and "import resnet20 from resnet20-12fca82f.th" in text
+    assert "0 of 33 steps done" in text and "import resnet20 from resnet20-12fca82f.th" in text
     assert "runs/kd-resnet20-folder-images-T3-t1_1-adam" in text and "runs/node-folder-images-t1_1-half" in text
     result = CliRunner().invoke(app, ["reproduce", *args, "--no-twins"], env={"COLUMNS": "250"})
     text = " ".join(result.output.replace("│", " ").split())
-    assert "0 of 23 steps done" in text and "-half" not in text
+    assert "0 of 27 steps done" in text and "-half" not in text
 
 
 @pytest.mark.parametrize(

@@ -154,8 +154,15 @@ def autoattack(
 @options.taking(options.PLACE)
 def check(
     run: Annotated[Path, typer.Argument(help="A finished run folder.")],
-    eps: Annotated[int, typer.Option("--eps", help="eps of the comparisons, in 1/255.")] = 8,
-    n: Annotated[int, typer.Option("--n", help="Test images: a sample stratified by class, seeded by --seed.")] = 100,
+    eps: Annotated[
+        str,
+        typer.Option(
+            "--eps",
+            help="eps of the comparisons, in 1/255, or auto: where the reference PGD leaves nearest 50% (within "
+            "20-80%) of the images right, from the run's PGD sweep or scanned from 1/255.",
+        ),
+    ] = "auto",
+    n: Annotated[int, typer.Option("--n", help="Test images: a sample stratified by class, seeded by --seed.")] = 200,
     transfer_from: Annotated[
         Path | None, typer.Option("--transfer-from", help="Source run of the transfer attack (default: the teacher).")
     ] = None,
@@ -172,14 +179,15 @@ def check(
     backend.select(given.pop("device"))
     from nodekd_cli import checks
 
-    if eps < 1 or n < 1 or queries < 1:
-        raise UserError("--eps, --n and --queries must be at least 1.")
+    chosen_eps = None if eps == "auto" else options.whole_number(eps, "--eps")
+    if (chosen_eps is not None and chosen_eps < 1) or n < 1 or queries < 1:
+        raise UserError("--eps (or auto), --n and --queries must be at least 1.")
     flags = {"method": "--grad-method", "step_size": "--grad-step-size"}
     grad_solver = options.solver({"method": grad_method, "step_size": grad_step_size}, flags)
     with output.console.status(f"Checking {run}...") as status:
         result = checks.check_run(
             run,
-            eps=eps,
+            eps=chosen_eps,
             sample=options.sample({"n": n, "seed": seed, **given}),
             batch_size=batch_size,
             transfer_from=transfer_from,

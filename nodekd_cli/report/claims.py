@@ -1,0 +1,191 @@
+"""The paper's claims as a registry: each `ClaimRule` says which comparisons it counts (one primary measure,
+declared before the data), which it shows beside them, and how its verdict follows. A new claim is one entry in
+`CLAIMS`.
+
+A claim about a method counts only comparisons of at least `stats.MIN_SEEDS` training runs an arm; with fewer it
+reads "undecided (N seeds)". It is "undecided (still learning)" when a counted comparison is still moving from half
+to full budget (`stats.learning`). Otherwise a comparison counts when it holds after Holm's correction over the
+claim's counted comparisons (family-wise error 5%): supported when some favour the claim and none goes against it,
+contradicted the other way round, undecided when none holds or they disagree. Every counted comparison states the
+seeds an arm that 80% power at the claim's Holm alpha would need.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from nodekd_cli import checks as masking
+from nodekd_cli import convergence
+from nodekd_cli.report import stats
+from nodekd_cli.report.arms import _student_key
+from nodekd_cli.report.collect import relative
+from nodekd_cli.report.comparisons import per_seed
+from nodekd_cli.report.paper import comparable
+from nodekd_cli.report.records import Claim, Counted
+from nodekd_cli.report.text import comparison_text
+
+STILL_LEARNING = "undecided (still learning)"
+
+
+@dataclass(frozen=True)
+class ClaimRule:
+    key: str
+    statement: str
+    judge: Callable  # (rule, dataset, comparisons of the data set, runs of the data set, root) -> Claim
+    counts: Callable = None  # comparison -> whether the claim counts it
+    shows: Callable = None  # comparison -> whether it is shown beside the counted ones
+
+
+def _seeds_word(n):
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
+def _convergence_word(states):
+    if not states:
+        return "-"
+    if stats.LEARNING in states:
+        return "some still learning"
+    if states == {stats.FINISHED}:
+        return "all finished"
+    if states == {stats.UNCHECKED}:
+        return "not checked (no half-budget twins)"
+    return "convergence undetermined"
+
+
+def _budget_range(sides):
+    """The students' budgets as shares of the paper's: "1% of the paper's" or "0.5-1% of the paper's"; "" if none."""
+    shares = sorted({side.paper_fraction for side in sides if side.paper_fraction is not None})
+    if not shares:
+        return ""
+    low, high = (f"{100 * share:.2g}" for share in (shares[0], shares[-1]))
+    return f"{low}% of the paper's" if low == high else f"{low}-{high}% of the paper's"
+
+
+def _optimizer_share(shown):
+    """How much of the paper's pairing's difference the optimizer alone carries, per measure, as sentences."""
+    sentences = []
+    for paper in (c for c in shown if c.pair == "kd (paper)"):
+        optimizer = next(
+            (c for c in shown if c.pair == "optimizer" and c.measure == paper.measure
+             and c.second.label == paper.second.label), None,
+        )
+        if optimizer is not None:
+            sentences.append(
+                f"{paper.measure}: of the paper's pairing's {paper.difference:+.2f} points ({paper.first.label} "
+                f"against {paper.second.label}), the optimizer alone carries {optimizer.difference:+.2f} "
+                f"({optimizer.first.label} against {optimizer.second.label}), distillation with one optimizer the rest."
+            )
+    return sentences
+
+
+def judge_comparisons(rule, dataset, compared, runs, root):
+    """The verdict of a claim judged from comparisons (see the module's docstring)."""
+    counted = [c for c in compared if rule.counts(c)]
+    shown = [c for c in compared if rule.shows(c) and not rule.counts(c)]
+    decided = [c for c in counted if c.estimate is not None]
+    alpha = stats.ALPHA / max(1, len(decided))
+    decided = [dataclasses.replace(c, power=stats.power(c.estimate.difference, _differences(c),
+                                                        c.estimate.image_variance, alpha)) for c in decided]
+    adjusted = stats.holm([c.estimate.p_value for c in decided])
+    tally = {v: sum(c.verdict == v for c in decided) for v in ("higher", "lower", "within noise")}
+    states = {c.learning.state for c in decided}
+    seeds = min((c.estimate.seeds for c in decided), default=0)
+    if not decided:
+        verdict = "undecided"
+        summary = "no same-optimizer comparison" if shown else "no runs to judge it by"
+    else:
+        summary = ", ".join(f"{n} {v}" for v, n in tally.items() if n)
+        held = [c for c, p in zip(decided, adjusted) if p <= stats.ALPHA]
+        favour, against = (sum(c.difference > 0 for c in held), sum(c.difference < 0 for c in held))
+        verdict = "supported" if favour and not against else "contradicted" if against and not favour else "undecided"
+        if stats.LEARNING in states:
+            verdict = STILL_LEARNING
+        if seeds < stats.MIN_SEEDS:
+            verdict = f"undecided ({_seeds_word(seeds)})"
+    evidence = [f"{comparison_text(c)} Holm-adjusted p = {p:.3g}." for c, p in zip(decided, adjusted)]
+    evidence += _optimizer_share(shown) if shown else []
+    evidence += [f"Shown, not counted: {comparison_text(c)}" for c in shown]
+    sides = [side for c in decided for side in (c.first, c.second) if not side.teacher]
+    return Claim(
+        dataset, rule.key, rule.statement, verdict, summary, _convergence_word(states) if decided else "-",
+        _budget_range(sides), tuple(evidence), tuple(Counted(c, p) for c, p in zip(decided, adjusted)),
+        tuple(shown),
+    )
+
+
+def _differences(comparison):
+    return per_seed(comparison.first, comparison.second)[0]
+
+
+def judge_masking(rule, dataset, compared, runs, root):
+    """Not gradient masking, from `nodekd attack check` on the students: a check counts only where it can see
+    masking (`checks.informative`: its reference PGD leaves at least 5%). An arm is judged from at least
+    `stats.MIN_SEEDS` informative checks (its seeds): it passes when none of its checked runs flags possible masking.
+    Supported when every judged arm passes, contradicted when one fails, else undecided."""
+    checked = [r for r in runs if comparable(r) and r.kind == "student" and r.check]
+    by_arm = {}
+    for run in checked:
+        by_arm.setdefault(_student_key(run), []).append(run)
+    judged = {key: group for key, group in by_arm.items()
+              if sum(masking.informative(r.check) for r in group) >= stats.MIN_SEEDS}
+    failing = [key for key, group in judged.items() if any(r.check["masking"] for r in group)]
+    if failing:
+        verdict = "contradicted"
+    elif judged:
+        verdict = "supported"
+    else:
+        most = max((sum(masking.informative(r.check) for r in g) for g in by_arm.values()), default=0)
+        verdict = f"undecided ({most} informative check{'' if most == 1 else 's'} an arm at most)" if checked else (
+            "undecided")
+    evidence = []
+    for run in checked:
+        name = relative(root, run.folder)
+        eps = run.check.get("eps")
+        at = f" at {eps}/255" if eps is not None else ""
+        if run.check["masking"]:
+            failed = [c["check"] for c in run.check["checks"] if c.get("passed") is False] or ["see check.json"]
+            evidence.append(f"{name}: possible masking{at} ({', '.join(failed)})")
+        elif not masking.informative(run.check):
+            reference = run.check.get("reference")
+            shown = "" if reference is None else f", the reference PGD leaves {100 * reference:.1f}%"
+            evidence.append(f"{name}: not informative{at}{shown}; not counted as a pass")
+        else:
+            evidence.append(f"{name}: every check passed{at} (reference PGD {100 * run.check['reference']:.1f}%)")
+    passing = sum(1 for r in checked if not r.check["masking"] and masking.informative(r.check))
+    summary = f"{passing} of {len(checked)} checked students pass an informative check"
+    fractions = {convergence.paper_fraction(r.config) for r in checked} - {None}
+    budget = ""
+    if fractions:
+        low, high = (f"{100 * f:.2g}" for f in (min(fractions), max(fractions)))
+        budget = f"{low}% of the paper's" if low == high else f"{low}-{high}% of the paper's"
+    return Claim(dataset, rule.key, rule.statement, verdict, summary if checked else "no runs to judge it by", "-",
+                 budget, tuple(evidence))
+
+
+def _primary(pairs):
+    return lambda c: c.pair in pairs and c.primary and c.attack is not None
+
+
+def _shown(pairs, robustness):
+    return lambda c: c.pair in pairs and (c.attack is not None) == robustness
+
+
+CLAIMS = (
+    ClaimRule("kd_accuracy", "Knowledge distillation raises accuracy", judge_comparisons,
+              lambda c: c.pair == "kd" and c.attack is None, _shown(("kd", "kd (paper)", "optimizer"), False)),
+    ClaimRule("kd_robustness", "Knowledge distillation raises robustness", judge_comparisons,
+              _primary(("kd",)), _shown(("kd", "kd (paper)", "optimizer"), True)),
+    ClaimRule("t1_robustness", "Robustness grows with the time horizon t1", judge_comparisons,
+              _primary(("horizon",)), _shown(("horizon",), True)),
+    ClaimRule("no_masking", "The robustness is not gradient masking", judge_masking),
+)
+
+
+def claims(runs, compared, *, root):
+    """Every claim of `CLAIMS` on every data set with runs: `Claim` records."""
+    found = []
+    for dataset in sorted({r.config["dataset"] for r in runs}):
+        mine = [c for c in compared if c.dataset == dataset]
+        theirs = [r for r in runs if r.config["dataset"] == dataset]
+        found += [rule.judge(rule, dataset, mine, theirs, root) for rule in CLAIMS]
+    return found
