@@ -1,4 +1,4 @@
-"""Fits the CPU figures of the dry-run's cost model (`nodekd_cli.study.COSTS["cpu"]`: per image of a solve, per
+"""Fits the CPU figures of the dry-run's cost model (`nodekd_cli.costs.COSTS["cpu"]`: per image of a solve, per
 batch, per input image) to three student runs trained at t1 = 1 on this machine, and prints each run's estimate
 with them beside what it took. docs/study.md, "The cost model", quotes the fit of:
 
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nodekd_cli import data, study
+from nodekd_cli import costs, data, study
 
 
 def _terms(config):
     """Per-run totals that multiply each figure: passes, solved 8x8-state images, 32x32 input images."""
-    pixels = study.SIZES.get(data.check_name(config["dataset"]), study.SIZES["cifar10"])[2]
-    passes, images = study.epoch_work(config)
+    pixels = data.info(config["dataset"]).sizes[2]
+    passes, images = costs.epoch_work(config)
     solved = pixels / 4 ** config["downsample"] / 64 * (config["channels"] / 32) ** 2
     return np.array([passes, images * solved, images * pixels / 1024]) * config["epochs"]
 
@@ -47,7 +47,7 @@ def main():
     print(f"pass {per_pass:.4g} s, student (per 8x8 image at 32 channels) {per_image:.4g} s, input {per_input:.4g} s")
     for folder in [*args.runs, *args.check]:
         config, seconds = _read(folder)
-        growth = study.nfe_growth(config)
+        growth = costs.nfe_growth(config)
         passes, solved, inputs = _terms(config)
         estimate = growth * (passes * per_pass + solved * per_image) + inputs * per_input
         print(f"{folder}: t1 {config['t1']:g}, estimate {estimate:.1f} s, took {seconds:.1f} s")

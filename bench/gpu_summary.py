@@ -1,5 +1,5 @@
 """Reads the results of one `bash bench/gpu.sh` call and prints, in Markdown, what docs/benchmarks.md and the dry-run take
-from them: issue 12's ratios and peak memory, the GPU figures of the dry-run's cost model (`study.COSTS["cuda"]`)
+from them: issue 12's ratios and peak memory, the GPU figures of the dry-run's cost model (`nodekd_cli.costs.COSTS["cuda"]`)
 fitted from them, and the paper study's estimate with those figures, by part, in each precision and sweep.
 
     tar -xzf gpu-results.tgz && python -m bench.gpu_summary results
@@ -7,7 +7,7 @@ fitted from them, and the paper study's estimate with those figures, by part, in
 The cost figures: a student's fixed cost per training pass ("pass") is the intercept of the 32-channel step at
 batch 8 and 64 (t1 = 1); its cost per 8x8 image at 512 channels ("student") is the 512-channel step at batch 128
 less that, per image; a teacher's per 32x32 image ("teacher") is nodekd's ResNet20 step with the CUDA graph (the
-default on CUDA). Attack steps are priced from them by the model (study.ATTACK_PASS), and printed beside the
+default on CUDA). Attack steps are priced from them by the model (nodekd_cli.costs.ATTACK_PASS), and printed beside the
 measured PGD step to check it.
 """
 
@@ -16,6 +16,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from nodekd_cli import costs as cost_model
 from nodekd_cli import study
 
 
@@ -84,7 +85,7 @@ def costs(folder):
         return found
     small, large = (run["nodekd"]["median_ms"] / 1000 for run in narrow)
     per_pass = max(0.0, small - 8 * (large - small) / 56)
-    base = dict(study.COSTS["cuda"], **{"pass": per_pass})
+    base = dict(cost_model.COSTS["cuda"], **{"pass": per_pass})
     if teacher and "graph" in teacher["variants"]:
         base["teacher"] = teacher["variants"]["graph"]["keras_median_ms"] / 1000 / teacher["batch_size"]
     for label, (name, _) in VARIANTS.items():
@@ -109,7 +110,7 @@ def _part(step, trained):
 def estimate(profile, precision, sweep):
     """Hours of the paper preset's steps on one GPU with `profile`, by part."""
     steps = study.expand(study.preset("paper"), root="/nonexistent", precision=precision, sweep=sweep)
-    seconds = study.estimates(steps, "cuda", profile=profile)
+    seconds = cost_model.estimates(steps, "cuda", profile=profile)
     trained = {step.folder: step.config for step in steps if step.kind in study.TRAINING}
     hours = defaultdict(float)
     for step in steps:
@@ -140,7 +141,7 @@ def main():
     if not profiles:
         print("\nNo cost figures: the results lack the 32- or 512-channel student steps, or they give none (above).")
         return
-    print("\nThe dry-run's GPU figures (study.COSTS['cuda']) fitted from these:\n")
+    print("\nThe dry-run's GPU figures (nodekd_cli.costs.COSTS['cuda']) fitted from these:\n")
     for precision, profile in profiles.items():
         print(f"- {precision}: " + ", ".join(f"{key} {value:.4g}" for key, value in profile.items()))
     for precision in ("float32", "mixed_bfloat16"):
@@ -149,7 +150,7 @@ def main():
         if run and precision in profiles:
             profile = profiles[precision]
             measured = attack["batch_size"] / run["of"]["nodekd"]["image_steps_per_second"]
-            model = attack["batch_size"] * profile["student"] + study.ATTACK_PASS * profile["pass"]
+            model = attack["batch_size"] * profile["student"] + cost_model.ATTACK_PASS * profile["pass"]
             print(
                 f"- {precision}: a PGD step at t1 = 1, batch {attack['batch_size']}: the model says "
                 f"{1000 * model:.1f} ms, measured {1000 * measured:.1f} ms"

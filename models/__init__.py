@@ -11,7 +11,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 from models.distiller import Distiller, distillation_loss
 from models.layers import BatchNorm, GroupNorm, OptionAShortcut, PixelNormalization
 from models.ode import ConvODEFunc, InvalidSolver, ODEBlock, Solver, SolverError, ode_blocks
-from models.resnet import TEACHERS, BasicBlock, build_teacher, cifar_resnet
+from models.registry import TEACHERS, TeacherArchitecture, build_teacher, register_teacher, teacher_architecture
+from models.resnet import BasicBlock, cifar_resnet
 from models.student import build_student
 
 # The precisions nodekd trains in, as Keras dtype policies: a teacher's whole network takes it, a student's dynamics
@@ -33,9 +34,12 @@ __all__ = [
     "PixelNormalization",
     "Solver",
     "SolverError",
+    "TeacherArchitecture",
     "build_student",
     "build_teacher",
     "cifar_resnet",
     "distillation_loss",
     "ode_blocks",
+    "register_teacher",
+    "teacher_architecture",
 ]

@@ -16,6 +16,7 @@ import keras
 from keras import layers, ops
 
 from models.layers import BatchNorm, OptionAShortcut, PixelNormalization
+from models.registry import TeacherArchitecture, register_teacher
 
 STAGE_CHANNELS = (16, 32, 64)
 
@@ -177,11 +178,15 @@ def cifar_resnet(
     return keras.Model(inputs, logits, name=name or f"resnet{depth}")
 
 
-TEACHERS = {f"resnet{depth}": functools.partial(cifar_resnet, depth) for depth in (20, 32, 44, 56, 110)}
-
-
-def build_teacher(name, **kwargs):
-    """Builds the teacher registered as `name` (see `TEACHERS`); keyword arguments go to `cifar_resnet`."""
-    if name not in TEACHERS:
-        raise ValueError(f"Unknown teacher {name!r}; valid names: {', '.join(TEACHERS)}")
-    return TEACHERS[name](**kwargs)
+# The paper's teachers; a training pass costs about its depth (the cost model's scale is ResNet20's).
+for _depth in (20, 32, 44, 56, 110):
+    register_teacher(
+        TeacherArchitecture(
+            f"resnet{_depth}",
+            functools.partial(cifar_resnet, _depth),
+            f"ResNet{_depth}",
+            relative_cost=_depth / 20,
+            lr=0.01 if _depth == 110 else 0.1,  # the paper's rates
+            paper=True,
+        )
+    )

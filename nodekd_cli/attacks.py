@@ -115,6 +115,17 @@ ATTACKS = {
 }
 
 
+def check_attack(name, sweep_mode="independent"):
+    """The registered `Attack` `name`; a `UserError` for an unknown attack or sweep (`SWEEPS`)."""
+    from nodekd_cli.errors import UserError
+
+    if name not in ATTACKS:
+        raise UserError(f"Unknown attack {name!r}; choose one of: {', '.join(ATTACKS)}.")
+    if sweep_mode not in SWEEPS:
+        raise UserError(f"Unknown sweep {sweep_mode!r}; choose one of: {', '.join(SWEEPS)}.")
+    return ATTACKS[name]
+
+
 def result_key(name, result):
     """What a saved result (`name`: its file's stem, see `result_name`) measures, as the report keys it: the attack's
     name, with " (monotone)" for a monotone sweep (which counts an image broken at any smaller eps as broken, unlike
@@ -367,12 +378,8 @@ def attack_run(
     sweep starts.
     """
     from nodekd_cli import runs
-    from nodekd_cli.errors import UserError
 
-    if attack not in ATTACKS:
-        raise UserError(f"Unknown attack {attack!r}; choose one of: {', '.join(ATTACKS)}.")
-    if sweep_mode not in SWEEPS:
-        raise UserError(f"Unknown sweep {sweep_mode!r}; choose one of: {', '.join(SWEEPS)}.")
+    check_attack(attack, sweep_mode)
     folder = Path(folder)
     config = runs.read_run(folder).config
     sample = sample.of(config["dataset"])
@@ -381,22 +388,7 @@ def attack_run(
     previous = None if force else covering_result(path, settings)
     if previous is not None:
         return previous, True
-    saved = None if force else _read_result(path)
-    if saved is not None and not _same_but_eps(saved, settings):
-        raise UserError(
-            f"{path} holds a {attack} sweep made with other settings ({_differences(saved['settings'], settings)}); "
-            f"nodekd attack {attack} --run {folder} --force replaces it, or attack a copy of the run to keep both."
-        )
-    if saved is not None:  # the same sweep with other eps: keep its eps, compute the others, save them all
-        asked = settings["eps"]
-        settings = {**settings, "eps": sorted(set(asked) | set(saved["eps"]))}
-        kept = [e for e in saved["eps"] if e != 0]  # eps 0 (the clean predictions) is made anew, at no attack cost
-        missing = [e for e in asked if e not in saved["eps"]]
-        if say:
-            say(
-                f"{path.name}: kept eps {', '.join(map(str, kept)) or 'none'} of the saved sweep; computing "
-                f"{', '.join(map(str, missing))}."
-            )
+    settings, saved = _extend_saved(path, settings, folder, force, say)
     model = runs.load_model(folder)
     x, y, chosen = sample.images(config["dataset"])
     # The eps values an interrupted sweep of these settings finished, kept beside the result until it is written (a
@@ -405,28 +397,7 @@ def attack_run(
     with runs.lock(path.parent, name=f".{path.stem}.lock", wait=wait):
         for written in (path, partial):  # refused before the sweep, not after it
             files.refuse_link(written)
-        kept = (None if force else saved_result(partial, settings)) or {}
-        # An eps counts as done with its images' outcomes only (a partial file from before nodekd recorded them has
-        # none: those eps are attacked again).
-        masks = {}
-        if isinstance(kept.get("correct"), dict):
-            for e, bits in kept["correct"].items():
-                found = runs.read_bits(bits)
-                if found is not None and len(found) == len(y):
-                    masks[int(e)] = torch.tensor(found, device=y.device)
-        accuracies = kept["accuracy"] if isinstance(kept.get("accuracy"), dict) else {}
-        done = {int(e): a for e, a in accuracies.items() if int(e) in masks}
-        if saved is not None:  # the saved sweep's eps, with their images' outcomes where it recorded them
-            recorded = saved.get("correct") if isinstance(saved.get("correct"), list) else [None] * len(saved["eps"])
-            for e, accuracy, bits in zip(saved["eps"], saved["accuracy"], recorded):
-                found = runs.read_bits(bits)
-                done[int(e)] = accuracy
-                if found is not None and len(found) == len(y):
-                    masks[int(e)] = torch.tensor(found, device=y.device)
-        robust = None
-        if isinstance(kept.get("robust"), list):
-            robust = torch.zeros(len(y), dtype=torch.bool)
-            robust[kept["robust"]] = True
+        done, masks, robust = _resumed(partial, settings, saved, len(y), y.device, force, say)
 
         def keep(e, accuracy, correct):
             done[e], masks[e] = accuracy, correct
@@ -437,18 +408,8 @@ def attack_run(
             runs.write_json(partial, record)
 
         outcome = sweep(
-            model,
-            x,
-            y,
-            attack,
-            settings["eps"],
-            batch_size=batch_size,
-            seed=sample.seed,
-            monotone=sweep_mode == "monotone",
-            progress=progress,
-            done=done,
-            robust=robust,
-            on_eps=keep,
+            model, x, y, attack, settings["eps"], batch_size=batch_size, seed=sample.seed,
+            monotone=sweep_mode == "monotone", progress=progress, done=done, robust=robust, on_eps=keep,
             done_correct=masks,
         )
         result = {
@@ -467,3 +428,80 @@ def attack_run(
         runs.write_json(path, result)
         partial.unlink(missing_ok=True)
     return result, False
+
+
+def _extend_saved(path, settings, folder, force, say):
+    """(settings, saved): the saved result at `path` when it is the same sweep with other eps, its eps then added to
+    `settings` (kept, the others computed); None when there is none (or `force`). A sweep made with other settings
+    is refused in one sentence."""
+    from nodekd_cli.errors import UserError
+
+    saved = None if force else _read_result(path)
+    if saved is None:
+        return settings, None
+    attack = settings["attack"]
+    if not _same_but_eps(saved, settings):
+        raise UserError(
+            f"{path} holds a {attack} sweep made with other settings ({_differences(saved['settings'], settings)}); "
+            f"nodekd attack {attack} --run {folder} --force replaces it, or attack a copy of the run to keep both."
+        )
+    asked = settings["eps"]
+    kept = [e for e in saved["eps"] if e != 0]  # eps 0 (the clean predictions) is made anew, at no attack cost
+    missing = [e for e in asked if e not in saved["eps"]]
+    if say:
+        say(
+            f"{path.name}: kept eps {', '.join(map(str, kept)) or 'none'} of the saved sweep; computing "
+            f"{', '.join(map(str, missing))}."
+        )
+    return {**settings, "eps": sorted(set(asked) | set(saved["eps"]))}, saved
+
+
+def _partial_record(partial, settings, n, say):
+    """The interrupted sweep's record at `partial` when it answers `settings` and every value in it is sound (an
+    accuracy in [0, 1] and n outcomes per eps, integer eps, image positions below n); else None, a damaged one
+    discarded with one line."""
+    from nodekd_cli import runs
+
+    kept = saved_result(partial, settings)
+    if not kept:
+        return None
+    try:
+        accuracy = {int(e): float(a) for e, a in kept["accuracy"].items()}
+        correct = {int(e): runs.read_bits(b) for e, b in (kept.get("correct") or {}).items()}
+        robust = kept.get("robust")
+        sound = all(0 <= a <= 1 for a in accuracy.values()) and all(
+            b is not None and len(b) == n for b in correct.values()
+        )
+        sound = sound and (robust is None or all(isinstance(i, int) and 0 <= i < n for i in robust))
+    except (AttributeError, TypeError, ValueError):
+        sound = False
+    if not sound:
+        if say:
+            say(f"{partial.name}: damaged; discarded, and its eps attacked again.")
+        partial.unlink(missing_ok=True)
+        return None
+    return {"accuracy": accuracy, "correct": correct, "robust": robust}
+
+
+def _resumed(partial, settings, saved, n, device, force, say=None):
+    """(done, masks, robust): the eps already attacked, from an interrupted sweep of these settings (`partial`) and
+    from a saved result of the same sweep: their accuracies and their n images' outcomes; a monotone sweep's
+    unbroken images. An eps counts as done with its images' outcomes only."""
+    from nodekd_cli import runs
+
+    kept = None if force else _partial_record(partial, settings, n, say)
+    kept = kept or {"accuracy": {}, "correct": {}, "robust": None}
+    masks = {e: torch.tensor(bits, device=device) for e, bits in kept["correct"].items()}
+    done = {e: a for e, a in kept["accuracy"].items() if e in masks}
+    if saved is not None:  # the saved sweep's eps, with their images' outcomes where it recorded them
+        recorded = saved.get("correct") if isinstance(saved.get("correct"), list) else [None] * len(saved["eps"])
+        for e, accuracy, bits in zip(saved["eps"], saved["accuracy"], recorded):
+            found = runs.read_bits(bits)
+            done[int(e)] = accuracy
+            if found is not None and len(found) == n:
+                masks[int(e)] = torch.tensor(found, device=device)
+    robust = None
+    if kept["robust"] is not None:
+        robust = torch.zeros(n, dtype=torch.bool)
+        robust[kept["robust"]] = True
+    return done, masks, robust

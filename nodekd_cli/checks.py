@@ -72,6 +72,94 @@ def slack(n):
     return max(1 / n, 0.05) + 1e-6
 
 
+class _Checks:
+    """The checks' shared state: the model, its images and which it gets right, the seeded generator, and the checks
+    recorded so far against the reference."""
+
+    def __init__(self, model, x, y, batch_size, seed, progress):
+        self.model, self.x, self.y, self.batch_size, self.seed, self.progress = model, x, y, batch_size, seed, progress
+        self.generator = torch.Generator(device=x.device)
+        self.correct = predict(model, x, batch_size) == y
+        self.tolerance = slack(len(y))
+        self.reference = None
+        self.checks = []
+
+    def run(self, name, make):
+        """The accuracy when the clean-correct images are replaced by `make(x, y)`, seeded as every check is."""
+        if self.progress:
+            self.progress(name)
+        self.generator.manual_seed(self.seed)
+        return _robust(self.model, self.x, self.y, self.correct, make, self.batch_size)
+
+    def record(self, name, accuracy, passed, rule):
+        self.checks.append(
+            {"check": name, "accuracy": accuracy, "reference": self.reference, "passed": passed, "rule": rule}
+        )
+
+    def at_most(self, name, accuracy):
+        self.record(name, accuracy, accuracy <= self.reference + self.tolerance, "at most the reference")
+
+    def at_least(self, name, accuracy):
+        self.record(name, accuracy, accuracy >= self.reference - self.tolerance, "at least the reference")
+
+
+def _gradient_checks(c, model, e, steps, restarts, large_eps):
+    """Larger eps and a stronger PGD must do at least as well as the reference; the margin loss no better."""
+    for big in large_eps:
+        accuracy = c.run(
+            f"pgd eps {big}", lambda xb, yb, big=big: pgd(model, xb, yb, big / 255, num_steps(big), c.generator)
+        )
+        if big >= 255:
+            c.record(f"PGD at eps {big}/255", accuracy, accuracy <= 0.05, "at most 5%")
+        else:
+            c.at_most(f"PGD at eps {big}/255", accuracy)
+
+    def strongest(xb, yb):
+        # More steps and restarts: an image counts as broken if any restart breaks it.
+        best = xb
+        for _ in range(restarts):
+            candidate = pgd(model, xb, yb, e, 4 * steps, c.generator)
+            broken = predict(model, candidate, c.batch_size) != yb
+            best = torch.where(broken[:, None, None, None], candidate, best) if xb.ndim == 4 else candidate
+        return best
+
+    c.at_most(f"PGD, 4x steps, {restarts} restarts", c.run("pgd x4 steps, restarts", strongest))
+    margin = c.run("margin loss", lambda xb, yb: pgd(model, xb, yb, e, steps, c.generator, loss="margin"))
+    c.at_least("PGD on the margin (CW) loss", margin)
+
+
+def _other_model_checks(c, e, steps, transfer_model, grad_model):
+    """Attacks made on another model (a transfer source; the same network through a fixed-step solver) must do no
+    better than the reference; skipped without one."""
+    if transfer_model is not None:
+        accuracy = c.run("transfer", lambda xb, yb: pgd(transfer_model, xb, yb, e, steps, c.generator))
+        c.at_least("transfer from another run", accuracy)
+    else:
+        c.record("transfer from another run", None, None, "skipped: no source run")
+    if grad_model is not None:
+        accuracy = c.run("fixed-step gradients", lambda xb, yb: pgd(grad_model, xb, yb, e, steps, c.generator))
+        c.at_least("gradients through a fixed-step solver", accuracy)
+    else:
+        c.record("gradients through a fixed-step solver", None, None, "skipped: no ODE solver")
+
+
+def _torchattacks_checks(c, e, queries):
+    """APGD-CE must be no weaker than the reference (else the reference is too weak to trust); the gradient-free
+    Square no stronger. torchattacks' attacks on the clean-correct images, through the NCHW adapter."""
+    from nodekd_cli.autoattack import STEPS, TorchClassifier, components
+
+    module = TorchClassifier(c.model, c.x.device)
+    classes = int(c.model(c.x[:1], training=False).shape[-1])
+    named = dict(components(module, e, "standard", classes, c.seed, STEPS, queries))
+
+    def through(attack):
+        return lambda xb, yb: attack(xb.permute(0, 3, 1, 2).contiguous(), yb).permute(0, 2, 3, 1).to(xb.dtype)
+
+    accuracy = c.run("apgd-ce", through(named["APGD-CE"]))
+    c.record(f"APGD-CE ({STEPS} steps)", accuracy, c.reference <= accuracy + c.tolerance, "the reference at most it")
+    c.at_least(f"Square, gradient-free ({queries} queries)", c.run("square", through(named["Square"])))
+
+
 def masking_checks(
     model,
     x,
@@ -91,82 +179,21 @@ def masking_checks(
 
     Each check compares an accuracy with the reference, PGD at `eps` (in 1/255) with the paper's steps, and passes or
     fails; a failed check flags possible gradient masking, or (APGD-CE far stronger than the reference) a reference
-    attack too weak to trust. A check without what it needs (no transfer source, no
-    ODE solver to swap) is skipped (`passed` None). Comparisons allow 5 points (or one image) of slack: attacks of
-    equal strength differ by a few images, masking by tens of points.
+    attack too weak to trust. A check without what it needs (no transfer source, no ODE solver to swap) is skipped
+    (`passed` None). Comparisons allow 5 points (or one image) of slack: attacks of equal strength differ by a few
+    images, masking by tens of points. A result whose reference is under `INFORMATIVE` is marked not informative.
     """
-    tolerance = slack(len(y))
-    generator = torch.Generator(device=x.device)
-    correct = predict(model, x, batch_size) == y
+    c = _Checks(model, x, y, batch_size, seed, progress)
     e, steps = eps / 255, num_steps(eps)
-
-    def run(name, make):
-        if progress:
-            progress(name)
-        generator.manual_seed(seed)
-        return _robust(model, x, y, correct, make, batch_size)
-
-    reference = run("pgd", lambda xb, yb: pgd(model, xb, yb, e, steps, generator))
-    checks = []
-
-    def record(name, accuracy, passed, rule):
-        checks.append({"check": name, "accuracy": accuracy, "reference": reference, "passed": passed, "rule": rule})
-
-    for big in large_eps:
-        accuracy = run(
-            f"pgd eps {big}", lambda xb, yb, big=big: pgd(model, xb, yb, big / 255, num_steps(big), generator)
-        )
-        limit = 0.05 if big >= 255 else reference + tolerance
-        rule = "at most 5%" if big >= 255 else "at most the reference"
-        record(f"PGD at eps {big}/255", accuracy, accuracy <= limit, rule)
-
-    def strongest(xb, yb):
-        # More steps and restarts: an image counts as broken if any restart breaks it.
-        best = xb
-        for _ in range(restarts):
-            candidate = pgd(model, xb, yb, e, 4 * steps, generator)
-            broken = predict(model, candidate, batch_size) != yb
-            best = torch.where(broken[:, None, None, None], candidate, best) if xb.ndim == 4 else candidate
-        return best
-
-    accuracy = run("pgd x4 steps, restarts", strongest)
-    record(f"PGD, 4x steps, {restarts} restarts", accuracy, accuracy <= reference + tolerance, "at most the reference")
-    accuracy = run("margin loss", lambda xb, yb: pgd(model, xb, yb, e, steps, generator, loss="margin"))
-    record("PGD on the margin (CW) loss", accuracy, accuracy >= reference - tolerance, "at least the reference")
-    if transfer_model is not None:
-        accuracy = run("transfer", lambda xb, yb: pgd(transfer_model, xb, yb, e, steps, generator))
-        record("transfer from another run", accuracy, accuracy >= reference - tolerance, "at least the reference")
-    else:
-        record("transfer from another run", None, None, "skipped: no source run")
-    if grad_model is not None:
-        accuracy = run("fixed-step gradients", lambda xb, yb: pgd(grad_model, xb, yb, e, steps, generator))
-        record(
-            "gradients through a fixed-step solver",
-            accuracy,
-            accuracy >= reference - tolerance,
-            "at least the reference",
-        )
-    else:
-        record("gradients through a fixed-step solver", None, None, "skipped: no ODE solver")
-    # torchattacks' attacks on the clean-correct images, through the NCHW adapter (`nodekd_cli.autoattack`).
-    from nodekd_cli.autoattack import STEPS, TorchClassifier, components
-
-    module = TorchClassifier(model, x.device)
-    named = dict(components(module, e, "standard", int(model(x[:1], training=False).shape[-1]), seed, STEPS, queries))
-
-    def through(attack):
-        return lambda xb, yb: attack(xb.permute(0, 3, 1, 2).contiguous(), yb).permute(0, 2, 3, 1).to(xb.dtype)
-
-    accuracy = run("apgd-ce", through(named["APGD-CE"]))
-    record(f"APGD-CE ({STEPS} steps)", accuracy, reference <= accuracy + tolerance, "the reference at most it")
-    accuracy = run("square", through(named["Square"]))
-    passed = accuracy >= reference - tolerance
-    record(f"Square, gradient-free ({queries} queries)", accuracy, passed, "at least the reference")
+    c.reference = c.run("pgd", lambda xb, yb: pgd(model, xb, yb, e, steps, c.generator))
+    _gradient_checks(c, model, e, steps, restarts, large_eps)
+    _other_model_checks(c, e, steps, transfer_model, grad_model)
+    _torchattacks_checks(c, e, queries)
     return {
-        "reference": reference,
-        "checks": checks,
-        "masking": any(c["passed"] is False for c in checks),
-        "informative": reference >= INFORMATIVE,
+        "reference": c.reference,
+        "checks": c.checks,
+        "masking": any(check["passed"] is False for check in c.checks),
+        "informative": c.reference >= INFORMATIVE,
     }
 
 

@@ -16,10 +16,6 @@ from pathlib import Path
 from nodekd_cli import data
 from nodekd_cli import runs as run_files
 
-# The paper's student budget (REFERENCE.md: 200 epochs of CIFAR-10's 50,000 training images, 40 of SVHN's 73,257),
-# in training images seen. A folder data set (CIFAR-10's images in a folder, say) is set beside CIFAR-10's.
-PAPER_BUDGET = {"cifar10": 200 * 50000, "svhn": 40 * 73257}
-PAPER_BUDGET["folder"] = PAPER_BUDGET["cifar10"]
 # Settings a twin may differ in besides its epochs: where and with what it ran, and its teacher's folder (the
 # teacher's model and temperature stay in `teacher_model` and `T`).
 IGNORED = (*run_files.CIRCUMSTANCES, "epochs", "teacher")
@@ -80,14 +76,15 @@ def images_seen(config):
     """Training images a run of `config` saw (epochs x the images of an epoch), or None when unknown (a folder data
     set trained on all its images)."""
     family = data.check_name(config["dataset"])
-    per_epoch = config.get("train_images") or data.SIZES.get(family, (None,))[0]
+    per_epoch = config.get("train_images") or (None if family == "folder" else data.info(family).sizes[0])
     epochs = config.get("epochs")
     return None if per_epoch is None or not isinstance(epochs, int) else epochs * per_epoch
 
 
 def paper_fraction(config):
-    """The share of the paper's student budget (`PAPER_BUDGET`, images seen) a run of `config` had, or None."""
-    seen, paper = images_seen(config), PAPER_BUDGET.get(data.check_name(config["dataset"]))
+    """The share of the paper's student budget (images seen, `data.DataSetInfo.paper_budget`) a run of `config` had,
+    or None."""
+    seen, paper = images_seen(config), data.info(config["dataset"]).paper_budget
     return None if seen is None or paper is None else seen / paper
 
 

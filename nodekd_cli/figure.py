@@ -30,7 +30,7 @@ def family_colors(families):
     for family in families:
         if family in FAMILY_COLORS:
             colors[family] = FAMILY_COLORS[family]
-        elif family.startswith("ResNet"):
+        elif _is_teacher(family):
             colors[family] = next(teachers, "#000000")
         else:
             colors[family] = next(others, "#444444")
@@ -60,7 +60,7 @@ def write_figure1(series, out, markers=()):
             for line in sorted((s for s in lines if s["attack"] == attack), key=lambda s: _family_order(s["family"])):
                 label = line["family"] + (f" ({line['runs']} runs)" if line["runs"] > 1 else "")
                 color = colors[line["family"]]
-                style = "--" if line["family"].startswith("ResNet") else "-"
+                style = "--" if _is_teacher(line["family"]) else "-"
                 ax.plot(line["eps"], line["accuracy"], style, marker="o", markersize=3, color=color, label=label)
                 panel["lines"].append({"family": line["family"], "label": label, "color": color})
             panel["markers"] = []
@@ -154,10 +154,16 @@ def _base_family(label):
     return label.split(" (")[0] if "+ KD" in label else label
 
 
+def _is_teacher(family):
+    """Whether a Figure 1 family is a teacher: every family but the Neural ODE students ("NODEs(t1)...")."""
+    return not family.startswith("NODEs(")
+
+
 def _family_order(family):
-    """Teachers first (by depth), then NODEs by t1, each without then with distillation."""
-    if family.startswith("ResNet"):
-        return (0, int(family.removeprefix("ResNet") or 0), 0)
+    """Teachers first (by the number in their name: a ResNet's depth), then NODEs by t1, each without then with
+    distillation."""
+    if _is_teacher(family):
+        return (0, int("".join(c for c in family if c.isdigit()) or 0), family)
     try:
         t1 = float(family.split("(")[1].split(")")[0])
     except (IndexError, ValueError):

@@ -11,6 +11,27 @@ from nodekd_cli.data import dataset_names
 from nodekd_cli.data.tfds import MANUAL_DIR_ENV
 
 
+def _by_dataset(attribute):
+    """A default of every registered data set (`data.DataSetInfo`) for help texts: "cifar10 200, svhn 40, ..."."""
+    from nodekd_cli import data
+
+    def value(info):
+        found = info
+        for part in attribute.split("."):
+            found = getattr(found, part)
+        return {True: "on", False: "off"}.get(found, found) if isinstance(found, bool) else found
+
+    return ", ".join(f"{name} {value(info)}" for name, info in data.DATASETS.items())
+
+
+def _other_students(key, suffix=""):
+    """"; digits 32": the registered data sets whose student default `key` is not the paper's."""
+    from nodekd_cli import data
+
+    found = [f"{name}{suffix} {info.student[key]:g}" for name, info in data.DATASETS.items() if key in info.student]
+    return "; " + ", ".join(found) if found else ""
+
+
 def _check_teacher(name):
     # Imported on use: the registry lives in `models`, which imports Keras and torch (slow for `--help`).
     from nodekd_cli.teachers import teacher_names
@@ -22,7 +43,11 @@ def _check_teacher(name):
 
 TeacherName = Annotated[
     str,
-    typer.Argument(callback=_check_teacher, help="The teacher: resnet20, resnet32, resnet44, resnet56 or resnet110."),
+    typer.Argument(
+        callback=_check_teacher,
+        help="The teacher architecture: the paper's resnet20, resnet32, resnet44, resnet56, resnet110, or one "
+        "registered with models.register_teacher.",
+    ),
 ]
 Dataset = Annotated[
     str, typer.Option("--dataset", "-d", help=f"Data set: {', '.join(dataset_names())}.", show_default=True)
@@ -65,7 +90,7 @@ Precision = Annotated[
 ]
 Epochs = Annotated[
     int | None,
-    typer.Option("--epochs", help="Epochs (default: the paper's for the data set: cifar10 300, svhn 40; digits 15)."),
+    typer.Option("--epochs", help=f"Epochs (default: the data set's: {_by_dataset('teacher_epochs')})."),
 ]
 
 # The Neural ODE student's time horizon.
@@ -150,17 +175,24 @@ PLACE = group(
 )
 AUGMENTATION = group(
     crop_padding=option(
-        int | None, None, "--crop-padding", help="Random-crop padding in pixels (default: cifar10/svhn 4, digits 1)."
+        int | None,
+        None,
+        "--crop-padding",
+        help=f"Random-crop padding in pixels (default: the data set's: {_by_dataset('augmentation.crop_padding')}).",
     ),
-    flip=option(bool | None, None, "--flip/--no-flip", help="Random horizontal flips (default: on; digits off)."),
+    flip=option(
+        bool | None, None, "--flip/--no-flip", help=f"Random horizontal flips (default: {_by_dataset('augmentation.flip')})."
+    ),
 )
 # The Neural ODE student: its training budget, its dynamics, its solver.
 STUDENT_BUDGET = group(
-    epochs=optional(int, "--epochs", "Epochs (default: the paper's: cifar10 200, svhn 40; digits 20)."),
-    batch_size=optional(int, "--batch-size", "Batch size (default: 128; digits 32)."),
-    lr=optional(float, "--lr", "Initial learning rate (default: 0.001; digits with SGD 0.01)."),
-    channels=optional(int, "--channels", "Channels of the ODE function (default: 512; digits 32)."),
-    downsample=optional(int, "--downsample", "Stride-2 convolutions in the stem (default: 2; digits 0)."),
+    epochs=optional(int, "--epochs", f"Epochs (default: the data set's: {_by_dataset('student_epochs')})."),
+    batch_size=optional(int, "--batch-size", f"Batch size (default: 128{_other_students('batch_size')})."),
+    lr=optional(float, "--lr", f"Initial learning rate (default: 0.001{_other_students('sgd_lr', ' with SGD')})."),
+    channels=optional(int, "--channels", f"Channels of the ODE function (default: 512{_other_students('channels')})."),
+    downsample=optional(
+        int, "--downsample", f"Stride-2 convolutions in the stem (default: 2{_other_students('downsample')})."
+    ),
     train_images=optional(int, "--train-images", "Train on N images, a class-stratified sample seeded by --seed."),
 )
 # How often a training scores the test split (the learning curve's points); the training itself is the same.

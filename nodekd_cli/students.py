@@ -16,11 +16,6 @@ import numpy as np
 from nodekd_cli import data, runs
 from nodekd_cli.errors import UserError
 
-DEFAULT_EPOCHS = {"cifar10": 200, "svhn": 40, "digits": 20, "folder": 200}
-DEFAULT_BATCH_SIZES = {"digits": 32}  # else 128, the paper's
-DIGITS_SGD_LR = 1e-2
-DEFAULT_CHANNELS = {"digits": 32}  # else 512, the paper's
-DEFAULT_DOWNSAMPLE = {"digits": 0}  # else 2, odenet's 1/4 resolution
 PAPER_CHANNELS = 512
 PAPER_DOWNSAMPLE = 2
 DEFAULT_LR = 1e-3
@@ -105,7 +100,7 @@ def student_config(
     import models
     from nodekd_cli import training
 
-    family = data.check_name(dataset)
+    data.check_name(dataset)
     distilled = teacher_run is not None
     if distilled and teacher_model_name is None:
         raise TypeError("student_config needs the teacher's model name with its run folder.")
@@ -121,8 +116,9 @@ def student_config(
         raise UserError(f"Unknown soft-target mode {soft_targets!r}; choose one of: {', '.join(SOFT_TARGETS)}.")
     augmentation = data.default_augmentation(dataset)
     resolved_optimizer = resolve_optimizer(optimizer, t1, distilled)
+    defaults = data.info(dataset).student  # the data set's defaults where they are not the paper's
     if lr is None:
-        lr = DIGITS_SGD_LR if family == "digits" and resolved_optimizer == "sgd" else DEFAULT_LR
+        lr = defaults.get("sgd_lr", DEFAULT_LR) if resolved_optimizer == "sgd" else DEFAULT_LR
     config = {
         "kind": "student",
         "model": "node",
@@ -137,10 +133,10 @@ def student_config(
         "momentum": MOMENTUM,
         "lr": lr,
         "lr_schedule": "step: /10 at 1/2, /100 at 3/4 of the epochs",
-        "epochs": DEFAULT_EPOCHS[family] if epochs is None else epochs,
-        "batch_size": DEFAULT_BATCH_SIZES.get(family, PAPER_BATCH_SIZE) if batch_size is None else batch_size,
-        "channels": DEFAULT_CHANNELS.get(family, PAPER_CHANNELS) if channels is None else channels,
-        "downsample": DEFAULT_DOWNSAMPLE.get(family, PAPER_DOWNSAMPLE) if downsample is None else downsample,
+        "epochs": data.info(dataset).student_epochs if epochs is None else epochs,
+        "batch_size": defaults.get("batch_size", PAPER_BATCH_SIZE) if batch_size is None else batch_size,
+        "channels": defaults.get("channels", PAPER_CHANNELS) if channels is None else channels,
+        "downsample": defaults.get("downsample", PAPER_DOWNSAMPLE) if downsample is None else downsample,
         "train_images": train_images,  # None: every training image; else a class-stratified sample drawn with seed
         "seed": seed,
         "crop_padding": augmentation.crop_padding if crop_padding is None else crop_padding,
@@ -149,11 +145,16 @@ def student_config(
         "dynamics": dynamics or dynamics_config(),
         "precision": precision,
     }
+    return _checked(config)
+
+
+def _checked(config):
+    """`config` when its budget is sound; a `UserError` naming the option at fault otherwise."""
     for key in ("epochs", "batch_size", "channels"):
         if config[key] < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1; got {config[key]}.")
-    if train_images is not None and train_images < 1:
-        raise UserError(f"--train-images must be at least 1; got {train_images}.")
+    if config["train_images"] is not None and config["train_images"] < 1:
+        raise UserError(f"--train-images must be at least 1; got {config['train_images']}.")
     if config["lr"] <= 0 or config["downsample"] < 0:
         raise UserError("--lr must be positive and --downsample not negative.")
     return config

@@ -6,16 +6,14 @@ from its checkpoint, and a failed step blocks only the steps that need its run. 
 (`pip install 'nodekd[cluster]'`); a Ray task runs the very same `execute` as the sequential loop.
 """
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nodekd_cli import convergence, data, runs, students, teachers
+from nodekd_cli.costs import TRAINING
 from nodekd_cli.errors import UserError
 
-TRAINING = ("teacher", "import", "student")
-PAPER_TEACHERS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 
 
 @dataclass(frozen=True)
@@ -27,7 +25,7 @@ class Preset:
     attack_images: int | None  # the first n test images; None: all
     check_images: int  # masking checks at the eps where each run's PGD sweep leaves about half its images (`checks`)
     seeds: int = 1  # training runs (seeds 0..seeds-1) of every student arm; a claim needs 3 (`report.stats`)
-    teachers: tuple = ("resnet20",)
+    teachers: tuple | None = ("resnet20",)  # None: every registered architecture that is one of the paper's
     temperatures: tuple = (3.0,)
     t1: tuple = (1.0, 100.0)  # students without distillation (Tables 1 and 3, Figure 1)
     kd_t1: tuple = (1.0, 100.0)  # distilled students (Table 2 at t1 = 1, Figure 1)
@@ -83,7 +81,7 @@ PRESETS = {
         attack_images=None,
         check_images=200,
         seeds=3,
-        teachers=PAPER_TEACHERS,
+        teachers=None,
         temperatures=(3.0, 10.0, 20.0),
         t1=(1.0, 100.0, 500.0),
         eps_step=1,
@@ -145,6 +143,112 @@ def find_checkpoint(directory, model, dataset):
     return None
 
 
+MOST_SEEDS = 100  # a plan is built whole (and priced by --dry-run): more seeds than this is a typo
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `expand` plans: a preset's choices narrowed by the command's options, checked."""
+
+    root: Path
+    datasets: tuple
+    teacher_models: tuple
+    temperatures: tuple
+    alone: tuple  # (t1, optimizer overrides) of the students trained alone
+    distilled: tuple  # (t1, optimizer or None for the paper's) of the distilled students
+    attacks: tuple
+    eps: tuple
+    images: int | None
+    seeds: int
+    epochs_scale: float
+    precision: str
+    sweep: str
+    twins: bool
+    checkpoints: Path | None
+
+
+def _plan(chosen, root, datasets, teacher_models, temperatures, t1, attacks, eps_max, epochs_scale, seeds,
+          attack_images, teacher_checkpoints, precision, sweep, twins):
+    """The `Plan` of `expand`'s arguments; a `UserError` for any that cannot be planned."""
+    from nodekd_cli.attacks import check_attack
+
+    def horizons(default, narrowing=True):
+        return tuple(float(t) for t in default if not narrowing or t1 is None or float(t) in map(float, t1))
+
+    datasets = _narrow(datasets, chosen.datasets)
+    teacher_models = _narrow(teacher_models, chosen.teachers or teachers.paper_teachers())
+    temperatures = tuple(float(t) for t in _narrow(temperatures, chosen.temperatures))
+    baseline_t1 = horizons(chosen.t1 if t1 is None else t1, False)
+    kd_t1 = horizons(chosen.kd_t1 if t1 is None else t1, False)
+    eps_max = chosen.eps_max if eps_max is None else eps_max
+    images = chosen.attack_images if attack_images == -1 else attack_images
+    seeds = chosen.seeds if seeds is None else seeds
+    attacks = _narrow(attacks, chosen.attacks)
+    for name in datasets:
+        data.check_name(name)
+    for model in teacher_models:
+        teachers.check_model(model)
+    for attack in attacks:
+        check_attack(attack, sweep)
+    check_attack("pgd", sweep)
+    if epochs_scale <= 0 or any(t <= 0 for t in temperatures + baseline_t1 + kd_t1):
+        raise UserError("--epochs-scale, --temperatures and --t1 must be positive.")
+    if not 1 <= seeds <= MOST_SEEDS or eps_max < 0 or (images is not None and images < 1):
+        raise UserError(
+            f"--seeds must lie in 1..{MOST_SEEDS}, --attack-images be at least 1, and --eps-max at least 0."
+        )
+    sgd = {"optimizer": "sgd", "lr": chosen.sgd_lr}
+    alone = tuple((t, {}) for t in baseline_t1) + tuple((t, sgd) for t in horizons(chosen.alone_sgd_t1))
+    distilled = tuple((t, None) for t in kd_t1) + tuple((t, "adam") for t in horizons(chosen.kd_adam_t1))
+    return Plan(
+        Path(root), datasets, teacher_models, temperatures, alone, distilled, attacks,
+        tuple(range(0, eps_max + 1, chosen.eps_step)), images, seeds, epochs_scale, precision, sweep,
+        chosen.twins if twins is None else twins, teacher_checkpoints,
+    )
+
+
+def _teacher_step(chosen, plan, dataset, model):
+    """The step that imports the teacher `model` of `dataset` (with a checkpoint for it) or trains it."""
+    folder = runs.teacher_folder(model, dataset, root=plan.root)
+    checkpoint = find_checkpoint(plan.checkpoints, model, dataset)
+    if checkpoint is not None:
+        return Step("import", folder, teachers.import_config(model, dataset, checkpoint), checkpoint=checkpoint)
+    epochs = _scaled(chosen.teacher.get("epochs", data.info(dataset).teacher_epochs), plan.epochs_scale)
+    return Step("teacher", folder, teachers.teacher_config(model, dataset, **{**chosen.teacher, "epochs": epochs}))
+
+
+def _student_steps(chosen, plan, dataset, seed, teacher_of):
+    """The students of one data set and seed: (trained alone, distilled from each teacher at each T)."""
+    epochs = _scaled(chosen.student.get("epochs", data.info(dataset).student_epochs), plan.epochs_scale)
+    options = {**chosen.student, "epochs": epochs, "precision": plan.precision}
+    alone = []
+    for horizon, optimizer in plan.alone:
+        config = students.student_config(dataset, t1=horizon, seed=seed, **options, **optimizer)
+        alone.append(Step("student", students.default_folder(config, plan.root, seed), config))
+    distilled = []
+    for model in plan.teacher_models:
+        teacher = teacher_of[model]
+        for temperature, (horizon, optimizer) in ((t, arm) for t in plan.temperatures for arm in plan.distilled):
+            chosen_options = dict(options)
+            if optimizer is not None:
+                chosen_options["optimizer"] = optimizer
+            elif chosen.sgd_lr and students.resolve_optimizer(options.get("optimizer", "auto"), horizon, True) == "sgd":
+                chosen_options["lr"] = chosen.sgd_lr
+            config = students.student_config(
+                dataset, t1=horizon, teacher_run=teacher.folder, teacher_model_name=model, temperature=temperature,
+                seed=seed, **chosen_options,
+            )
+            folder = students.default_folder(config, plan.root, seed)
+            distilled.append(Step("student", folder, config, after=(teacher.name,), teacher=teacher.folder))
+    return alone, distilled
+
+
+def _twin(step):
+    """A student's half-budget twin (`convergence`): its config at half the epochs, in <folder>-half."""
+    folder = step.folder.with_name(f"{step.folder.name}-half")
+    return Step("student", folder, convergence.twin_config(step.config), after=step.after, teacher=step.teacher)
+
+
 def expand(
     chosen,
     *,
@@ -169,110 +273,32 @@ def expand(
     student arm runs `seeds` seeds (default the preset's), each distilled from the one teacher of its model: a seed
     draws a student's training images and initial weights, the same for every arm. `precision` is the students' (the
     teachers train in float32); `sweep` the attack sweeps' (`attacks.sweep`)."""
-    from nodekd_cli.attacks import ATTACKS, SWEEPS
-
-    root = Path(root)
-    datasets = _narrow(datasets, chosen.datasets)
-    teacher_models = _narrow(teacher_models, chosen.teachers)
-    temperatures = tuple(float(t) for t in _narrow(temperatures, chosen.temperatures))
-    baseline_t1 = tuple(float(t) for t in (chosen.t1 if t1 is None else t1))
-    kd_t1 = tuple(float(t) for t in (chosen.kd_t1 if t1 is None else t1))
-    kd_adam_t1 = tuple(float(t) for t in chosen.kd_adam_t1 if t1 is None or float(t) in map(float, t1))
-    alone_sgd_t1 = tuple(float(t) for t in chosen.alone_sgd_t1 if t1 is None or float(t) in map(float, t1))
-    attacks = _narrow(attacks, chosen.attacks)
-    eps_max = chosen.eps_max if eps_max is None else eps_max
-    images = chosen.attack_images if attack_images == -1 else attack_images
-    seeds = chosen.seeds if seeds is None else seeds
-    for name in datasets:
-        data.check_name(name)
-    for model in teacher_models:
-        teachers.check_model(model)
-    for attack in attacks:
-        if attack not in ATTACKS:
-            raise UserError(f"Unknown attack {attack!r}; choose one of: {', '.join(ATTACKS)}.")
-    if sweep not in SWEEPS:
-        raise UserError(f"Unknown sweep {sweep!r}; choose one of: {', '.join(SWEEPS)}.")
-    if epochs_scale <= 0 or any(t <= 0 for t in temperatures + baseline_t1 + kd_t1):
-        raise UserError("--epochs-scale, --temperatures and --t1 must be positive.")
-    if seeds < 1 or eps_max < 0 or (images is not None and images < 1):
-        raise UserError("--seeds and --attack-images must be at least 1, and --eps-max at least 0.")
-    family_of = {name: data.check_name(name) for name in datasets}
-
+    plan = _plan(chosen, root, datasets, teacher_models, temperatures, t1, attacks, eps_max, epochs_scale, seeds,
+                 attack_images, teacher_checkpoints, precision, sweep, twins)
     teacher_steps, baseline_steps, kd_steps = [], [], []
-    for dataset in datasets:
-        family = family_of[dataset]
-        student_epochs = _scaled(chosen.student.get("epochs", students.DEFAULT_EPOCHS[family]), epochs_scale)
-        student_options = {**chosen.student, "epochs": student_epochs, "precision": precision}
-        teacher_of = {}
-        for model in teacher_models:
-            folder = runs.teacher_folder(model, dataset, root=root)
-            checkpoint = find_checkpoint(teacher_checkpoints, model, dataset)
-            if checkpoint is not None:
-                step = Step("import", folder, teachers.import_config(model, dataset, checkpoint), checkpoint=checkpoint)
-            else:
-                epochs = _scaled(chosen.teacher.get("epochs", teachers.DEFAULT_EPOCHS[family]), epochs_scale)
-                options = {**chosen.teacher, "epochs": epochs}
-                step = Step("teacher", folder, teachers.teacher_config(model, dataset, **options))
-            teacher_steps.append(step)
-            teacher_of[model] = step
-        for seed in range(seeds):
-            alone = [(horizon, {}) for horizon in baseline_t1]
-            alone += [(horizon, {"optimizer": "sgd", "lr": chosen.sgd_lr}) for horizon in alone_sgd_t1]
-            for horizon, optimizer in alone:
-                config = students.student_config(dataset, t1=horizon, seed=seed, **student_options, **optimizer)
-                folder = students.default_folder(config, root, seed)
-                baseline_steps.append(Step("student", folder, config))
-            for model in teacher_models:
-                teacher = teacher_of[model]
-                for temperature in temperatures:
-                    arms = [(horizon, None) for horizon in kd_t1] + [(horizon, "adam") for horizon in kd_adam_t1]
-                    for horizon, optimizer in arms:
-                        options = dict(student_options)
-                        if optimizer is not None:
-                            options["optimizer"] = optimizer
-                        elif (
-                            chosen.sgd_lr
-                            and students.resolve_optimizer(options.get("optimizer", "auto"), horizon, True) == "sgd"
-                        ):
-                            options["lr"] = chosen.sgd_lr
-                        config = students.student_config(
-                            dataset,
-                            t1=horizon,
-                            teacher_run=teacher.folder,
-                            teacher_model_name=model,
-                            temperature=temperature,
-                            seed=seed,
-                            **options,
-                        )
-                        folder = students.default_folder(config, root, seed)
-                        kd_steps.append(Step("student", folder, config, after=(teacher.name,), teacher=teacher.folder))
-    twins = chosen.twins if twins is None else twins
-    twin_steps = [
-        Step(
-            "student",
-            step.folder.with_name(f"{step.folder.name}-half"),
-            convergence.twin_config(step.config),
-            after=step.after,
-            teacher=step.teacher,
-        )
-        for step in (baseline_steps + kd_steps if twins else [])
-        if step.config["epochs"] > 1
-    ]
-    trained = teacher_steps + baseline_steps + kd_steps + twin_steps
-    eps = tuple(range(0, eps_max + 1, chosen.eps_step))
+    for dataset in plan.datasets:
+        teacher_of = {model: _teacher_step(chosen, plan, dataset, model) for model in plan.teacher_models}
+        teacher_steps += teacher_of.values()
+        for seed in range(plan.seeds):
+            alone, distilled = _student_steps(chosen, plan, dataset, seed, teacher_of)
+            baseline_steps += alone
+            kd_steps += distilled
+    trained_students = baseline_steps + kd_steps
+    twin_steps = [_twin(step) for step in trained_students if plan.twins and step.config["epochs"] > 1]
     attack_steps = [
-        Step("attack", step.folder, attack=attack, eps=eps, images=images, sweep=sweep, after=(step.name,))
-        for step in teacher_steps + baseline_steps + kd_steps
-        for attack in attacks
+        Step("attack", step.folder, attack=attack, eps=plan.eps, images=plan.images, sweep=plan.sweep,
+             after=(step.name,))
+        for step in teacher_steps + trained_students
+        for attack in plan.attacks
     ]
     # A check picks its eps from the run's PGD sweep (`checks.choose_eps`): after the sweep when the study has one.
     swept = {step.folder: step.name for step in attack_steps if step.attack == "pgd" and step.sweep == "independent"}
     check_steps = [
-        Step("check", step.folder, images=chosen.check_images, after=(step.name, *step.after)
-             + ((swept[step.folder],) if step.folder in swept else ()))
-        for step in (baseline_steps + kd_steps if chosen.checks else [])
+        Step("check", step.folder, images=chosen.check_images,
+             after=(step.name, *step.after) + ((swept[step.folder],) if step.folder in swept else ()))
+        for step in (trained_students if chosen.checks else [])
     ]
-    return trained + attack_steps + check_steps
+    return teacher_steps + trained_students + twin_steps + attack_steps + check_steps
 
 
 def state(step):
@@ -315,101 +341,6 @@ def state(step):
         return "todo"
     settings = attacks.result_settings(config, step.attack, step.eps, attacks.Sample(images), sweep_mode=step.sweep)
     return "done" if attacks.covering_result(path, settings) else "todo"
-
-
-# Rough cost model for --dry-run. A training pass (forward and backward) of a batch costs a fixed part per batch and
-# a part per image; an evaluation pass a third of that; an attack's gradient step or prediction a full pass per image
-# and ATTACK_PASS of the fixed part. Per image: measured on one H100 (CIFAR-10: 32x32 images, 512-channel students at
-# 1/4 resolution, batch 128; float32, torchdiffeq's loop: issue 12's levers are not in it), scaled by depth, pixels,
-# channels and by how the function evaluations of nodekd's default dynamics grow with t1. On the 2-core CPU, with
-# nodekd's dopri5 loop, a 32-channel student's solver has a fixed cost per pass ("pass", seconds, also growing with
-# t1) and a cost per input image ("input", per 32x32 image: CIFAR-10's 32x32 stem and augmentation) besides the
-# solve's: fitted to three runs at t1 = 1 (digits at 8x8 states and batch 32, the quick preset's 4x4 states at batch
-# 64, the small preset's CIFAR-10 student; docs/study.md, "The cost model"). The GPU's fixed costs are not measured (0).
-NFE_GROWTH = 0.4  # NFE(t1) / NFE(1) = 1 + 0.4 log10(t1): measured 1.46 to 1.91 at t1 = 100, 2.15 at 500 (docs/study.md)
-COSTS = {
-    "cpu": {
-        "teacher": 1.6e-4,
-        "teacher_pixels": 64,
-        "student": 3.7e-4,
-        "pixels": 64,
-        "channels": 32,
-        "pass": 0.056,
-        "input": 6.8e-4,
-    },
-    "cuda": {"teacher": 4.0e-5, "teacher_pixels": 1024, "student": 1.44e-3, "pixels": 1024 / 16, "channels": 512},
-}
-# An attack pass's fixed cost against a training pass's: the quick study's PGD sweeps (0.56) and checks (0.47).
-ATTACK_PASS = 0.5
-EVAL_PASS = 1 / 3  # a forward pass against a training pass (forward and backward)
-SIZES = data.SIZES
-# What a monotone sweep (`--sweep monotone`) costs, as a share of the paper's independent sweep: the largest time
-# ratio measured on the paper's eps grid on real CIFAR-10 (0.26 to 0.30 for students, 0.01 for ResNet20; the
-# image-steps alone 0.18 to 0.24; results/sweep-monotone, docs/research-notes.md, "Monotone sweeps"). A model that keeps more of its
-# accuracy under attack costs more, up to 1 for one that nothing breaks.
-MONOTONE_SHARE = 0.3
-CHECK_IMAGE_STEPS = 700  # PGD at 8, 64, 255 /255, 4x steps x 3 restarts, margin, transfer, fixed step, APGD, Square
-
-
-def nfe_growth(config):
-    """How a student's solver work grows with its horizon (`NFE_GROWTH`), as a factor of its work at t1 = 1."""
-    return 1 + NFE_GROWTH * math.log10(config["t1"])
-
-
-def _image_cost(config, profile):
-    """Seconds per image of one training pass (forward and backward) of the run of `config`."""
-    pixels = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])[2]
-    if config["kind"] == "teacher":
-        depth = int(config["model"].removeprefix("resnet"))
-        return profile["teacher"] * depth / 20 * pixels / profile["teacher_pixels"]
-    solved = pixels / 4 ** config["downsample"] / profile["pixels"]
-    width = (config["channels"] / profile["channels"]) ** 2
-    return profile["student"] * solved * width * nfe_growth(config) + profile.get("input", 0.0) * pixels / 1024
-
-
-def _pass_cost(config, profile):
-    """Seconds per batch of one training pass besides its images' (a student's solver steps)."""
-    return 0.0 if config["kind"] == "teacher" else profile.get("pass", 0.0) * nfe_growth(config)
-
-
-def epoch_work(config):
-    """(passes, images) of one epoch of the run of `config`, in training passes: its training batches and images, and
-    its evaluation's over the test set (batches of at least 256), each a third of one."""
-    train, test, _ = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])
-    train = min(train, config.get("train_images") or train)
-    batch = config["batch_size"]
-    return math.ceil(train / batch) + EVAL_PASS * math.ceil(test / max(batch, 256)), train + EVAL_PASS * test
-
-
-def estimates(steps, device="cpu", profile=None):
-    """A rough guess of the seconds each step takes on `device` (see COSTS; or with `profile`, figures of the same
-    form), by step name: training is its epochs' training and evaluation passes; attacks and checks are their steps
-    on every attacked image (every image counted as classified right, so an upper bound), in batches of 256."""
-    from nodekd_cli.attacks import num_steps
-
-    profile = profile or COSTS["cuda" if str(device).startswith("cuda") else "cpu"]
-    found, trained = {}, {}
-    for step in steps:
-        if step.kind == "import":
-            found[step.name] = 0.0
-        elif step.kind in TRAINING:
-            passes, images = epoch_work(step.config)
-            per_epoch = passes * _pass_cost(step.config, profile) + images * _image_cost(step.config, profile)
-            found[step.name] = per_epoch * step.config["epochs"]
-        if step.kind in TRAINING:
-            trained[step.folder] = step.config
-            continue
-        config = trained.get(step.folder)
-        if config is None:
-            found[step.name] = None
-            continue
-        test = SIZES.get(data.check_name(config["dataset"]), SIZES["cifar10"])[1]
-        images = min(test, step.images or test)
-        image_steps = CHECK_IMAGE_STEPS if step.kind == "check" else sum(num_steps(e) + 1 for e in step.eps)
-        batches = math.ceil(images / 256)
-        per_step = images * _image_cost(config, profile) + batches * ATTACK_PASS * _pass_cost(config, profile)
-        found[step.name] = per_step * image_steps * (MONOTONE_SHARE if step.sweep == "monotone" else 1.0)
-    return found
 
 
 @dataclass

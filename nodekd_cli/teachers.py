@@ -14,24 +14,36 @@ from pathlib import Path
 from nodekd_cli import data, runs
 from nodekd_cli.errors import UserError
 
-DEFAULT_EPOCHS = {"cifar10": 300, "svhn": 40, "digits": 15, "folder": 300}
-DEFAULT_LR = 0.1
-DEFAULT_LR_OVERRIDES = {"resnet110": 0.01}
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_WEIGHT_DECAY = 1e-4
 MOMENTUM = 0.9
 
 
 def teacher_names():
+    """The registered teacher architectures (`models.registry`)."""
     import models
 
     return list(models.TEACHERS)
 
 
+def paper_teachers():
+    """The registered architectures that are the paper's teachers, in the paper's order."""
+    import models
+
+    return tuple(name for name, architecture in models.TEACHERS.items() if architecture.paper)
+
+
+def architecture(name):
+    """The registered `models.TeacherArchitecture` of `name`; a `UserError` naming the registered ones otherwise."""
+    import models
+
+    if name not in models.TEACHERS:
+        raise UserError(f"Unknown teacher {name!r}; choose one of: {', '.join(teacher_names())}.")
+    return models.TEACHERS[name]
+
+
 def check_model(name):
-    names = teacher_names()
-    if name not in names:
-        raise UserError(f"Unknown teacher {name!r}; choose one of: {', '.join(names)}.")
+    architecture(name)
 
 
 def teacher_config(
@@ -50,7 +62,7 @@ def teacher_config(
     """The resolved configuration of a teacher training run: every number that changes the result."""
     from nodekd_cli import training
 
-    family = data.check_name(dataset)
+    data.check_name(dataset)
     check_model(model)
     training.check_precision(precision)
     augmentation = data.default_augmentation(dataset)
@@ -58,11 +70,11 @@ def teacher_config(
         "kind": "teacher",
         "model": model,
         "dataset": dataset,
-        "epochs": DEFAULT_EPOCHS[family] if epochs is None else epochs,
+        "epochs": data.info(dataset).teacher_epochs if epochs is None else epochs,
         "batch_size": DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
         "optimizer": "sgd",
         "momentum": MOMENTUM,
-        "lr": DEFAULT_LR_OVERRIDES.get(model, DEFAULT_LR) if lr is None else lr,
+        "lr": architecture(model).lr if lr is None else lr,
         "lr_schedule": "step: /10 at 1/2, /100 at 3/4 of the epochs",
         "weight_decay": DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
         "seed": seed,

@@ -185,16 +185,7 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
         extra=None if extra is None else to_device(extra, device),
     )
     model.optimizer.build(model.trainable_variables)
-    initial_epoch, history = 0, []
-    if (folder / runs.CHECKPOINT).exists():
-        initial_epoch = load_checkpoint(folder / runs.CHECKPOINT, model, model.optimizer)
-        history = runs.read_history(folder / runs.HISTORY)
-        history = [row for row in history if isinstance(row.get("epoch"), int) and row["epoch"] <= initial_epoch]
-        if [row["epoch"] for row in history] != list(range(1, initial_epoch + 1)):
-            raise UserError(
-                f"{folder / runs.HISTORY} does not hold the {initial_epoch} epochs its checkpoint was saved after; "
-                f"remove {folder} and run the command again."
-            )
+    initial_epoch, history = _resume(folder, model)
     callback = _RunCallback(
         folder,
         batches,
@@ -228,6 +219,28 @@ def fit_run(folder, model, dataset, config, train_step, export, reporter=None, e
             ) from None
     final = export(model)
     runs.save_model(folder, final)
+    return _finish(folder, final, dataset, history, callback)
+
+
+def _resume(folder, model):
+    """(epochs done, their history rows) of the run in `folder`: its checkpoint loaded into `model` and its
+    optimizer, or (0, []) for a new run."""
+    if not (folder / runs.CHECKPOINT).exists():
+        return 0, []
+    initial_epoch = load_checkpoint(folder / runs.CHECKPOINT, model, model.optimizer)
+    history = runs.read_history(folder / runs.HISTORY)
+    history = [row for row in history if isinstance(row.get("epoch"), int) and row["epoch"] <= initial_epoch]
+    if [row["epoch"] for row in history] != list(range(1, initial_epoch + 1)):
+        raise UserError(
+            f"{folder / runs.HISTORY} does not hold the {initial_epoch} epochs its checkpoint was saved after; "
+            f"remove {folder} and run the command again."
+        )
+    return initial_epoch, history
+
+
+def _finish(folder, final, dataset, history, callback):
+    """Writes the finished run's metrics.json (the last epoch's test metrics, parameters, epochs, training time and
+    which test images it gets right), removes its checkpoint and returns the metrics."""
     metrics = {key: value for key, value in history[-1].items() if key.startswith("test_")}
     correct = callback.correct
     if correct is None:  # resumed after its last epoch: the images it classifies right, from the finished model

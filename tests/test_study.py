@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nodekd_cli import runs, study
+from nodekd_cli import costs, runs, study
 from nodekd_cli.app import app
 from nodekd_cli.errors import UserError
 from nodekd_cli.students import DEFAULT_DYNAMICS
@@ -138,7 +138,7 @@ def test_the_cpu_cost_model_estimates_measured_runs_and_follows_its_formula(tmp_
         seconds = json.loads((folder / "metrics.json").read_text())["train_seconds"]
         measured.append((study.Step("student", tmp_path / folder.name, config), seconds))
     assert len(measured) == 4
-    found = study.estimates([step for step, _ in measured], "cpu")
+    found = costs.estimates([step for step, _ in measured], "cpu")
     for step, seconds in measured:
         assert 0.8 < found[step.name] / seconds < 1.2, (step.name, found[step.name], seconds)
     # The formula by hand: the quick preset's NODEs(1) (digits, 4x4 states, batch 64, 16 epochs) is 23 training
@@ -147,7 +147,7 @@ def test_the_cpu_cost_model_estimates_measured_runs_and_follows_its_formula(tmp_
     steps = study.expand(study.PRESETS["quick"], root=tmp_path, t1=[1], attacks=["pgd"], eps_max=4)
     student = next(s for s in steps if s.name == "student node-digits-t1_1")
     attack = study.Step("attack", student.folder, attack="pgd", eps=(0, 4), images=50)
-    found = study.estimates([student, attack], "cpu")
+    found = costs.estimates([student, attack], "cpu")
     image = 3.7e-4 / 4 + 6.8e-4 * 64 / 1024
     assert found[student.name] == pytest.approx(16 * ((23 + 2 / 3) * 0.056 + (1437 + 120) * image))
     assert found[attack.name] == pytest.approx(7 * (50 * image + 0.5 * 0.056))
@@ -177,7 +177,7 @@ def test_gpu_cost_figures_are_fitted_from_the_benchmarks_as_documented(tmp_path)
     steps = study.expand(study.PRESETS["paper"], root=tmp_path, datasets=["cifar10"], t1=[1], teacher_models=[])
     trained = next(s for s in steps if s.name == "student node-cifar10-t1_1")
     attack = study.Step("attack", trained.folder, attack="pgd", eps=(0, 4), images=50)
-    found = study.estimates([trained, attack], "cuda", profile=profile)
+    found = costs.estimates([trained, attack], "cuda", profile=profile)
     assert found[attack.name] == pytest.approx(7 * (50 * 0.002 + 0.5 * 0.084))
 
 
@@ -280,9 +280,9 @@ def test_a_monotone_study_takes_only_monotone_results_and_costs_less_attacking(t
         (tmp_path / runs.ATTACKS_DIR / attacks.result_name("pgd", sweep)).write_text(json.dumps({"settings": settings}))
         assert [study.state(step), study.state(monotone)] == expected
     assert attacks.result_name("pgd", "monotone") == "pgd.monotone.json"
-    cheaper, paper = study.estimates(steps), study.estimates(papers)
+    cheaper, paper = costs.estimates(steps), costs.estimates(papers)
     for mine, theirs in zip(steps, papers, strict=True):
-        share = study.MONOTONE_SHARE if mine.kind == "attack" else 1.0
+        share = costs.MONOTONE_SHARE if mine.kind == "attack" else 1.0
         assert cheaper[mine.name] == pytest.approx(share * paper[theirs.name])
 
 

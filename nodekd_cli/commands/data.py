@@ -6,6 +6,7 @@ import typer
 
 from nodekd_cli import options, output
 from nodekd_cli.commands._common import friendly_errors
+from nodekd_cli.data import dataset_names
 
 app = typer.Typer(help="Prepare data sets.", no_args_is_help=True)
 
@@ -13,7 +14,7 @@ app = typer.Typer(help="Prepare data sets.", no_args_is_help=True)
 @app.command()
 @friendly_errors
 def prepare(
-    dataset: Annotated[str, typer.Argument(help="digits, cifar10, svhn or folder:PATH.")],
+    dataset: Annotated[str, typer.Argument(help=", ".join(dataset_names()) + ".")],
     data_dir: options.DataDir = None,
     manual_dir: options.ManualDir = None,
 ):

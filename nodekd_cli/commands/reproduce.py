@@ -114,7 +114,7 @@ def reproduce(
     # The driver of a Ray study computes nothing: its Keras stays on the CPU; tasks pick their own device.
     # A dry run computes nothing either: it estimates for --device even without that device here.
     local_device = backend.select("cpu" if distributed or dry_run else device)
-    from nodekd_cli import study
+    from nodekd_cli import costs, study
 
     if threads is not None and not distributed:
         import torch
@@ -148,11 +148,23 @@ def reproduce(
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        costs = study.estimates(steps, device)
-        output.study_plan(f"Study {preset}: {chosen.description}", steps, states, costs, device)
+        prices = costs.estimates(steps, device)
+        output.study_plan(f"Study {preset}: {chosen.description}", steps, states, prices, device)
         return
     todo = sum(state != "done" for state in states.values())
     output.info(f"Study {preset}: {len(steps)} steps, {len(steps) - todo} done, {todo} to run under {runs_dir}.")
+    outcomes = _run(steps, workers, ray_address, device, local_device, threads, data_dir, manual_dir)
+    output.study_summary(outcomes)
+    _report(runs_dir)
+    if any(outcome.status in ("failed", "blocked") for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+def _run(steps, workers, ray_address, device, local_device, threads, data_dir, manual_dir):
+    """Runs the study's steps, on Ray when `workers` or `ray_address` say so, with progress; their outcomes."""
+    from nodekd_cli import study
+
+    distributed = workers is not None or ray_address is not None
     progress = output.StudyProgress(steps)
     try:
         with progress:
@@ -182,10 +194,7 @@ def reproduce(
     except KeyboardInterrupt:
         output.error("Interrupted; run the same command again to resume the study where it stopped.")
         raise typer.Exit(130) from None
-    output.study_summary(outcomes)
-    _report(runs_dir)
-    if any(outcome.status in ("failed", "blocked") for outcome in outcomes):
-        raise typer.Exit(1)
+    return outcomes
 
 
 def _report(runs_dir):

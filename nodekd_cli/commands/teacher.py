@@ -20,7 +20,9 @@ def train(
     dataset: options.Dataset = "digits",
     epochs: options.Epochs = None,
     batch_size: options.BatchSize = None,
-    lr: Annotated[float | None, typer.Option(help="Initial learning rate (default: 0.1; resnet110 0.01).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Initial learning rate (default: the architecture's: 0.1; resnet110 0.01).")
+    ] = None,
     weight_decay: Annotated[float | None, typer.Option(help="L2 weight decay (default: 1e-4).")] = None,
     precision: options.Precision = "float32",
     cuda_graph: Annotated[

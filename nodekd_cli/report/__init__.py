@@ -24,13 +24,13 @@ from nodekd_cli.errors import UserError
 from nodekd_cli.report.claims import CLAIMS, claims
 from nodekd_cli.report.collect import collect, most_trained, sweeps
 from nodekd_cli.report.comparisons import comparisons
-from nodekd_cli.report.paper import PAPER_TEACHERS, in_paper_setup, paper_finals, paper_results
+from nodekd_cli.report.paper import in_paper_setup, paper_finals, paper_results
 from nodekd_cli.report.render import to_json, to_markdown, write_csv
 from nodekd_cli.report.runs_table import learning_curves, run_rows
 from nodekd_cli.report.tables import autoattack_points, figure_series, table1, table2, table3
 
 __all__ = [
-    "CLAIMS", "PAPER_TEACHERS", "Report", "build", "build_with_figures", "collect", "in_paper_setup", "run_rows",
+    "CLAIMS", "Report", "build", "build_with_figures", "collect", "in_paper_setup", "run_rows",
     "sweeps", "to_json", "to_markdown", "write_csv",
 ]
 

@@ -4,9 +4,8 @@ setup, and the labels its tables and figure give them."""
 import json
 from importlib import resources
 
-from nodekd_cli import convergence, students
+from nodekd_cli import students
 
-PAPER_TEACHERS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 PAPER_SOLVER = "dopri5"
 PAPER_LAMBDA = 0.9
 PAPER_PRECISION = "float32"
@@ -42,9 +41,19 @@ def in_paper_setup(run):
     return comparable(run) and students.other_optimizer(run.config) is None and in_float32
 
 
+def paper_teachers():
+    """The paper's teacher architectures, its tables' columns (`models.registry`)."""
+    from nodekd_cli import teachers
+
+    return teachers.paper_teachers()
+
+
 def teacher_label(model):
-    """"ResNet20" for resnet20; a teacher architecture of another name as it is."""
-    return "ResNet" + model.removeprefix("resnet") if model.startswith("resnet") else model
+    """A teacher architecture's name in tables and figures ("ResNet20"); an unregistered one's as it is."""
+    import models
+
+    found = models.TEACHERS.get(model)
+    return model if found is None else found.label
 
 
 def family(run):
@@ -65,24 +74,18 @@ def student_label(t1, teacher_model_name=None, temperature=None, optimizer=None,
     return f"NODEs({t1:g}) + KD ({teacher_label(teacher_model_name)}, T = {temperature:g}{extra}{computed})"
 
 
-def data_family(dataset):
-    """The registered data set a name belongs to ("folder" for folder:PATH)."""
-    from nodekd_cli import data
-
-    return data.check_name(dataset)
-
-
 def paper_finals(runs):
     """The paper's final test accuracies (%) that the learning curves mark, per data set: NODEs(1) and NODEs(100)
     (Table 1) where the data set has such students without distillation, and NODEs(1) + KD from each teacher at each
-    T the runs have (Table 2), at the paper's budget in images seen (`convergence.PAPER_BUDGET`). A folder data set
-    is marked with CIFAR-10's, as its budget is."""
+    T the runs have (Table 2), at the paper's budget in images seen (`data.DataSetInfo.paper_budget`). A folder data
+    set is marked with CIFAR-10's, as its budget is."""
+    from nodekd_cli import data
+
     paper = paper_results()
     found = []
     for dataset in sorted({r.config["dataset"] for r in runs if r.kind == "student"}):
-        family_name = data_family(dataset)
-        source = "cifar10" if family_name == "folder" else family_name
-        budget = convergence.PAPER_BUDGET.get(family_name)
+        found_info = data.info(dataset)
+        source, budget = found_info.paper_results, found_info.paper_budget
         if budget is None or source not in paper["table1"]:
             continue
         mine = [r for r in runs if r.kind == "student" and r.config["dataset"] == dataset]

@@ -19,12 +19,12 @@ from nodekd_cli.report.collect import recorded as recorded_name
 from nodekd_cli.report.collect import sweeps
 from nodekd_cli.report.paper import (
     AUTOATTACK,
-    PAPER_TEACHERS,
     TABLE1_T1,
     TABLE2_T1,
     TABLE3_EPS,
     family,
     in_paper_setup,
+    paper_teachers,
     teacher_label,
 )
 
@@ -101,7 +101,7 @@ def _empty_cells(rows, columns, paper):
 
 def table1(runs, paper, root):
     columns = [(f"node_t1_{t1:g}", f"NODEs({t1:g})") for t1 in TABLE1_T1]
-    columns += [(model, teacher_label(model)) for model in PAPER_TEACHERS]
+    columns += [(model, teacher_label(model)) for model in paper_teachers()]
     rows = [(d,) for d in _datasets(runs, paper["table1"])]
     cells = _empty_cells(rows, columns, lambda row, column: paper["table1"].get(row[0], {}).get(column))
     for run in runs:
@@ -134,7 +134,7 @@ def table1(runs, paper, root):
 
 
 def table2(runs, paper, root):
-    columns = [(model, teacher_label(model)) for model in PAPER_TEACHERS]
+    columns = [(model, teacher_label(model)) for model in paper_teachers()]
     distilled = [r for r in runs if r.distilled and in_paper_setup(r) and r.config["t1"] == TABLE2_T1]
     rows, paper_value = _rows_by(distilled, paper["table2"], "T")
     cells = _empty_cells(rows, columns, paper_value)

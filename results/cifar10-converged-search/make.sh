@@ -8,18 +8,18 @@
 # (the search doubles from FIRST up to it); ROOT the run root; HERE the committed result. results/cifar10-10k-search's
 # make.sh runs this script with its own values (10,000 images, a budget that no arm finished).
 # What was run for the committed result (issue 25; 2 single-thread lanes, OMP_NUM_THREADS=1, on the 2-core CPU): the
-# t1 = 1 pair only, ARMS="node-t1_1 kd-t1_1" bash results/cifar10-converged/search.sh 10 20 40 80 160 320 (the first
+# t1 = 1 pair only, ARMS="node-t1_1 kd-t1_1" bash results/cifar10-converged-search/search.sh 10 20 40 80 160 320 (the first
 # three budgets of NODEs(1) scored every epoch, EVAL_EVERY=1; 640 started), then STAGE=seeds (320 epochs in one
 # session, their 160-epoch twins in the next), STAGE=attacks, and STAGE=report. In the fourth session, NODEs(100) and
 # the Adam-distilled NODEs(1) at the budget the pair needed only, ARMS=node-t1_100 (and ARMS=kd-t1_1-adam) bash
-# results/cifar10-converged/search.sh 320 160, with the attacks stage's three commands (pgd, mifgsm, check) for the
+# results/cifar10-converged-search/search.sh 320 160, with the attacks stage's three commands (pgd, mifgsm, check) for the
 # runs it had not attacked yet: seed 1's pair and these two; each arm in its own lane.
 set -euo pipefail
 images=${IMAGES:-1000}
 budget=${BUDGET:-320}  # the final epochs of $images images: the largest budget both arms of the t1 = 1 pair reached (docs/results.md)
 first=${FIRST:-10}
 root=${ROOT:-../study-converged-n$images}
-here=${HERE:-results/cifar10-converged}
+here=${HERE:-results/cifar10-converged-search}
 data=$(mkdir -p ../data && cd ../data && pwd)/cifar10-jpeg
 teacher=$root/resnet20-folder-cifar10-jpeg
 # The test split is scored after every EVAL_EVERY-th epoch and the last (search.sh says why).
