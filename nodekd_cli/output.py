@@ -159,7 +159,11 @@ def autoattack_table(folder, result, reused):
 def check_table(folder, result):
     from nodekd_cli.checks import informative
 
+    from nodekd_cli.checks import failed
+
     verdict = "[bold red]possible gradient masking[/]" if result["masking"] else "[green]no sign of masking[/]"
+    if not result["masking"] and failed(result, "reference"):
+        verdict += " [yellow](but APGD-CE is far stronger than the paper's PGD at this eps)[/]"
     if not result["masking"] and not informative(result):
         verdict = "[yellow]not informative[/] (the reference PGD leaves under 5%: every check passes whatever the model)"
     table = Table(
@@ -302,6 +306,7 @@ def _runs_table(report, rows, wide):
         runs_table.add_column(column, justify="right" if column in numbers else "left", overflow="fold")
     checks = {None: "", "passed": " / [green]check passed[/]", "possible masking": " / [bold red]masking?[/]"}
     checks["not informative"] = " / [yellow]check not informative[/]"
+    checks["reference too weak"] = " / [yellow]PGD too weak[/]"
     for row in rows:
         seconds = row["train_seconds"]
         model = row["model"] if row["kind"] == "teacher" else f"NODE ({row['teacher']})" if row["teacher"] else "NODE"

@@ -363,3 +363,26 @@ def test_a_masking_check_whose_reference_is_at_0_percent_is_not_informative(tmp_
         assert words == ({"not informative"} if reference == 0 else {"passed"})
         if reference == 0:
             assert all("not informative" in e for e in claims["no_masking"]["evidence"])
+
+
+def test_apgd_far_stronger_than_the_reference_is_a_weak_reference_not_a_sign_of_masking(tmp_path):
+    # Three seeds whose only failed check is APGD-CE (10% against the paper's PGD at 20%): the paper's PGD is too weak
+    # at this eps, which the evidence says; no sign of masking, so the claim is supported. A failed transfer check on
+    # one seed is a sign of masking: contradicted.
+    root = tmp_path / "runs"
+    apgd = {"check": "APGD-CE (100 steps)", "accuracy": 0.1, "reference": 0.2, "passed": False}
+    for seed in range(3):
+        folder = root / f"seed{seed}" / "node"
+        write(folder, student("digits", 1, seed=seed), bits(60, 100))
+        (folder / "attacks").mkdir()
+        check = {"reference": 0.2, "eps": 2, "checks": [apgd, {"check": "transfer", "passed": True}], "masking": True}
+        (folder / "attacks" / "check.json").write_text(json.dumps(check))
+    found = document(root)
+    claim = {c["claim"]: c for c in found["claims"]}["no_masking"]
+    assert claim["verdict"] == "supported" and {row["check"] for row in found["runs"]} == {"reference too weak"}
+    assert "APGD-CE leaves 10.0%: the paper's PGD is too weak at this eps" in claim["evidence"][0]
+    check = json.loads((root / "seed1" / "node" / "attacks" / "check.json").read_text())
+    check["checks"][1]["passed"] = False
+    (root / "seed1" / "node" / "attacks" / "check.json").write_text(json.dumps(check))
+    claim = {c["claim"]: c for c in document(root)["claims"]}["no_masking"]
+    assert claim["verdict"] == "contradicted" and "seed1/node: possible masking at 2/255" in claim["evidence"][1]

@@ -478,7 +478,7 @@ def test_claim_verdicts_follow_from_comparisons_and_checks_computed_by_hand(tmp_
     assert verdicts["digits", "no_masking"]["verdict"] == "undecided (1 informative check an arm at most)"
     assert verdicts["digits", "no_masking"]["evidence"] == [
         "alone1: every check passed (reference PGD 20.0%)",
-        "alone100: possible masking (transfer)",
+        "alone100: possible masking (reference PGD 50.0%): transfer",
     ]
     # svhn: only the paper's pairing (SGD distilled against Adam alone) exists, and it confounds the optimizer.
     assert verdicts["svhn", "kd_accuracy"]["verdict"] == "undecided"

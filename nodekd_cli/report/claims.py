@@ -92,7 +92,8 @@ def judge_comparisons(rule, dataset, compared, runs, root):
     seeds = min((c.estimate.seeds for c in decided), default=0)
     if not decided:
         verdict = "undecided"
-        summary = "no same-optimizer comparison" if shown else "no runs to judge it by"
+        paper = any(c.pair == "kd (paper)" for c in shown)
+        summary = "no same-optimizer comparison" if paper else "no runs to judge it by"
     else:
         summary = ", ".join(f"{n} {v}" for v, n in tally.items() if n)
         held = [c for c, p in zip(decided, adjusted) if p <= stats.ALPHA]
@@ -117,49 +118,60 @@ def _differences(comparison):
     return per_seed(comparison.first, comparison.second)[0]
 
 
+def _check_evidence(name, check):
+    """One sentence on a run's checks: its signs of masking, whether it could see any, the reference's strength."""
+    eps = check.get("eps")
+    at = f" at {eps}/255" if eps is not None else ""
+    reference = check.get("reference")
+    left = "" if reference is None else f" (reference PGD {100 * reference:.1f}%)"
+    signs = masking.failed(check, "masking")
+    if signs:
+        return f"{name}: possible masking{at}{left}: {', '.join(signs)}"
+    if not masking.informative(check):
+        return f"{name}: not informative{at}{left}; not counted as a pass"
+    weak = masking.failed(check, "reference")
+    if weak:
+        stronger = next(c["accuracy"] for c in check["checks"] if c["check"] in weak)
+        return (
+            f"{name}: no sign of masking{at}{left}, but APGD-CE leaves {100 * stronger:.1f}%: the paper's PGD is too "
+            f"weak at this eps"
+        )
+    return f"{name}: every check passed{at}{left}"
+
+
 def judge_masking(rule, dataset, compared, runs, root):
-    """Not gradient masking, from `nodekd attack check` on the students: a check counts only where it can see
-    masking (`checks.informative`: its reference PGD leaves at least 5%). An arm is judged from at least
-    `stats.MIN_SEEDS` informative checks (its seeds): it passes when none of its checked runs flags possible masking.
-    Supported when every judged arm passes, contradicted when one fails, else undecided."""
+    """Not gradient masking, from `nodekd attack check` on the students. A check counts only where it can see
+    masking (`checks.informative`: its reference PGD leaves at least 5%), and only its signs of masking count against
+    the claim (`checks.kind`: APGD-CE far stronger than the reference says the reference is too weak, which the
+    evidence reports). An arm is judged from at least `stats.MIN_SEEDS` informative checks (its seeds): it fails when
+    one of its runs shows a sign of masking. Supported when every judged arm passes, contradicted when one fails,
+    else undecided."""
     checked = [r for r in runs if comparable(r) and r.kind == "student" and r.check]
+    if not checked:
+        return Claim(dataset, rule.key, rule.statement, "undecided", "no runs to judge it by", "-", "", ())
     by_arm = {}
     for run in checked:
         by_arm.setdefault(_student_key(run), []).append(run)
-    judged = {key: group for key, group in by_arm.items()
-              if sum(masking.informative(r.check) for r in group) >= stats.MIN_SEEDS}
-    failing = [key for key, group in judged.items() if any(r.check["masking"] for r in group)]
-    if failing:
+    counts = {key: sum(masking.informative(r.check) for r in group) for key, group in by_arm.items()}
+    judged = [group for key, group in by_arm.items() if counts[key] >= stats.MIN_SEEDS]
+    if any(masking.failed(r.check, "masking") for group in judged for r in group):
         verdict = "contradicted"
     elif judged:
         verdict = "supported"
     else:
-        most = max((sum(masking.informative(r.check) for r in g) for g in by_arm.values()), default=0)
-        verdict = f"undecided ({most} informative check{'' if most == 1 else 's'} an arm at most)" if checked else (
-            "undecided")
-    evidence = []
-    for run in checked:
-        name = relative(root, run.folder)
-        eps = run.check.get("eps")
-        at = f" at {eps}/255" if eps is not None else ""
-        if run.check["masking"]:
-            failed = [c["check"] for c in run.check["checks"] if c.get("passed") is False] or ["see check.json"]
-            evidence.append(f"{name}: possible masking{at} ({', '.join(failed)})")
-        elif not masking.informative(run.check):
-            reference = run.check.get("reference")
-            shown = "" if reference is None else f", the reference PGD leaves {100 * reference:.1f}%"
-            evidence.append(f"{name}: not informative{at}{shown}; not counted as a pass")
-        else:
-            evidence.append(f"{name}: every check passed{at} (reference PGD {100 * run.check['reference']:.1f}%)")
-    passing = sum(1 for r in checked if not r.check["masking"] and masking.informative(r.check))
-    summary = f"{passing} of {len(checked)} checked students pass an informative check"
-    fractions = {convergence.paper_fraction(r.config) for r in checked} - {None}
+        most = max(counts.values())
+        verdict = f"undecided ({most} informative check{'' if most == 1 else 's'} an arm at most)"
+    passing = [r for r in checked if not masking.failed(r.check, "masking") and masking.informative(r.check)]
+    weak = [r for r in passing if masking.failed(r.check, "reference")]
+    summary = f"{len(passing)} of {len(checked)} checked students pass an informative check"
+    summary += f" ({len(weak)} with the paper's PGD weaker than APGD-CE)" if weak else ""
+    evidence = tuple(_check_evidence(relative(root, r.folder), r.check) for r in checked)
+    fractions = sorted({convergence.paper_fraction(r.config) for r in checked} - {None})
     budget = ""
     if fractions:
-        low, high = (f"{100 * f:.2g}" for f in (min(fractions), max(fractions)))
+        low, high = (f"{100 * f:.2g}" for f in (fractions[0], fractions[-1]))
         budget = f"{low}% of the paper's" if low == high else f"{low}-{high}% of the paper's"
-    return Claim(dataset, rule.key, rule.statement, verdict, summary if checked else "no runs to judge it by", "-",
-                 budget, tuple(evidence))
+    return Claim(dataset, rule.key, rule.statement, verdict, summary, "-", budget, evidence)
 
 
 def _primary(pairs):

@@ -113,9 +113,12 @@ def learning_curves(runs, status, root):
 
 
 def check_word(check):
-    """A run's masking checks in a word: None (not checked), "possible masking", "not informative" or "passed"."""
+    """A run's masking checks in a word: None (not checked), "possible masking", "not informative", "reference too
+    weak" (APGD-CE far stronger than the paper's PGD: no sign of masking) or "passed"."""
     if check is None:
         return None
-    if check["masking"]:
+    if checks.failed(check, "masking"):
         return "possible masking"
-    return "passed" if checks.informative(check) else "not informative"
+    if not checks.informative(check):
+        return "not informative"
+    return "reference too weak" if checks.failed(check, "reference") else "passed"

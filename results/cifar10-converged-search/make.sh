@@ -87,7 +87,7 @@ fi
 #    before it, and draws them all in the learning curves), added to those committed here (runs made in an earlier
 #    session stay, whether or not $ROOT still holds them), then the report in every format.
 if [[ $stage == all || $stage == report ]]; then
-    python results/light_files.py "$root" "$here/runs"  # light files with portable paths
+    if [ -d "$root" ]; then python results/light_files.py "$root" "$here/runs"; fi  # light files, portable paths
     nodekd report --runs "$here/runs" --format markdown --out "$here/report" > "$here/report.md.partial"
     sed "s#($here/report/#(#g" "$here/report.md.partial" > "$here/report/report.md" && rm "$here/report.md.partial"
     nodekd report --runs "$here/runs" --format json --out "$here/report" > "$here/report/report.json"

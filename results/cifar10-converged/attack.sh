@@ -6,8 +6,8 @@
 # images, the masking checks on 200 images at the eps where the run's PGD leaves about half its clean-correct images
 # (`--eps auto`), and for seeds 0 and 1 AutoAttack at 8/255 on 200 images. Each step resumes or is skipped when done;
 # a step that fails is reported and the others go on (the lane must not stop); each step's output goes to
-# RUN/attacks.log. Environment: BUDGET (320), ROOT (the
-# run root, ../study-converged-seeds), HERE (the committed result, results/cifar10-converged).
+# RUN/attacks.log. Environment: BUDGET (320), ROOT (the run root, ../study-converged-seeds), HERE (the committed
+# result, results/cifar10-converged).
 set -uo pipefail
 run=$1 epochs=$2 seed=$3
 budget=${BUDGET:-320}

@@ -2,14 +2,17 @@
 # One lane of the converged study's seed runs: every arm of every seed at the final budget and at its half-budget
 # twin, in the order seed by seed (final budget first), each run claimed so that several lanes share one list.
 # Usage (from the repository root, ../shared beside it, nodekd on the PATH): bash results/cifar10-converged/lane.sh
-# Start one lane per core (OMP_NUM_THREADS=1 each); a killed lane resumes its run when started again.
+# Start one lane per core (OMP_NUM_THREADS=1 each); a killed lane resumes its run when started again, and a run whose
+# light files and attacks are already committed under HERE/runs is skipped (on another machine too).
 # Environment: SEEDS (default 0 1 2 3 4), ARMS (default the five arms), BUDGET (320), IMAGES (1000), ROOT (the run
-# root, default ../study-converged-seeds), AFTER (a script run after each finished run with the run folder, its epochs
-# and its seed, when it exists at that moment; default results/cifar10-converged/attack.sh).
+# root, default ../study-converged-seeds), HERE (the committed result, results/cifar10-converged), AFTER (a script run
+# after each finished run with the run folder, its epochs and its seed, when it exists at that moment; default
+# results/cifar10-converged/attack.sh).
 set -euo pipefail
 images=${IMAGES:-1000}
 budget=${BUDGET:-320}
 root=${ROOT:-../study-converged-seeds}
+here=${HERE:-results/cifar10-converged}
 seeds=${SEEDS:-0 1 2 3 4}
 arms=${ARMS:-node-t1_1 node-t1_1-sgd kd-t1_1 kd-t1_1-adam node-t1_100}
 mkdir -p ../data/cifar10-jpeg "$root/.claims"
@@ -42,6 +45,10 @@ train() {
 }
 
 alive() { [ -f "$1/pid" ] && kill -0 "$(cat "$1/pid")" 2>/dev/null; }
+# committed RUN EPOCHS: the run's light files are committed with its attacks (PGD; at the final budget the checks too).
+committed() {
+    [ -f "$1/metrics.json" ] && [ -f "$1/attacks/pgd.json" ] && { [ "$2" != "$budget" ] || [ -f "$1/attacks/check.json" ]; }
+}
 
 for seed in $seeds; do
     for epochs in "$budget" $((budget / 2)); do
@@ -49,6 +56,7 @@ for seed in $seeds; do
             job=s$seed-e$epochs-$arm
             claim=$root/.claims/$job
             [ -f "$claim/done" ] && continue
+            committed "$here/runs/seed$seed/e$epochs/$arm" "$epochs" && continue
             if ! mkdir "$claim" 2>/dev/null; then
                 alive "$claim" && continue  # another lane holds it
             fi

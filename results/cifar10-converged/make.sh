@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The converged study on real CIFAR-10 (docs/results.md, "The converged study"): five arms at t1 = 1 and 100, five
+# seeds an arm, 1,000 class-stratified training images, 320 epochs and 160-epoch twins, attacked on 1,000 test
+# images; then its report. Run from the repository root with ../shared beside it and nodekd on the PATH.
+#   STAGE=lanes   starts LANES (default 2) lanes in the background, one thread each (lane.sh: the runs, each then
+#                 attacked by attack.sh, its light files copied to runs/); logs in $ROOT/logs. Everything resumes.
+#   STAGE=report  the report from the committed light files (Markdown, JSON, CSV, Figure 1, learning curves).
+# Environment: ROOT (the run root, ../study-converged-seeds), LANES, and lane.sh's SEEDS, ARMS, BUDGET, IMAGES.
+set -euo pipefail
+stage=${STAGE:-report}
+root=${ROOT:-../study-converged-seeds}
+here=results/cifar10-converged
+case $stage in lanes | report) ;; *) echo "STAGE must be lanes or report, not '$stage'." >&2; exit 2 ;; esac
+if [[ $stage == lanes ]]; then
+    mkdir -p "$root/logs"
+    for lane in $(seq 1 "${LANES:-2}"); do
+        OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ROOT=$root nohup nice -n 10 bash "$here/lane.sh" \
+            >> "$root/logs/lane$lane.log" 2>&1 &
+        sleep 5  # the first lane imports the teacher
+    done
+    echo "Started ${LANES:-2} lanes; logs in $root/logs; the light files of each finished run land in $here/runs."
+fi
+if [[ $stage == report ]]; then
+    nodekd report --runs "$here/runs" --format markdown --out "$here/report" > "$here/report.md.partial"
+    sed "s#($here/report/#(#g" "$here/report.md.partial" > "$here/report/report.md" && rm "$here/report.md.partial"
+    nodekd report --runs "$here/runs" --format json --out "$here/report" > "$here/report/report.json"
+    nodekd report --runs "$here/runs" --format csv --out "$here/report"
+fi
