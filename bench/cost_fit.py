@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nodekd_cli import costs, data, study
+from nodekd_cli import costs, data
 
 
 def _terms(config):

@@ -6,8 +6,8 @@ A builder takes keyword arguments `input_shape` ((height, width, channels) of [0
 and returns a Keras model whose output is the logits.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

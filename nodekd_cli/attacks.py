@@ -408,8 +408,18 @@ def attack_run(
             runs.write_json(partial, record)
 
         outcome = sweep(
-            model, x, y, attack, settings["eps"], batch_size=batch_size, seed=sample.seed,
-            monotone=sweep_mode == "monotone", progress=progress, done=done, robust=robust, on_eps=keep,
+            model,
+            x,
+            y,
+            attack,
+            settings["eps"],
+            batch_size=batch_size,
+            seed=sample.seed,
+            monotone=sweep_mode == "monotone",
+            progress=progress,
+            done=done,
+            robust=robust,
+            on_eps=keep,
             done_correct=masks,
         )
         result = {

@@ -44,7 +44,7 @@ REFERENCE_CHECKS = ("APGD-CE",)
 
 
 def kind(check_name):
-    """"reference" for a check of the reference attack's strength, "masking" for a sign of gradient masking."""
+    """ "reference" for a check of the reference attack's strength, "masking" for a sign of gradient masking."""
     return "reference" if check_name.startswith(REFERENCE_CHECKS) else "masking"
 
 
@@ -223,7 +223,10 @@ def reference_survival(model, x, y, eps, batch_size=256, seed=0):
     correct = predict(model, x, batch_size) == y
     if not correct.any():
         return 0.0
-    attack = lambda xb, yb: pgd(model, xb, yb, eps / 255, num_steps(eps), generator)  # noqa: E731
+
+    def attack(xb, yb):
+        return pgd(model, xb, yb, eps / 255, num_steps(eps), generator)
+
     return _robust(model, x, y, correct, attack, batch_size) / correct.float().mean().item()
 
 
@@ -235,7 +238,7 @@ def _pgd_sweep(folder):
     path = folder / results / "pgd.json"
     try:
         found = read_json(path) if path.is_file() else None
-    except Exception:  # an unreadable sweep only means scanning instead
+    except (OSError, ValueError):  # an unreadable sweep only means scanning instead
         return None
     if not isinstance(found, dict) or not isinstance(found.get("eps"), list):
         return None

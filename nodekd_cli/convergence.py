@@ -46,7 +46,7 @@ class Status:
     twin_of: Path | None = None
 
     def text(self):
-        """"+0.41 points from its half-budget twin" or "no half-budget twin"."""
+        """ "+0.41 points from its half-budget twin" or "no half-budget twin"."""
         if self.gain is None:
             return "no half-budget twin"
         return f"{self.gain:+.2f} points from its half-budget twin"
@@ -89,7 +89,7 @@ def paper_fraction(config):
 
 
 def budget_text(config):
-    """"10 epochs of 10,000 images, 1.0% of the paper's" (or without the share where the paper has none)."""
+    """ "10 epochs of 10,000 images, 1.0% of the paper's" (or without the share where the paper has none)."""
     per_epoch = config.get("train_images")
     text = f"{config.get('epochs')} epochs" + (f" of {per_epoch:,} images" if per_epoch else "")
     fraction = paper_fraction(config)

@@ -25,7 +25,7 @@ def _by_dataset(attribute):
 
 
 def _other_students(key, suffix=""):
-    """"; digits 32": the registered data sets whose student default `key` is not the paper's."""
+    """ "; digits 32": the registered data sets whose student default `key` is not the paper's."""
     from nodekd_cli import data
 
     found = [f"{name}{suffix} {info.student[key]:g}" for name, info in data.DATASETS.items() if key in info.student]
@@ -70,6 +70,8 @@ ManualDir = Annotated[
     ),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of initialization, batch order and augmentation.")]
+
+
 def _normal_path(value):
     """A path with its "a/.." parts resolved as text, so that making it makes no folder on the way ("a")."""
     return None if value is None else Path(os.path.normpath(value))
@@ -181,7 +183,10 @@ AUGMENTATION = group(
         help=f"Random-crop padding in pixels (default: the data set's: {_by_dataset('augmentation.crop_padding')}).",
     ),
     flip=option(
-        bool | None, None, "--flip/--no-flip", help=f"Random horizontal flips (default: {_by_dataset('augmentation.flip')})."
+        bool | None,
+        None,
+        "--flip/--no-flip",
+        help=f"Random horizontal flips (default: {_by_dataset('augmentation.flip')}).",
     ),
 )
 # The Neural ODE student: its training budget, its dynamics, its solver.

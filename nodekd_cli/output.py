@@ -157,15 +157,15 @@ def autoattack_table(folder, result, reused):
 
 
 def check_table(folder, result):
-    from nodekd_cli.checks import informative
-
-    from nodekd_cli.checks import failed
+    from nodekd_cli.checks import failed, informative
 
     verdict = "[bold red]possible gradient masking[/]" if result["masking"] else "[green]no sign of masking[/]"
     if not result["masking"] and failed(result, "reference"):
         verdict += " [yellow](but APGD-CE is far stronger than the paper's PGD at this eps)[/]"
     if not result["masking"] and not informative(result):
-        verdict = "[yellow]not informative[/] (the reference PGD leaves under 5%: every check passes whatever the model)"
+        verdict = (
+            "[yellow]not informative[/] (the reference PGD leaves under 5%: every check passes whatever the model)"
+        )
     table = Table(
         title=f"Robustness checks on {folder}, eps {result['eps']}/255, {result['n']} images: {verdict}",
         title_justify="left",

@@ -212,7 +212,9 @@ def soft_targets(folder, teacher, dataset, batch_size=512):
         pass
     logits = training.evaluate(teacher, dataset.x_train, dataset.y_train, batch_size)["logits"].astype(np.float32)
     if not np.isfinite(logits).all():
-        raise UserError(f"The teacher gives logits that are not finite on {dataset.name}'s training images; retrain it.")
+        raise UserError(
+            f"The teacher gives logits that are not finite on {dataset.name}'s training images; retrain it."
+        )
     runs.save_array(path, logits)
     return logits
 

@@ -15,7 +15,6 @@ from nodekd_cli.costs import TRAINING
 from nodekd_cli.errors import UserError
 
 
-
 @dataclass(frozen=True)
 class Preset:
     """What a study runs: data sets, teachers, temperatures, time horizons, attacks, and the budgets."""
@@ -167,8 +166,23 @@ class Plan:
     checkpoints: Path | None
 
 
-def _plan(chosen, root, datasets, teacher_models, temperatures, t1, attacks, eps_max, epochs_scale, seeds,
-          attack_images, teacher_checkpoints, precision, sweep, twins):
+def _plan(
+    chosen,
+    root,
+    datasets,
+    teacher_models,
+    temperatures,
+    t1,
+    attacks,
+    eps_max,
+    epochs_scale,
+    seeds,
+    attack_images,
+    teacher_checkpoints,
+    precision,
+    sweep,
+    twins,
+):
     """The `Plan` of `expand`'s arguments; a `UserError` for any that cannot be planned."""
     from nodekd_cli.attacks import check_attack
 
@@ -201,9 +215,21 @@ def _plan(chosen, root, datasets, teacher_models, temperatures, t1, attacks, eps
     alone = tuple((t, {}) for t in baseline_t1) + tuple((t, sgd) for t in horizons(chosen.alone_sgd_t1))
     distilled = tuple((t, None) for t in kd_t1) + tuple((t, "adam") for t in horizons(chosen.kd_adam_t1))
     return Plan(
-        Path(root), datasets, teacher_models, temperatures, alone, distilled, attacks,
-        tuple(range(0, eps_max + 1, chosen.eps_step)), images, seeds, epochs_scale, precision, sweep,
-        chosen.twins if twins is None else twins, teacher_checkpoints,
+        Path(root),
+        datasets,
+        teacher_models,
+        temperatures,
+        alone,
+        distilled,
+        attacks,
+        tuple(range(0, eps_max + 1, chosen.eps_step)),
+        images,
+        seeds,
+        epochs_scale,
+        precision,
+        sweep,
+        chosen.twins if twins is None else twins,
+        teacher_checkpoints,
     )
 
 
@@ -235,8 +261,13 @@ def _student_steps(chosen, plan, dataset, seed, teacher_of):
             elif chosen.sgd_lr and students.resolve_optimizer(options.get("optimizer", "auto"), horizon, True) == "sgd":
                 chosen_options["lr"] = chosen.sgd_lr
             config = students.student_config(
-                dataset, t1=horizon, teacher_run=teacher.folder, teacher_model_name=model, temperature=temperature,
-                seed=seed, **chosen_options,
+                dataset,
+                t1=horizon,
+                teacher_run=teacher.folder,
+                teacher_model_name=model,
+                temperature=temperature,
+                seed=seed,
+                **chosen_options,
             )
             folder = students.default_folder(config, plan.root, seed)
             distilled.append(Step("student", folder, config, after=(teacher.name,), teacher=teacher.folder))
@@ -273,8 +304,23 @@ def expand(
     student arm runs `seeds` seeds (default the preset's), each distilled from the one teacher of its model: a seed
     draws a student's training images and initial weights, the same for every arm. `precision` is the students' (the
     teachers train in float32); `sweep` the attack sweeps' (`attacks.sweep`)."""
-    plan = _plan(chosen, root, datasets, teacher_models, temperatures, t1, attacks, eps_max, epochs_scale, seeds,
-                 attack_images, teacher_checkpoints, precision, sweep, twins)
+    plan = _plan(
+        chosen,
+        root,
+        datasets,
+        teacher_models,
+        temperatures,
+        t1,
+        attacks,
+        eps_max,
+        epochs_scale,
+        seeds,
+        attack_images,
+        teacher_checkpoints,
+        precision,
+        sweep,
+        twins,
+    )
     teacher_steps, baseline_steps, kd_steps = [], [], []
     for dataset in plan.datasets:
         teacher_of = {model: _teacher_step(chosen, plan, dataset, model) for model in plan.teacher_models}
@@ -286,16 +332,21 @@ def expand(
     trained_students = baseline_steps + kd_steps
     twin_steps = [_twin(step) for step in trained_students if plan.twins and step.config["epochs"] > 1]
     attack_steps = [
-        Step("attack", step.folder, attack=attack, eps=plan.eps, images=plan.images, sweep=plan.sweep,
-             after=(step.name,))
+        Step(
+            "attack", step.folder, attack=attack, eps=plan.eps, images=plan.images, sweep=plan.sweep, after=(step.name,)
+        )
         for step in teacher_steps + trained_students
         for attack in plan.attacks
     ]
     # A check picks its eps from the run's PGD sweep (`checks.choose_eps`): after the sweep when the study has one.
     swept = {step.folder: step.name for step in attack_steps if step.attack == "pgd" and step.sweep == "independent"}
     check_steps = [
-        Step("check", step.folder, images=chosen.check_images,
-             after=(step.name, *step.after) + ((swept[step.folder],) if step.folder in swept else ()))
+        Step(
+            "check",
+            step.folder,
+            images=chosen.check_images,
+            after=(step.name, *step.after) + ((swept[step.folder],) if step.folder in swept else ()),
+        )
         for step in (trained_students if chosen.checks else [])
     ]
     return teacher_steps + trained_students + twin_steps + attack_steps + check_steps

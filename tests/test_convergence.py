@@ -107,7 +107,9 @@ def arm(root, name, config, rights, n=1000, epochs=16, twin_rights=None):
     for seed, right in enumerate(rights):
         write(root / f"{name}-{seed}", {**config, "seed": seed}, bits(right, n), epochs=epochs)
         if twin_rights is not None:
-            write(root / f"{name}-{seed}-half", {**config, "seed": seed}, bits(twin_rights[seed], n), epochs=epochs // 2)
+            write(
+                root / f"{name}-{seed}-half", {**config, "seed": seed}, bits(twin_rights[seed], n), epochs=epochs // 2
+            )
 
 
 def test_one_or_two_seeds_an_arm_never_decide_a_claim(tmp_path):
@@ -137,8 +139,9 @@ def test_a_comparison_still_moving_makes_its_claim_undecided_in_every_format(tmp
     assert kd["finished"] is False and kd["learning"]["changes"] == pytest.approx([-10.0, -8.0, -11.0])
     changes = [-10.0, -8.0, -11.0]
     half = stats.t.ppf(0.975, 2) * np.std(changes, ddof=1) / math.sqrt(3)
-    assert [kd["learning"]["low"], kd["learning"]["high"]] == pytest.approx([np.mean(changes) - half,
-                                                                             np.mean(changes) + half])
+    assert [kd["learning"]["low"], kd["learning"]["high"]] == pytest.approx(
+        [np.mean(changes) - half, np.mean(changes) + half]
+    )
     assert "still learning from half to full budget" in kd["text"]
     # The twins fill no cell and take part in no comparison: three runs a side.
     assert len(kd["first"]["runs"]) == len(kd["second"]["runs"]) == 3

@@ -25,8 +25,9 @@ def toy_teacher(input_shape, num_classes, mean=None, std=None, dtype=None):
 def load_tiny(**_):
     """A data set that is not one of nodekd's: 300 of the digits' training images and 100 of their test images."""
     digits = data.load_dataset("digits")
-    return data.Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
-                        digits.classes)
+    return data.Dataset(
+        "tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100], digits.classes
+    )
 
 
 @pytest.fixture
@@ -34,7 +35,12 @@ def registered(monkeypatch):
     toy = models.TeacherArchitecture("toynet", toy_teacher, "ToyNet", relative_cost=0.05, lr=0.05)
     monkeypatch.setitem(models.TEACHERS, toy.name, toy)
     tiny = data.DataSetInfo(
-        "tiny", load_tiny, (300, 100, 64), data.Augmentation(1, False), teacher_epochs=2, student_epochs=2,
+        "tiny",
+        load_tiny,
+        (300, 100, 64),
+        data.Augmentation(1, False),
+        teacher_epochs=2,
+        student_epochs=2,
         student={"batch_size": 50, "channels": 8, "downsample": 0, "sgd_lr": 0.05},
     )
     monkeypatch.setitem(data.DATASETS, tiny.name, tiny)
@@ -61,7 +67,15 @@ def test_a_registered_teacher_and_data_set_run_through_every_command(tmp_path, r
     pairs = {(c["pair"], c["first"]["label"], c["second"]["label"]) for c in document["comparisons"]}
     assert pairs == {("kd (paper)", "NODEs(1) + KD (ToyNet, T = 3)", "NODEs(1)"), ("teacher", "ToyNet", "NODEs(1)")}
     plan = invoke(
-        "reproduce", "--preset", "quick", "--datasets", "tiny", "--teachers", "toynet", "--runs", tmp_path / "plan",
+        "reproduce",
+        "--preset",
+        "quick",
+        "--datasets",
+        "tiny",
+        "--teachers",
+        "toynet",
+        "--runs",
+        tmp_path / "plan",
         "--dry-run",
     )
     text = " ".join(plan.output.replace("│", " ").split())

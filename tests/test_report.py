@@ -286,7 +286,6 @@ def test_an_unreadable_attack_result_is_skipped_and_its_run_kept(tmp_path):
 
 
 def test_comparisons_give_differences_intervals_and_budgets_computed_by_hand(tmp_path):
-    from nodekd_cli import report
 
     root = tmp_path / "runs"
 
@@ -440,7 +439,9 @@ def test_claim_verdicts_follow_from_comparisons_and_checks_computed_by_hand(tmp_
     built = report.build(root)
     document = json.loads(report.to_json(built))
     kinds = ("kd", "kd (paper)")
-    found = {(c["dataset"], c["first"]["label"], c["measure"]): c for c in document["comparisons"] if c["pair"] in kinds}
+    found = {
+        (c["dataset"], c["first"]["label"], c["measure"]): c for c in document["comparisons"] if c["pair"] in kinds
+    }
     # The same optimizer arm gets its own label and comparison, and stays out of Table 2 (the paper's SGD arm).
     adam = found["digits", "NODEs(1) + KD (ResNet20, T = 3, Adam)", "clean accuracy"]
     assert adam["second"]["label"] == "NODEs(1)" and "optimizer" not in adam["text"] and adam["pair"] == "kd"
@@ -486,7 +487,9 @@ def test_claim_verdicts_follow_from_comparisons_and_checks_computed_by_hand(tmp_
     assert verdicts["svhn", "t1_robustness"]["summary"] == "no runs to judge it by"
     assert verdicts["svhn", "no_masking"]["verdict"] == "undecided"
     markdown = invoke("--runs", root, "--format", "markdown").stdout
-    claim = "| digits | Knowledge distillation raises robustness | undecided (1 seed) | not checked (no half-budget twins)"
+    claim = (
+        "| digits | Knowledge distillation raises robustness | undecided (1 seed) | not checked (no half-budget twins)"
+    )
     assert f"{claim} | - | 1 within noise |" in markdown
     rich = invoke("--runs", root).stdout
     assert "The paper's claims" in rich and "undecided (1 seed)" in rich

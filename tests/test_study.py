@@ -78,7 +78,9 @@ def test_quick_preset_expands_in_the_papers_order(tmp_path):
     checks = [step for step in steps if step.kind == "check"]
     # A check chooses its eps from the run's PGD sweep: after it.
     assert checks[2].after == (
-        "student kd-resnet20-digits-T3-t1_1", "teacher resnet20-digits", "pgd kd-resnet20-digits-T3-t1_1"
+        "student kd-resnet20-digits-T3-t1_1",
+        "teacher resnet20-digits",
+        "pgd kd-resnet20-digits-T3-t1_1",
     )
     assert all(step.eps == (0, 4, 8, 12, 16, 20) and step.images == 50 for step in steps if step.kind == "attack")
 

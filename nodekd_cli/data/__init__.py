@@ -9,9 +9,9 @@ from a uint8 cache that is written once (see `nodekd_cli.data.tfds`).
 import dataclasses
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -81,18 +81,49 @@ def register_dataset(info):
 # a 1-pixel crop, no flip) runs the whole study on a laptop CPU: 32 channels, no downsampling, batch 32 (1,437 images
 # make only 12 steps an epoch at 128) and SGD at 0.01 (0.001 took 120 steps to 16%; 0.01 reached 97.2% in 20 epochs).
 for _info in (
-    DataSetInfo("digits", _load_digits, (1437, 360, 64), Augmentation(1, False), teacher_epochs=15,
-                student_epochs=20, student={"batch_size": 32, "channels": 32, "downsample": 0, "sgd_lr": 1e-2}),
-    DataSetInfo("cifar10", _load_cifar10, (50000, 10000, 1024), Augmentation(4, True), teacher_epochs=300,
-                student_epochs=200, paper_budget=200 * 50000, paper_results="cifar10"),
-    DataSetInfo("svhn", _load_svhn, (73257, 26032, 1024), Augmentation(4, True), teacher_epochs=40,
-                student_epochs=40, paper_budget=40 * 73257, paper_results="svhn"),
+    DataSetInfo(
+        "digits",
+        _load_digits,
+        (1437, 360, 64),
+        Augmentation(1, False),
+        teacher_epochs=15,
+        student_epochs=20,
+        student={"batch_size": 32, "channels": 32, "downsample": 0, "sgd_lr": 1e-2},
+    ),
+    DataSetInfo(
+        "cifar10",
+        _load_cifar10,
+        (50000, 10000, 1024),
+        Augmentation(4, True),
+        teacher_epochs=300,
+        student_epochs=200,
+        paper_budget=200 * 50000,
+        paper_results="cifar10",
+    ),
+    DataSetInfo(
+        "svhn",
+        _load_svhn,
+        (73257, 26032, 1024),
+        Augmentation(4, True),
+        teacher_epochs=40,
+        student_epochs=40,
+        paper_budget=40 * 73257,
+        paper_results="svhn",
+    ),
 ):
     register_dataset(_info)
 # A folder of images (`folder:PATH`, class folders of PNG or JPEG files): set beside CIFAR-10, whose images it most
 # often holds; its sizes are CIFAR-10's for the cost model until it is loaded.
-FOLDER = DataSetInfo("folder", _load_folder, (50000, 10000, 1024), Augmentation(4, True), teacher_epochs=300,
-                     student_epochs=200, paper_budget=200 * 50000, paper_results="cifar10")
+FOLDER = DataSetInfo(
+    "folder",
+    _load_folder,
+    (50000, 10000, 1024),
+    Augmentation(4, True),
+    teacher_epochs=300,
+    student_epochs=200,
+    paper_budget=200 * 50000,
+    paper_results="cifar10",
+)
 
 
 def slug(name):

@@ -30,8 +30,17 @@ from nodekd_cli.report.runs_table import learning_curves, run_rows
 from nodekd_cli.report.tables import autoattack_points, figure_series, table1, table2, table3
 
 __all__ = [
-    "CLAIMS", "Report", "build", "build_with_figures", "collect", "in_paper_setup", "run_rows",
-    "sweeps", "to_json", "to_markdown", "write_csv",
+    "CLAIMS",
+    "Report",
+    "build",
+    "build_with_figures",
+    "collect",
+    "in_paper_setup",
+    "run_rows",
+    "sweeps",
+    "to_json",
+    "to_markdown",
+    "write_csv",
 ]
 
 
@@ -70,8 +79,17 @@ def _missing(tables, runs):
 
 def _as_counted(compared, judged):
     """The comparisons with each counted one as its claim judged it (its power at the claim's Holm alpha)."""
-    counted = {(c.comparison.dataset, c.comparison.pair, c.comparison.measure, c.comparison.first.label,
-                c.comparison.second.label): c.comparison for claim in judged for c in claim.counted}
+    counted = {
+        (
+            c.comparison.dataset,
+            c.comparison.pair,
+            c.comparison.measure,
+            c.comparison.first.label,
+            c.comparison.second.label,
+        ): c.comparison
+        for claim in judged
+        for c in claim.counted
+    }
     return [counted.get((c.dataset, c.pair, c.measure, c.first.label, c.second.label), c) for c in compared]
 
 

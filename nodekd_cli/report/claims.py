@@ -11,8 +11,8 @@ seeds an arm that 80% power at the claim's Holm alpha would need.
 """
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from nodekd_cli import checks as masking
 from nodekd_cli import convergence
@@ -66,8 +66,12 @@ def _optimizer_share(shown):
     sentences = []
     for paper in (c for c in shown if c.pair == "kd (paper)"):
         optimizer = next(
-            (c for c in shown if c.pair == "optimizer" and c.measure == paper.measure
-             and c.second.label == paper.second.label), None,
+            (
+                c
+                for c in shown
+                if c.pair == "optimizer" and c.measure == paper.measure and c.second.label == paper.second.label
+            ),
+            None,
         )
         if optimizer is not None:
             sentences.append(
@@ -84,8 +88,12 @@ def judge_comparisons(rule, dataset, compared, runs, root):
     shown = [c for c in compared if rule.shows(c) and not rule.counts(c)]
     decided = [c for c in counted if c.estimate is not None]
     alpha = stats.ALPHA / max(1, len(decided))
-    decided = [dataclasses.replace(c, power=stats.power(c.estimate.difference, _differences(c),
-                                                        c.estimate.image_variance, alpha)) for c in decided]
+    decided = [
+        dataclasses.replace(
+            c, power=stats.power(c.estimate.difference, _differences(c), c.estimate.image_variance, alpha)
+        )
+        for c in decided
+    ]
     adjusted = stats.holm([c.estimate.p_value for c in decided])
     tally = {v: sum(c.verdict == v for c in decided) for v in ("higher", "lower", "within noise")}
     states = {c.learning.state for c in decided}
@@ -108,8 +116,15 @@ def judge_comparisons(rule, dataset, compared, runs, root):
     evidence += [f"Shown, not counted: {comparison_text(c)}" for c in shown]
     sides = [side for c in decided for side in (c.first, c.second) if not side.teacher]
     return Claim(
-        dataset, rule.key, rule.statement, verdict, summary, _convergence_word(states) if decided else "-",
-        _budget_range(sides), tuple(evidence), tuple(Counted(c, p) for c, p in zip(decided, adjusted)),
+        dataset,
+        rule.key,
+        rule.statement,
+        verdict,
+        summary,
+        _convergence_word(states) if decided else "-",
+        _budget_range(sides),
+        tuple(evidence),
+        tuple(Counted(c, p) for c, p in zip(decided, adjusted)),
         tuple(shown),
     )
 
@@ -183,12 +198,27 @@ def _shown(pairs, robustness):
 
 
 CLAIMS = (
-    ClaimRule("kd_accuracy", "Knowledge distillation raises accuracy", judge_comparisons,
-              lambda c: c.pair == "kd" and c.attack is None, _shown(("kd", "kd (paper)", "optimizer"), False)),
-    ClaimRule("kd_robustness", "Knowledge distillation raises robustness", judge_comparisons,
-              _primary(("kd",)), _shown(("kd", "kd (paper)", "optimizer"), True)),
-    ClaimRule("t1_robustness", "Robustness grows with the time horizon t1", judge_comparisons,
-              _primary(("horizon",)), _shown(("horizon",), True)),
+    ClaimRule(
+        "kd_accuracy",
+        "Knowledge distillation raises accuracy",
+        judge_comparisons,
+        lambda c: c.pair == "kd" and c.attack is None,
+        _shown(("kd", "kd (paper)", "optimizer"), False),
+    ),
+    ClaimRule(
+        "kd_robustness",
+        "Knowledge distillation raises robustness",
+        judge_comparisons,
+        _primary(("kd",)),
+        _shown(("kd", "kd (paper)", "optimizer"), True),
+    ),
+    ClaimRule(
+        "t1_robustness",
+        "Robustness grows with the time horizon t1",
+        judge_comparisons,
+        _primary(("horizon",)),
+        _shown(("horizon",), True),
+    ),
     ClaimRule("no_masking", "The robustness is not gradient masking", judge_masking),
 )
 

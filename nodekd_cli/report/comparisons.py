@@ -129,16 +129,17 @@ def per_seed(first, second):
     return differences, changes
 
 
-def compare(dataset, pair, measure_name, attack, primary, first, second, budget, alpha=stats.ALPHA):
-    """The `Comparison` of two sides on one measure."""
+def compare(dataset, pair, measure_name, attack, primary, first, second, budget, eps=(), alpha=stats.ALPHA):
+    """The `Comparison` of two sides on one measure (under an attack, averaged over `eps`)."""
     found = estimate(first, second)
     differences, changes = per_seed(first, second)
     power = None
     if found is not None:
         power = stats.power(found.difference, differences, found.image_variance, alpha)
     same, text = budget
+    learning = stats.learning(changes)
     return Comparison(
-        dataset, pair, measure_name, attack, primary, first, second, found, stats.learning(changes), power, same, text
+        dataset, pair, measure_name, attack, primary, first, second, found, learning, power, same, text, tuple(eps)
     )
 
 
@@ -172,5 +173,6 @@ def comparisons(runs, status=None, everything=None):
                     continue
                 sides = [_side(arm, _under_attack(attack, eps), status, by_folder) for arm in (first, second)]
                 measure = f"{attack_title(attack)} accuracy, mean over eps {', '.join(map(str, eps))}"
-                found.append(compare(dataset, pair.pair, measure, attack, attack == PRIMARY_ATTACK, *sides, budget))
+                primary = attack == PRIMARY_ATTACK
+                found.append(compare(dataset, pair.pair, measure, attack, primary, *sides, budget, eps))
     return found

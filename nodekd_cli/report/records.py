@@ -98,6 +98,7 @@ class Comparison:
     power: Power | None
     same_budget: bool | None
     budget_text: str
+    eps: tuple = ()  # the eps (in 1/255) the robustness measure averages over
 
     @property
     def difference(self):
@@ -105,7 +106,7 @@ class Comparison:
 
     @property
     def verdict(self):
-        """"higher", "lower" or "within noise" by the 95% interval (no interval: by the sign alone)."""
+        """ "higher", "lower" or "within noise" by the 95% interval (no interval: by the sign alone)."""
         if self.estimate is None or self.estimate.low <= 0 <= self.estimate.high:
             if self.estimate is None:
                 return "higher" if self.difference > 0 else "lower" if self.difference < 0 else "equal"

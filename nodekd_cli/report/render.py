@@ -17,8 +17,13 @@ from nodekd_cli.report.text import CLAIMS_NOTE, comparison_text, maybe, number, 
 def holm_values(report):
     """{(data set, pair, measure, first, second): Holm-adjusted p} of the comparisons a claim counts."""
     return {
-        (c.comparison.dataset, c.comparison.pair, c.comparison.measure, c.comparison.first.label,
-         c.comparison.second.label): c.holm_p
+        (
+            c.comparison.dataset,
+            c.comparison.pair,
+            c.comparison.measure,
+            c.comparison.first.label,
+            c.comparison.second.label,
+        ): c.holm_p
         for claim in report.claims
         for c in claim.counted
     }
@@ -33,6 +38,7 @@ def comparison_dict(c, holm_p=None):
         "pair": c.pair,
         "measure": c.measure,
         "attack": c.attack,
+        "eps": list(c.eps),
         "primary": c.primary,
         "first": c.first.as_dict(),
         "second": c.second.as_dict(),
@@ -57,7 +63,9 @@ def comparison_dict(c, holm_p=None):
             "high": c.learning.high,
             "margin": c.learning.margin,
         },
-        "power": None if c.power is None else {
+        "power": None
+        if c.power is None
+        else {
             "seeds": c.power.seeds,
             "cap": c.power.cap,
             "images_factor": c.power.images_factor,

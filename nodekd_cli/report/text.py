@@ -39,7 +39,7 @@ def seeds_word(n):
 
 
 def estimate_text(estimate):
-    """", seed-paired 95% interval +1.20 to +3.40, 5 seeds an arm" and the like."""
+    """ ", seed-paired 95% interval +1.20 to +3.40, 5 seeds an arm" and the like."""
     if estimate is None:
         return ""
     interval = f"95% interval {estimate.low:+.2f} to {estimate.high:+.2f}"

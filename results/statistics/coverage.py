@@ -49,7 +49,9 @@ def main(sims=2000):
         for n in (1000, 10000) if k == 5 else (1000,):
             for seed_sd, noise_sd, rho in REGIMES if n == 1000 else REGIMES[:2]:
                 found, width = coverage(k, n, seed_sd, noise_sd, rho, sims if n == 1000 else sims // 4, rng)
-                print(f"{k:5d}  {n:6d}  {seed_sd:7.2f}  {noise_sd:8.2f}  {rho:3.1f}   {100 * found:6.1f}%  {width:8.2f}")
+                print(
+                    f"{k:5d}  {n:6d}  {seed_sd:7.2f}  {noise_sd:8.2f}  {rho:3.1f}   {100 * found:6.1f}%  {width:8.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""Every interval of every committed report recomputed with scipy alone from the committed per-image files, by the
+formulas of docs/statistics.md: nothing here imports nodekd's statistics."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+REPORTS = sorted(REPOSITORY.glob("results/*/report/report.json"))
+
+
+def scores(folder, attack, eps):
+    """A run's per-image scores (fractions) on the comparison's measure, from its own files."""
+    folder = REPOSITORY / folder
+    if attack is None:
+        bits = json.loads((folder / "metrics.json").read_text()).get("test_correct")
+        return None if bits is None else np.array([b == "1" for b in bits], dtype=float)
+    result = json.loads((folder / "attacks" / f"{attack}.json").read_text())
+    if not isinstance(result.get("correct"), list):
+        return None
+    rows = [result["correct"][result["eps"].index(e)] for e in eps]
+    return np.mean([[b == "1" for b in row] for row in rows], axis=0)
+
+
+def interval(estimate, variance, df):
+    half = stats.t.ppf(0.975, df) * math.sqrt(variance)
+    return estimate - half, estimate + half
+
+
+def satterthwaite(total, terms):
+    return total**2 / sum(v**2 / f for v, f in terms if v > 0)
+
+
+def mean_squares(x):
+    k, n = x.shape
+    rows, columns, grand = x.mean(axis=1), x.mean(axis=0), x.mean()
+    residual = ((x - rows[:, None] - columns[None, :] + grand) ** 2).sum() / ((n - 1) * (k - 1))
+    return n * rows.var(ddof=1), k * columns.var(ddof=1), residual
+
+
+def seed_paired(a, b):
+    d = 100 * (a - b)
+    k, n = d.shape
+    ms_seed, ms_image, ms_res = mean_squares(d)
+    seed, image = ms_seed / (n * k), max(0.0, (ms_image - ms_res) / (n * k))
+    terms = [(seed, k - 1), (ms_image / (n * k), n - 1), (ms_res / (n * k), (n - 1) * (k - 1))]
+    df = satterthwaite(seed + image, terms) if image > 0 else k - 1
+    return interval(d.mean(), seed + image, df)
+
+
+def seeds_apart(a, b):
+    a, b = 100 * a, 100 * b
+    n = a.shape[1]
+    terms, residuals = [], []
+    for x in (a, b):
+        k = x.shape[0]
+        if k > 1:
+            ms_seed, _, ms_res = mean_squares(x)
+            terms.append((ms_seed / (n * k), k - 1))
+            residuals.append((ms_res / (n * k), (n - 1) * (k - 1)))
+    by_image = a.mean(axis=0) - b.mean(axis=0)
+    raw = by_image.var(ddof=1) / n
+    image = max(0.0, raw - sum(v for v, _ in residuals))
+    seed = sum(v for v, _ in terms)
+    df = satterthwaite(seed + image, terms + [(raw, n - 1)] + residuals if image > 0 else terms)
+    return interval(by_image.mean(), seed + image, df)
+
+
+def one_run(a, b):
+    d = 100 * (a[0] - b[0])
+    return interval(d.mean(), d.var(ddof=1) / len(d), len(d) - 1)
+
+
+def binomial(first, second):
+    terms = []
+    for side in (first, second):
+        p = np.mean(side["values"]) / 100
+        terms.append((1e4 * p * (1 - p) / side["n"], side["n"] - 1))
+        if len(side["values"]) > 1:
+            terms.append((np.var(side["values"], ddof=1) / len(side["values"]), len(side["values"]) - 1))
+    total = sum(v for v, _ in terms)
+    return interval(np.mean(first["values"]) - np.mean(second["values"]), total, satterthwaite(total, terms))
+
+
+METHODS = {
+    "seed-paired": seed_paired,
+    "seeds of each arm apart (Welch)": seeds_apart,
+    "this run against that run": one_run,
+}
+
+
+def rows(side, attack, eps, seeds):
+    """The side's per-image scores, one row per seed in the order `seeds` (a teacher's one run in every row)."""
+    found = {seed: scores(folder, attack, eps) for seed, folder in zip(side["seeds"], side["runs"])}
+    if side["seeds"] == [None]:
+        return np.array([found[None]] * len(seeds))
+    return np.array([found[seed] for seed in seeds])
+
+
+@pytest.mark.parametrize("path", REPORTS, ids=[p.parent.parent.name for p in REPORTS])
+def test_every_interval_recomputes_from_the_per_image_files(path):
+    document = json.loads(path.read_text())
+    checked = 0
+    for c in document["comparisons"]:
+        if c["interval"] is None:
+            continue
+        first, second = c["first"], c["second"]
+        if c["method"] == "unpaired test images (binomial)":
+            low, high = binomial(first, second)
+        else:
+            if c["method"] == "seed-paired":
+                seeds = sorted(s for s in (first["seeds"] if first["seeds"] != [None] else second["seeds"]))
+                a, b = rows(first, c["attack"], c["eps"], seeds), rows(second, c["attack"], c["eps"], seeds)
+            else:
+                a = np.array([scores(f, c["attack"], c["eps"]) for f in first["runs"]])
+                b = np.array([scores(f, c["attack"], c["eps"]) for f in second["runs"]])
+            low, high = METHODS[c["method"]](a, b)
+        assert (low, high) == pytest.approx(tuple(c["interval"]), abs=1e-6), c["text"]
+        checked += 1
+    assert checked > 0
