@@ -1,7 +1,7 @@
 """Attack throughput: nodekd's PGD loop against a plain PyTorch PGD loop on the same model, in one process.
 
 Both attack the same batch for the same number of steps, interleaved: nodekd's `attacks.pgd` as its sweeps run it,
-the same with the model's weights frozen (issue 12's lever "no weight gradients": it measures what that would save),
+the same with the model's weights frozen (a lever: "no weight gradients": it measures what that would save),
 and a plain loop (its own cross-entropy, sign step and projection). The
 model is a ResNet20 (the plain loop calls the Keras model as a torch module) or the Neural ODE student (the plain loop
 attacks `bench.reference.TorchStudent`, float32 with torchdiffeq, holding the same weights). Prints image-steps per

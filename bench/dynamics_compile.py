@@ -1,4 +1,4 @@
-"""Fusion of the student's dynamics by torch.compile (issue 12): one evaluation, forward and backward, of nodekd's
+"""Fusion of the student's dynamics by torch.compile: one evaluation, forward and backward, of nodekd's
 `ConvODEFunc` eager against the same function through `torch.compile`, interleaved in one process.
 
     python -m bench.dynamics_compile                          # CPU: 512 channels, batch 4, 8x8

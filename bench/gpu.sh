@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Every GPU check of nodekd in one device call (docs/benchmarks.md; the device tool's limits: one call of at most
-# 10 minutes, 15 minutes of device time a session with the machine's start, 8 files back):
-#   bash bench/gpu_pack.sh                                   # here: the packages the device lacks, into .gpu-pack/
-#   run(command="bash bench/gpu.sh", carry=[".gpu-pack"], timeout_s=600)
-#   tar -xzf <files_at>/gpu-results.tgz && python -m bench.gpu_summary results   # tables, cost figures, estimate
+# Every GPU check of nodekd in one command, on your own CUDA machine (docs/gpu.md), from the repository root:
+#   bash bench/gpu.sh                                        # about 9 minutes; results in out/gpu-results.tgz
+#   tar -xzf out/gpu-results.tgz && python -m bench.gpu_summary results   # tables, cost figures, estimate
+# A machine without internet takes the packages its Python lacks from .gpu-pack/, made where there is internet by
+# bash bench/gpu_pack.sh (PYVER= the machine's Python) and copied beside the repository.
 # The checks run in order of what they are for, each under its own time limit and all within BUDGET_S seconds
-# (default 540): what no earlier session has measured first (issue 12), then what the dry-run's cost model needs,
+# (default 540): the speed levers first, then what the dry-run's cost model needs,
 # then the Ray GPU path, then repeats of what was measured on an H100 before (bench/results/*_h100.*). A check that
 # would start past the budget is skipped; stages.tsv says which ran, their exit status and seconds. After every check
 # the results so far are packed into $OUT/gpu-results.tgz, so a call stopped at its limit still returns them.
@@ -27,8 +27,8 @@
 #                                 torchdiffeq's dopri5 loop against nodekd's (models/dopri5.py)
 #   train_digits_graph.log, distill_digits_{float32,mixed_bfloat16}.log   `nodekd teacher train resnet20 --dataset
 #                                 digits`, then `nodekd distill` from it in each precision: accuracy, NFE, time
-#   student_step_time_input.json  the student with odenet's time channel (nodekd: no concatenation; issue 12)
-#   dynamics_compile.json         the dynamics eager against torch.compile (fusion; issue 12)
+#   student_step_time_input.json  the student with odenet's time channel (nodekd: no concatenation)
+#   dynamics_compile.json         the dynamics eager against torch.compile (fusion)
 #   graph_check.json              the CUDA-graph train step against the eager one (same weights after 12 steps?)
 #   train_digits_{eager,bf16}.log, attack_step_resnet20.json   the teacher without the graph and in bf16; PGD on
 #                                 ResNet20, nodekd against a plain PyTorch loop
@@ -65,7 +65,7 @@ else
   COMPILE="--batch-size 128" GRAPH=1
 fi
 
-pack() {  # the results so far, as one file in $OUT (a device call returns at most 8)
+pack() {  # the results so far, as one file in $OUT
   tar -C "$WORK" -czf "$OUT/gpu-results.tgz.part" results && mv "$OUT/gpu-results.tgz.part" "$OUT/gpu-results.tgz"
 }
 
@@ -99,7 +99,7 @@ environment() {
 
 export -f environment
 check env 60 bash -c environment
-# Issue 12: the paper's student and its attack, nodekd in float32 and mixed_bfloat16 against plain float32.
+# the paper's student and its attack, nodekd in float32 and mixed_bfloat16 against plain float32.
 for precision in float32 mixed_bfloat16; do
   check student_step_$precision 90 python3 -m bench.student_step --device $DEV $WIDE --t1 1,100 $FEW \
     --precision $precision --json "$R/student_step_$precision.json"
@@ -108,7 +108,7 @@ for precision in float32 mixed_bfloat16; do
   check attack_step_student_$precision 90 python3 -m bench.attack_step --device $DEV --model student $WIDE \
     --t1 1,100 $PGD --precision $precision --json "$R/attack_step_student_$precision.json"
 done
-# Issue 12's channels_last lever: the same student step with the dynamics' state and kernels in NHWC.
+# The channels_last lever: the same student step with the dynamics' state and kernels in NHWC.
 for precision in float32 mixed_bfloat16; do
   check student_step_channels_last_$precision 90 python3 -m bench.student_step --device $DEV $WIDE --t1 1,100 $FEW \
     --precision $precision --memory-format channels_last --json "$R/student_step_channels_last_$precision.json"

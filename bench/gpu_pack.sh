@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Packs, on a machine with the package registries, what `bench/gpu.sh` needs on a device machine that has none:
-# the packages nodekd imports that the device's image lacks (keras with namex and optree, torchattacks, ray with
-# jsonschema), for the device's Python (3.12; PYVER=3.11 packs for this machine, to try gpu.sh here). Writes the
-# git-ignored folder .gpu-pack/, which the device call carries (docs/benchmarks.md):
-#   bash bench/gpu_pack.sh                    # then: run(command="bash bench/gpu.sh", carry=[".gpu-pack"])
-# Ray's wheel (79 MB) is over the 64 MiB a device call carries, so it travels unpacked and xz-compressed (32 MB)
-# without its Java jars and RLlib, which nodekd does not use.
+# Packs, on a machine with the package registries, what `bench/gpu.sh` needs on a GPU machine without them: the
+# packages nodekd imports that a CUDA image with PyTorch often lacks (keras with namex and optree, torchattacks, ray
+# with jsonschema), for that machine's Python (PYVER, default 3.12). Writes the git-ignored folder .gpu-pack/; copy it
+# beside the repository on the GPU machine, and bench/gpu.sh installs from it (docs/gpu.md):
+#   bash bench/gpu_pack.sh
+# Ray's wheel (79 MB) travels unpacked and xz-compressed (32 MB), without its Java jars and RLlib, which nodekd does
+# not use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYVER=${PYVER:-3.12}

@@ -1,5 +1,5 @@
 """Reads the results of one `bash bench/gpu.sh` call and prints, in Markdown, what docs/benchmarks.md and the dry-run take
-from them: issue 12's ratios and peak memory, the GPU figures of the dry-run's cost model (`nodekd_cli.costs.COSTS["cuda"]`)
+from them: the ratios and peak memory, the GPU figures of the dry-run's cost model (`nodekd_cli.costs.COSTS["cuda"]`)
 fitted from them, and the paper study's estimate with those figures, by part, in each precision and sweep.
 
     tar -xzf gpu-results.tgz && python -m bench.gpu_summary results

@@ -1,4 +1,4 @@
-"""The solver loop (issue 12): one solve of the student's dynamics, forward and backward, through torchdiffeq's dopri5
+"""The solver loop: one solve of the student's dynamics, forward and backward, through torchdiffeq's dopri5
 against nodekd's lean dopri5 (`models.dopri5`), on the same dynamics, state and tolerances, interleaved in one
 process. Prints the median times, their ratio, the NFE of each and how far apart their y(t1) and gradients are.
 

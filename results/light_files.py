@@ -1,6 +1,6 @@
 """Copies the light files of finished run folders (config.json, metrics.json, history.csv, attacks/*.json; no
 weights) into a committed result's runs/ folder, with every path they record made portable, so that what is
-committed under results/ names no machine's folders (issue 26).
+committed under results/ names no machine's folders.
 
     python results/light_files.py SOURCE DEST                       # every finished run under SOURCE -> DEST
     python results/light_files.py --in-place DEST --runs-root RUNS  # the paths in files already under DEST

@@ -249,7 +249,7 @@ def test_checks_pass_a_plain_resnet_and_a_student(attack_runs):
 
 
 def test_a_saved_sweep_is_kept_when_other_eps_are_asked_for(attack_runs, tmp_path):
-    # Issue 27, item 6: a sweep over fewer eps reuses the saved one whole; one over more keeps the saved eps (values
+    # a sweep over fewer eps reuses the saved one whole; one over more keeps the saved eps (values
     # and images' outcomes unchanged) and computes only the missing ones; a study asking for fewer plans nothing.
     from nodekd_cli import study
 

@@ -62,7 +62,7 @@ def test_unreadable_checkpoint_and_unfit_data_set(in_tmp, cifar_sample):
     (in_tmp / "bad.th").write_bytes(b"not a checkpoint")
     exit_code, text = invoke("teacher", "import", "resnet20", "--from", "bad.th", "--dataset", f"folder:{cifar_sample}")
     assert exit_code == 1 and "bad.th is not a PyTorch checkpoint holding a state_dict" in text
-    # The file is read first: a text file is not "a CIFAR model" whatever the data set (issue 14, item 7).
+    # The file is read first: a text file is not "a CIFAR model" whatever the data set.
     exit_code, text = invoke("teacher", "import", "resnet20", "--from", "bad.th", "--dataset", "digits")
     assert exit_code == 1 and "bad.th is not a PyTorch checkpoint" in text and "weights_only" not in text
     checkpoint = shared_file("weights/akamaster/resnet20-12fca82f.th")

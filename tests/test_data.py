@@ -77,7 +77,7 @@ def _images(root, counts):
             lambda root: [(root / s / c).mkdir(parents=True) for s in ("train", "test") for c in ("cat", "dog")],
             "no .png or .jpg",
         ),
-        # Issue 14, item 5: one class, or a class without training images, is refused, not trained on.
+        # one class, or a class without training images, is refused, not trained on.
         (lambda root: _images(root, {"cat": 2}), r"one class folder \(cat\); a classifier needs at least two"),
         (lambda root: _images(root, {"cat": 2, "dog": 0}), "dog holds no .png or .jpg images; every class needs"),
     ],

@@ -145,7 +145,7 @@ def test_a_failing_solver_stops_with_the_epoch_and_the_setting_to_change(teacher
     code, text = invoke(*distill, "--max-num-steps", "2")
     assert code == 1
     assert "Epoch 1: the ODE solver failed" in text and "--max-num-steps" in text
-    # Issue 14, item 2: the advice can be followed. Nothing was completed, so nothing is left to block the
+    # the advice can be followed. Nothing was completed, so nothing is left to block the
     # corrected command, which simply starts the run again.
     assert not (tmp_path / "f").exists()
     code, text = invoke(*distill, "--max-num-steps", "1000")

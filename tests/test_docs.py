@@ -1,4 +1,4 @@
-"""The docs hold what the code says (issue 26): the command reference is the one the Typer app generates, the README
+"""The docs hold what the code says: the command reference is the one the Typer app generates, the README
 stays a front page, and every file the README or the docs link to exists."""
 
 import re

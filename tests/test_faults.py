@@ -1,4 +1,4 @@
-"""Faults a user meets (issue 14): two commands on one run folder, kills at any moment, broken run folders,
+"""Faults a user meets: two commands on one run folder, kills at any moment, broken run folders,
 file-system errors, interruptions. Each ends in one sentence and the documented exit status, and nothing computed
 is lost."""
 

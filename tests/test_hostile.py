@@ -1,4 +1,4 @@
-"""Issue 27, item 10: a table of hostile run folders, each tried on every command that reads one (`report`,
+"""a table of hostile run folders, each tried on every command that reads one (`report`,
 `teacher eval`, `attack`, `distill` from it or resuming in it, `reproduce`): one line, the right exit status, no file
 outside the folder changed and nothing inside it lost."""
 
@@ -171,7 +171,7 @@ def test_reproduce_names_a_damaged_finished_run_and_keeps_it(tmp_path, attack_ru
 
 
 def test_the_solvers_advice_fits_the_failure():
-    # Issue 27, item 4: the options and soft targets are finite before training starts, so a solver that fails on
+    # the options and soft targets are finite before training starts, so a solver that fails on
     # weights gone NaN means a diverged training (lower --lr); on finite weights, stiff dynamics (tolerances, solver).
     import keras
 

@@ -1,4 +1,4 @@
-"""The layout the code keeps (issue 13): imports flow one way, data -> models -> training -> run folders ->
+"""The layout the code keeps: imports flow one way, data -> models -> training -> run folders ->
 attacks and checks -> report -> study -> command line, and private APIs are reached from one place only."""
 
 import ast

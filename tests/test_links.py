@@ -1,4 +1,4 @@
-"""A run folder is untrusted input (issue 27, item 1): no command writes through a symbolic link in it, whichever file
+"""A run folder is untrusted input: no command writes through a symbolic link in it, whichever file
 or folder the link stands for; each is refused in one sentence naming the link, with exit status 1, and the file the
 link points to is left as it was."""
 
@@ -80,7 +80,7 @@ def test_a_linked_report_folder_is_refused(tmp_path, finished_student):  # noqa:
     ],
 )
 def test_an_infinite_or_nan_number_is_refused_before_anything(tmp_path, monkeypatch, args, option):
-    # Issue 27, item 4: Typer reads "inf" and "nan" as numbers; each is one line naming its option, exit status 1,
+    # Typer reads "inf" and "nan" as numbers; each is one line naming its option, exit status 1,
     # and nothing made (no runs folder).
     monkeypatch.chdir(tmp_path)
     code, lines, _ = invoke(*args)
@@ -104,7 +104,7 @@ def _rewrite_model(path, change):
 
 
 def test_a_model_naming_an_unknown_class_or_holding_code_is_one_sentence(tmp_path, finished_student):  # noqa: F811
-    # Issue 27, item 3: Keras's "Could not locate class" and its safe mode's refusal of a Lambda layer, each one line.
+    # Keras's "Could not locate class" and its safe mode's refusal of a Lambda layer, each one line.
     import keras
 
     unknown, code_run = tmp_path / "unknown", tmp_path / "code"
@@ -143,7 +143,7 @@ def _unfinished_student(folder, digits, teacher=None):
 
 
 def test_a_history_that_disagrees_with_its_checkpoint_is_refused_and_nothing_is_lost(tmp_path, digits):
-    # Issue 27, item 7: a history emptied to its header would resume to a model whose metrics miscount its epochs.
+    # a history emptied to its header would resume to a model whose metrics miscount its epochs.
     folder = tmp_path / "run"
     args = _unfinished_student(folder, digits)
     (folder / "history.csv").write_text((folder / "history.csv").read_text().splitlines()[0] + "\n")
@@ -155,7 +155,7 @@ def test_a_history_that_disagrees_with_its_checkpoint_is_refused_and_nothing_is_
 
 @pytest.mark.parametrize("damage", ["truncated", "object array", "not finite"])
 def test_damaged_soft_targets_are_made_again_from_the_teacher(tmp_path, digits, attack_runs, damage):
-    # Issue 27, item 5: unreadable or non-finite soft targets are recomputed on resume, and the run finishes.
+    # unreadable or non-finite soft targets are recomputed on resume, and the run finishes.
     import numpy as np
 
     folder = tmp_path / "run"
@@ -193,7 +193,7 @@ DAMAGES = {
 
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_field_is_one_sentence_for_the_report_and_the_attack(tmp_path, finished_student, damage):  # noqa: F811
-    # Issue 27, item 2: one schema, checked where a run is read; the report skips the folder in one line and goes on,
+    # one schema, checked where a run is read; the report skips the folder in one line and goes on,
     # an attack on it stops in one line, and nothing in the folder changes.
     name, change, words = DAMAGES[damage]
     root = tmp_path / "runs"

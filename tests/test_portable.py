@@ -1,4 +1,4 @@
-"""Reports that travel (issue 26): a folder data set is named by its folder's name, two different folders of the same
+"""Reports that travel: a folder data set is named by its folder's name, two different folders of the same
 name are never merged, and nothing committed under results/ names a machine's folders."""
 
 import json

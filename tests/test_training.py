@@ -108,7 +108,7 @@ def test_a_folder_with_another_configuration_is_refused(tmp_path):
 
 
 def test_an_unfinished_run_resumes_with_another_learning_rate_or_solver_limit(tmp_path):
-    """Issue 14, item 2: the settings a failed epoch's advice names may change when the run resumes."""
+    """the settings a failed epoch's advice names may change when the run resumes."""
     config = teachers.teacher_config("resnet20", "digits", epochs=2)
     runs.open_run(tmp_path / "run", config)
     _completed(tmp_path / "run", 1)

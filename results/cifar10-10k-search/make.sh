@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The first budget search of the converged study (issue 25; docs/results.md, "Still learning at 10,000 images"): the
+# The first budget search of the converged study (docs/results.md, "Still learning at 10,000 images"): the
 # same five arms on 10,000 class-stratified real CIFAR-10 training images at 5, 10, 20 epochs, the t1 = 1 pair also at
 # 40 (and 80, started), attacked at 40, the t1 = 1 pair at 64 channels at 5 and 10. No arm finished learning by the
 # half-budget rule. The steps are results/cifar10-converged-search/make.sh's (STAGE=... as there); the arms trained at 40

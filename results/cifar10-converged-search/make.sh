@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The converged real-CIFAR-10 study (issue 25; docs/results.md, "Verdicts at convergence"), step by step, then its report.
+# The converged real-CIFAR-10 study (docs/results.md, "Verdicts at convergence"), step by step, then its report.
 # Run from the repository root with ../shared beside it and nodekd on the PATH; the run folders go to $ROOT (outside
 # the repository) and their light files (configs, metrics, histories, attack results; no weights) are copied to
 # $HERE/runs. Every step resumes or is skipped when done, so the script can be run in parts:
@@ -7,10 +7,10 @@
 # Environment (defaults: the converged study, 1,000 training images): IMAGES training images; BUDGET the final epochs
 # (the search doubles from FIRST up to it); ROOT the run root; HERE the committed result. results/cifar10-10k-search's
 # make.sh runs this script with its own values (10,000 images, a budget that no arm finished).
-# What was run for the committed result (issue 25; 2 single-thread lanes, OMP_NUM_THREADS=1, on the 2-core CPU): the
+# What was run for the committed result (2 single-thread lanes, OMP_NUM_THREADS=1, on the 2-core CPU): the
 # t1 = 1 pair only, ARMS="node-t1_1 kd-t1_1" bash results/cifar10-converged-search/search.sh 10 20 40 80 160 320 (the first
-# three budgets of NODEs(1) scored every epoch, EVAL_EVERY=1; 640 started), then STAGE=seeds (320 epochs in one
-# session, their 160-epoch twins in the next), STAGE=attacks, and STAGE=report. In the fourth session, NODEs(100) and
+# three budgets of NODEs(1) scored every epoch, EVAL_EVERY=1; 640 started), then STAGE=seeds (320 epochs, then
+# their 160-epoch twins), STAGE=attacks, and STAGE=report. Then NODEs(100) and
 # the Adam-distilled NODEs(1) at the budget the pair needed only, ARMS=node-t1_100 (and ARMS=kd-t1_1-adam) bash
 # results/cifar10-converged-search/search.sh 320 160, with the attacks stage's three commands (pgd, mifgsm, check) for the
 # runs it had not attacked yet: seed 1's pair and these two; each arm in its own lane.
@@ -84,8 +84,8 @@ if [[ $stage == all || $stage == width ]]; then
 fi
 
 # 5. The light files of every finished run (the search's budgets included: the report judges each budget by the one
-#    before it, and draws them all in the learning curves), added to those committed here (runs made in an earlier
-#    session stay, whether or not $ROOT still holds them), then the report in every format.
+#    before it, and draws them all in the learning curves), added to those committed here (runs committed earlier
+#    stay, whether or not $ROOT still holds them), then the report in every format.
 if [[ $stage == all || $stage == report ]]; then
     if [ -d "$root" ]; then python results/light_files.py "$root" "$here/runs"; fi  # light files, portable paths
     nodekd report --runs "$here/runs" --format markdown --out "$here/report" > "$here/report.md.partial"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The budget search of a converged study (issue 25): the small preset's five arms (seed 0) trained at doubling epochs
+# The budget search of a converged study: the small preset's five arms (seed 0) trained at doubling epochs
 # of the same class-stratified real CIFAR-10 training images, so that a budget's runs are the half-budget twins of the
 # next one's. Usage: search.sh EPOCHS... (default 10 20 40); environment: IMAGES training images (default 1000, the
 # converged study; 10000 for results/cifar10-10k-search), ROOT the run root (default ../study-converged-n$IMAGES),

@@ -20,7 +20,7 @@ if [[ $stage == all || $stage == study ]]; then
 fi
 # After the study: its students checked again with torchattacks' Square and APGD-CE (the study's own checks used
 # nodekd's earlier random-search control), and AutoAttack at eps 8/255 on the 50 check images of NODEs(1) (7 min;
-# NODEs(100)'s did not finish within the session).
+# NODEs(100)'s was stopped unfinished).
 if [[ $stage == all || $stage == checks ]]; then
     for run in ../study-small/node-* ../study-small/kd-*; do
         nodekd attack check "$run" --n 50

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's independent PGD and MI-FGSM sweeps against `--sweep monotone` on real CIFAR-10 (issue 12: a protocol
+# The paper's independent PGD and MI-FGSM sweeps against `--sweep monotone` on real CIFAR-10 (a protocol
 # choice that changes the cost may enter the paper preset only with a real run showing what it changes). Models: the
 # released akamaster ResNet20 (imported), and students with the small preset's budget (32 channels, 10,000 training
 # images, 5 epochs at batch 64): NODEs(1) and NODEs(100) alone (Adam), and distilled from that ResNet20 (T = 3; SGD at
