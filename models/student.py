@@ -2,7 +2,7 @@
 
 The paper says only that the dynamics are "a 4 layers convolutional neural network with 3x3 kernel size" with 512
 channels, solved by Dopri5 over [0, t1]. The rest follows torchdiffeq's `odenet_mnist.py`, the closest public
-design (REFERENCE.md):
+design:
 
 - stem: a 3x3 convolution to `channels`, then `downsample` times GroupNorm -> ReLU -> 4x4 convolution with stride 2
   (odenet uses 2, giving 1/4 resolution: 8x8 for 32x32 images);

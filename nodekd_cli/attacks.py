@@ -1,4 +1,4 @@
-"""White-box attacks and robustness sweeps, with the paper's settings (REFERENCE.md, "Attacks as the paper sets them").
+"""White-box attacks and robustness sweeps, with the paper's settings (the paper's eps grid and steps rule).
 
 Pixels in [0, 1], L-infinity balls of radius eps = e / 255, step 1/255, floor(min(e + 4, 1.25 e)) steps, projection
 onto the ball and onto [0, 1] after every step. PGD starts uniformly at random in the ball; MI-FGSM accumulates

@@ -1,4 +1,4 @@
-"""The checks careful robustness evaluations make that a measured robustness is real (REFERENCE.md): stronger and
+"""The checks careful robustness evaluations make that a measured robustness is real (Carlini et al. 2019, "On Evaluating Adversarial Robustness"): stronger and
 other attacks compared with the paper's PGD, whose failures flag possible gradient masking (`nodekd attack check`).
 
 The attack methods and sweeps they compare against are in `nodekd_cli.attacks`; AutoAttack's components come
@@ -192,7 +192,7 @@ def masking_checks(
     large_eps=(64, 255),
     progress=None,
 ):
-    """The checks careful robustness evaluations make that the measured robustness is real (REFERENCE.md).
+    """The checks careful robustness evaluations make that the measured robustness is real (Carlini et al. 2019, "On Evaluating Adversarial Robustness").
 
     Each check compares an accuracy with the reference, PGD at `eps` (in 1/255) with the paper's steps, and passes or
     fails (`kind`): a failed check flags possible gradient masking (`masking`), or, APGD-CE far stronger than the

@@ -1,6 +1,6 @@
 """Neural ODE students: distilled from a teacher (Algorithm 1) or trained on cross-entropy alone (the baselines).
 
-Defaults follow the paper (REFERENCE.md): batch 128, lr 0.001 divided by 10 at half and by 100 at three quarters of
+Defaults follow the paper: batch 128, lr 0.001 divided by 10 at half and by 100 at three quarters of
 the epochs, 200 epochs on CIFAR-10 and 40 on SVHN; SGD with momentum 0.9 for distillation with t1 <= 5, Adam for
 larger t1 and for every student trained without distillation; lambda 0.9. The paper gives no weight decay for the
 students and nodekd uses none. On `digits` the defaults are scaled to run on a laptop CPU in minutes: 32 channels,

@@ -1,9 +1,9 @@
 """Teachers: the paper's ResNets trained, evaluated or imported into run folders.
 
-Defaults follow the paper (REFERENCE.md): SGD with momentum 0.9, lr 0.1 (0.01 for ResNet110), batch 128, 300
+Defaults follow the paper: SGD with momentum 0.9, lr 0.1 (0.01 for ResNet110), batch 128, 300
 epochs on CIFAR-10 and 40 on SVHN, lr / 10 at half and / 100 at three quarters of the epochs. The paper gives no
 weight decay; the default 1e-4 (coupled L2, as torch.optim.SGD) is He et al.'s and that of the reference CIFAR
-ResNets whose accuracies REFERENCE.md quotes.
+ResNets whose accuracies are published (akamaster/pytorch_resnet_cifar10).
 """
 
 import math

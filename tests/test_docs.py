@@ -36,3 +36,32 @@ def test_every_file_the_readme_and_the_docs_link_to_exists():
             if "://" not in target and not (page.parent / target).exists():
                 missing.append(f"{page.relative_to(REPOSITORY)} -> {target}")
     assert not missing, missing
+
+
+# Words that tell how the project was worked on rather than what the tool does: issue numbers, sessions, machines
+# lent for a while, the tools of the people who built it. History goes to CHANGELOG.md, in a user's terms.
+BANNED = re.compile(
+    r"\b[Ii]ssues? \d+|\b[Tt]he issue\b|\bissue's\b|\b[Ss]essions?\b|\blent\b|\bdevice tool\b|\bdevice call\b"
+    r"|files_at|\bcarry=\["
+)
+
+
+def _pages():
+    pages = [REPOSITORY / "README.md", REPOSITORY / "CHANGELOG.md", *sorted((REPOSITORY / "docs").glob("*.md"))]
+    return [page for page in pages if page.name != "reference.md"]  # generated from the code's help
+
+
+def test_no_page_tells_how_the_tool_was_built():
+    found = [
+        f"{page.relative_to(REPOSITORY)}:{number}: {line.strip()[:80]}"
+        for page in _pages()
+        for number, line in enumerate(page.read_text().splitlines(), 1)
+        if BANNED.search(line)
+    ]
+    assert not found, found
+
+
+def test_the_banned_words_are_found_where_they_are_and_nowhere_else():
+    assert BANNED.search("### Issue 12 on the CPU") and BANNED.search("no GPU was lent to this work")
+    assert BANNED.search("in the fourth session") and BANNED.search("the issue sized the study")
+    assert not BANNED.search("a check that can see masking; the test set's issues; lentils; possession")
