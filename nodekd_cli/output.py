@@ -1,12 +1,36 @@
-"""Everything nodekd shows a person: rich tables, progress bars, messages. Commands compute; this renders."""
+"""Everything nodekd shows a person: rich tables, progress bars, messages. Commands compute; this renders.
 
-from rich.console import Console
+Into a terminal, output fits the terminal's width. Into a file or a pipe (a cluster job's log), every line is whole:
+no text is wrapped and tables take their natural width, one row a line, unless COLUMNS asks for a width; progress
+bars give way to one line per finished epoch or step.
+"""
+
+import os
+
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-console = Console()
-error_console = Console(stderr=True)
+LOG_WIDTH = 100_000  # "no wrapping": wider than any line nodekd writes
+
+
+class _Console(Console):
+    """A rich console that, writing to a file or a pipe with no COLUMNS set, is as wide as `LOG_WIDTH`."""
+
+    @property
+    def size(self):
+        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            return ConsoleDimensions(LOG_WIDTH, super().size.height)
+        return super().size
+
+    @size.setter
+    def size(self, new_size):
+        Console.size.fset(self, new_size)
+
+
+console = _Console()
+error_console = _Console(stderr=True)
 
 
 def error(message):
@@ -409,6 +433,8 @@ class StudyProgress:
 
     def start(self, step):
         self.current[step.name] = self.progress.add_task(step.name, total=None, detail="")
+        if not console.is_terminal:  # a log: a line when a step starts, as when it ends
+            console.print(f"started {step.name}", highlight=False)
 
     def end(self, outcome):
         step = outcome.step
