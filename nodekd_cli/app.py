@@ -10,9 +10,18 @@ from typer.core import TyperGroup
 from nodekd_cli.commands import attack, data, report, reproduce, student, teacher
 
 
+# The commands in the order of the work: data, teachers, students, attacks, the report, or all of it at once.
+WORKFLOW = ("data", "teacher", "student", "distill", "attack", "report", "reproduce")
+
+
 class OneLineErrors(TyperGroup):
     """Usage errors (an unknown option, a value of the wrong type) as one line on stderr and exit status 2, instead
-    of Typer's usage text and error panel; every other exit status is the command's (see `nodekd_cli.errors`)."""
+    of Typer's usage text and error panel; every other exit status is the command's (see `nodekd_cli.errors`). Its
+    commands are listed in the order of the work (`WORKFLOW`)."""
+
+    def list_commands(self, ctx):
+        found = super().list_commands(ctx)
+        return [name for name in WORKFLOW if name in found] + [name for name in found if name not in WORKFLOW]
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -56,8 +65,11 @@ def _versions(value: bool):
 @app.callback()
 def _main(
     version: bool = typer.Option(
-        False, "--version", callback=_versions, is_eager=True, help="Print the versions of nodekd, Python, Keras, "
-        "torch, torchdiffeq and NumPy, and exit."
+        False,
+        "--version",
+        callback=_versions,
+        is_eager=True,
+        help="Print the versions of nodekd, Python, Keras, torch, torchdiffeq and NumPy, and exit.",
     ),
 ):
     """Neural ODEs improved by knowledge distillation: teachers, students, attacks, reports."""
@@ -65,11 +77,11 @@ def _main(
 
 app.add_typer(teacher.app, name="teacher")
 app.add_typer(student.app, name="student")
-app.command("distill")(student.distill)
+app.command("distill", epilog="Example: nodekd distill --teacher runs/resnet20-digits --T 3 --t1 100")(student.distill)
 app.add_typer(attack.app, name="attack")
 app.add_typer(data.app, name="data")
-app.command("report")(report.report)
-app.command("reproduce")(reproduce.reproduce)
+app.command("report", epilog="Example: nodekd report --runs runs --format markdown > report.md")(report.report)
+app.command("reproduce", epilog="Example: nodekd reproduce --preset small --seeds 5 --dry-run")(reproduce.reproduce)
 
 
 def main():

@@ -1,7 +1,9 @@
 """Options shared by several commands, defined once, and the groups of them that several commands take together."""
 
+import copy
 import inspect
 import os
+import typing
 from pathlib import Path
 from typing import Annotated
 
@@ -69,7 +71,15 @@ ManualDir = Annotated[
         "for machines without internet.",
     ),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of initialization, batch order and augmentation.")]
+Seed = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        help="Seed of initialization, batch order, augmentation and the sample of --train-images: a seed gives every "
+        "arm of a comparison the same.",
+    ),
+]
+AttackSeed = Annotated[int, typer.Option("--seed", help="Seed of the test-image sample and the random starts.")]
 
 
 def _normal_path(value):
@@ -78,7 +88,14 @@ def _normal_path(value):
 
 
 Out = Annotated[
-    Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<model>).", callback=_normal_path)
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Run folder (default: a name under runs/ made of the settings, as runs/resnet20-digits, "
+        "runs/node-digits-t1_1 or runs/kd-resnet20-digits-T3-t1_1).",
+        callback=_normal_path,
+    ),
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 128).")]
@@ -116,10 +133,25 @@ def optional(kind, flag, help):
     return option(kind | None, None, flag, help=help)
 
 
-def group(**options):
-    """Options that several commands take together: name=option(...)."""
+def _in_panel(kind, panel):
+    """`kind` (an Annotated type with a typer.Option) shown in the help's panel `panel`; the option of `kind` itself
+    is left as it is (another group may show it elsewhere)."""
+    if panel is None or typing.get_origin(kind) is not Annotated:
+        return kind
+    base, *metadata = typing.get_args(kind)
+    placed = []
+    for info in metadata:
+        if isinstance(info, typer.models.OptionInfo):
+            info = copy.copy(info)
+            info.rich_help_panel = panel
+        placed.append(info)
+    return Annotated[(base, *placed)]
+
+
+def group(panel=None, **options):
+    """Options that several commands take together, shown in the help's `panel`: name=option(...)."""
     return tuple(
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=_in_panel(kind, panel), default=default)
         for name, (kind, default) in options.items()
     )
 
@@ -164,6 +196,7 @@ def solver(given, flags=None):
 
 # Where a command computes, finds its data, and whether it waits for a run folder another command is writing.
 PLACE = group(
+    "Where it runs",
     device=(Device, "auto"),
     data_dir=(DataDir, None),
     manual_dir=(ManualDir, None),
@@ -176,6 +209,7 @@ PLACE = group(
     ),
 )
 AUGMENTATION = group(
+    "Data",
     crop_padding=option(
         int | None,
         None,
@@ -190,18 +224,30 @@ AUGMENTATION = group(
     ),
 )
 # The Neural ODE student: its training budget, its dynamics, its solver.
-STUDENT_BUDGET = group(
-    epochs=optional(int, "--epochs", f"Epochs (default: the data set's: {_by_dataset('student_epochs')})."),
-    batch_size=optional(int, "--batch-size", f"Batch size (default: 128{_other_students('batch_size')})."),
-    lr=optional(float, "--lr", f"Initial learning rate (default: 0.001{_other_students('sgd_lr', ' with SGD')})."),
-    channels=optional(int, "--channels", f"Channels of the ODE function (default: 512{_other_students('channels')})."),
-    downsample=optional(
-        int, "--downsample", f"Stride-2 convolutions in the stem (default: 2{_other_students('downsample')})."
-    ),
-    train_images=optional(int, "--train-images", "Train on N images, a class-stratified sample seeded by --seed."),
+STUDENT_BUDGET = (
+    group(
+        "Training",
+        epochs=optional(int, "--epochs", f"Epochs (default: the data set's: {_by_dataset('student_epochs')})."),
+        batch_size=optional(int, "--batch-size", f"Batch size (default: 128{_other_students('batch_size')})."),
+        lr=optional(float, "--lr", f"Initial learning rate (default: 0.001{_other_students('sgd_lr', ' with SGD')})."),
+    )
+    + group(
+        "Model",
+        channels=optional(
+            int, "--channels", f"Channels of the ODE function (default: 512{_other_students('channels')})."
+        ),
+        downsample=optional(
+            int, "--downsample", f"Stride-2 convolutions in the stem (default: 2{_other_students('downsample')})."
+        ),
+    )
+    + group(
+        "Data",
+        train_images=optional(int, "--train-images", "Train on N images, a class-stratified sample seeded by --seed."),
+    )
 )
 # How often a training scores the test split (the learning curve's points); the training itself is the same.
 EVALUATION = group(
+    "Training",
     eval_every=option(
         int,
         1,
@@ -213,12 +259,14 @@ EVALUATION = group(
     ),
 )
 DYNAMICS = group(
+    "Model",
     time_input=optional(str, "--time-input", "Time input of the dynamics: none (default), raw (t), scaled (t / t1)."),
     norm=optional(str, "--norm", "GroupNorm in the dynamics: pre (default, odenet's), or post (after each conv)."),
     init=optional(str, "--init", "Last GroupNorm's scale: horizon (default, 1 / t1), he (1, odenet) or identity (0)."),
 )
-PRECISION = group(precision=(Precision, "float32"))
+PRECISION = group("Training", precision=(Precision, "float32"))
 SOLVER = group(
+    "Solver",
     method=option(str, "dopri5", "--method", help="torchdiffeq solver, e.g. dopri5, rk4, euler."),
     rtol=option(float, 1e-3, "--rtol", help="Relative tolerance of adaptive solvers."),
     atol=option(float, 1e-3, "--atol", help="Absolute tolerance of adaptive solvers."),
@@ -226,17 +274,18 @@ SOLVER = group(
     max_num_steps=option(int | None, None, "--max-num-steps", help="Most steps of an adaptive solver."),
     adjoint=option(bool, False, "--adjoint/--no-adjoint", help="Backpropagate with the adjoint method."),
 )
-SEED_AND_OUT = group(seed=(Seed, 0), out=(Out, None))
+SEED_AND_OUT = group("Training", seed=(Seed, 0)) + group("Output", out=(Out, None))
 # The runs an attack command takes, which of their test images, and whether it recomputes saved results.
 AttackBatchSize = Annotated[int, typer.Option("--batch-size", help="Images per attack batch.")]
 ATTACKED = group(
+    "Runs and images",
     run=option(list[Path] | None, None, "--run", help="A run folder (repeatable; default: every finished run)."),
     runs_dir=option(Path, Path("runs"), "--runs", help="Where to look for runs without --run."),
     n=option(
         int | None, None, "--n", help="Attack n test images, a class-stratified sample seeded by --seed (default all)."
     ),
     batch_size=(AttackBatchSize, 256),
-    seed=(Seed, 0),
+    seed=(AttackSeed, 0),
     force=option(bool, False, "--force", help="Recompute results that already exist."),
 )
 

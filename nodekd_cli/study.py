@@ -21,7 +21,7 @@ class Preset:
 
     description: str
     datasets: tuple
-    attack_images: int | None  # the first n test images; None: all
+    attack_images: int | None  # a class-stratified sample of n test images; None: all
     check_images: int  # masking checks at the eps where each run's PGD sweep leaves about half its images (`checks`)
     seeds: int = 1  # training runs (seeds 0..seeds-1) of every student arm; a claim needs 3 (`report.stats`)
     teachers: tuple | None = ("resnet20",)  # None: every registered architecture that is one of the paper's

@@ -146,3 +146,17 @@ def test_tests_without_the_shared_folder_skip_saying_what_is_missing(tmp_path):
     required = subprocess.run(command, env={**env, "NODEKD_REQUIRE_SHARED": "1"}, capture_output=True, text=True)
     assert required.returncode == 1 and "1 error" in required.stdout  # failed in the fixture that needs the data
     assert "is missing: set NODEKD_SHARED" in required.stdout
+
+
+def test_help_at_80_columns_groups_options_in_panels_and_cuts_nothing():
+    result = CliRunner().invoke(app, ["distill", "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    text = result.stdout
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    panels = [line.split("─")[1].strip() for line in text.splitlines() if line.startswith("╭─ ")]
+    assert panels == ["Options", "Training", "Model", "Data", "Solver", "Output", "Where it runs"]
+    assert "Example: nodekd distill --teacher" in text
+    listed = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"}).stdout
+    order = [name for name in ("data", "teacher", "student", "distill", "attack", "report", "reproduce")]
+    positions = [listed.index(f"│ {name} ") for name in order]
+    assert positions == sorted(positions)  # the commands in the order of the work

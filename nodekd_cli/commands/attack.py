@@ -33,7 +33,8 @@ class AttackCommands(TyperGroup):
             sweeps = typer.Typer()
             sweeps.callback()(lambda: None)  # a group even when a single command is missing
             for attack in missing:
-                sweeps.command(attack.name)(_sweep_command(attack))
+                example = f"Example: nodekd attack {attack.name} --eps-max 20 --eps-step 4 --n 1000 --run RUN"
+                sweeps.command(attack.name, epilog=example)(_sweep_command(attack))
             self.commands.update(typer.main.get_command(sweeps).commands)
         return list(ATTACKS)
 
@@ -120,7 +121,7 @@ def each_run(chosen, runs_dir, title, attack_one):
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog="Example: nodekd attack autoattack --eps 8 --n 200 --run runs/node-digits-t1_1")
 @friendly_errors
 @options.taking(options.ATTACKED, options.PLACE)
 def autoattack(
@@ -149,7 +150,9 @@ def autoattack(
     each_run(chosen, runs_dir, "AutoAttack", attack_one)
 
 
-@app.command()
+@app.command(
+    epilog="Example: nodekd attack check runs/node-digits-t1_1 (after nodekd attack pgd, whose sweep it reads)"
+)
 @friendly_errors
 @options.taking(options.PLACE)
 def check(
@@ -170,7 +173,7 @@ def check(
     grad_step_size: Annotated[float | None, typer.Option(help="Its step (default: t1 / 10).")] = None,
     queries: Annotated[int, typer.Option(help="Queries of the gradient-free attack.")] = 300,
     batch_size: options.AttackBatchSize = 256,
-    seed: options.Seed = 0,
+    seed: options.AttackSeed = 0,
     **given,
 ):
     """Check that a run's measured robustness is real; flag possible gradient masking."""

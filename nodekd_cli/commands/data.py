@@ -11,7 +11,7 @@ from nodekd_cli.data import dataset_names
 app = typer.Typer(help="Prepare data sets.", no_args_is_help=True)
 
 
-@app.command()
+@app.command(epilog="Example: nodekd data prepare cifar10 (on a login node with internet, before the jobs)")
 @friendly_errors
 def prepare(
     dataset: Annotated[str, typer.Argument(help=", ".join(dataset_names()) + ".")],

@@ -85,7 +85,7 @@ def distill(
     _run(config, found.config["dataset"], teacher, device=device, **given)
 
 
-@app.command()
+@app.command(epilog="Example: nodekd student train --dataset cifar10 --t1 100")
 @friendly_errors
 @options.taking(*STUDENT_OPTIONS)
 def train(

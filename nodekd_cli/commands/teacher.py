@@ -9,10 +9,10 @@ from nodekd_cli import options, output, runs
 from nodekd_cli.commands._common import friendly_errors, load_data, show_if_finished, train_in_folder
 from nodekd_cli.errors import UserError
 
-app = typer.Typer(help="Train, evaluate or import the ResNet teachers.", no_args_is_help=True)
+app = typer.Typer(help="Train, evaluate or import the teachers: the paper's ResNets or a registered architecture.", no_args_is_help=True)
 
 
-@app.command()
+@app.command(epilog="Example: nodekd teacher train resnet32 --dataset svhn")
 @friendly_errors
 @options.taking(options.AUGMENTATION, options.SEED_AND_OUT, options.PLACE)
 def train(
@@ -55,7 +55,7 @@ def train(
     train_in_folder(folder, config, title, f"{model} in {folder}", place, train)
 
 
-@app.command("eval")
+@app.command("eval", epilog="Example: nodekd teacher eval runs/resnet20-digits")
 @friendly_errors
 def evaluate(
     run: Annotated[Path, typer.Argument(help="A teacher run folder.")],
@@ -87,7 +87,7 @@ def evaluate(
     output.accuracy_table(f"Teacher {run}", [(config["model"], dataset, len(data.y_test), accuracy)])
 
 
-@app.command("import")
+@app.command("import", epilog="Example: nodekd teacher import resnet20 --from akamaster --dataset cifar10")
 @friendly_errors
 @options.taking(options.PLACE)
 def import_checkpoint(
