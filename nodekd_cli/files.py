@@ -2,7 +2,9 @@
 `os.replace`, so a reader (or a command killed mid-write) never sees half a file."""
 
 import contextlib
+import errno
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,6 +23,21 @@ def refuse_link(path):
         raise UserError(f"{path} is a symbolic link, and nodekd writes nothing through a link; remove it.")
 
 
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(OSError):
+    """A write that found the disk (or the quota) full; its message names the file and the space left."""
+
+    def __init__(self, path, error):
+        try:
+            left = shutil.disk_usage(Path(path).parent).free
+            free = f"{left / 2**20:,.0f} MiB free" if left >= 10 * 2**20 else f"{left / 2**10:,.0f} KiB free"
+        except OSError:
+            free = "free space unknown"
+        super().__init__(error.errno, f"no space left on its device ({free}); the last complete file is kept", str(path))
+
+
 @contextlib.contextmanager
 def replacing(path, suffix=""):
     """Yields a temporary path beside `path` (hidden, ending in `suffix` for writers that insist on one); what the
@@ -33,6 +50,11 @@ def replacing(path, suffix=""):
     temporary.unlink(missing_ok=True)
     try:
         yield temporary
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno in FULL and not isinstance(error, DiskFull):
+            raise DiskFull(path, error) from None
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

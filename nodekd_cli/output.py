@@ -334,6 +334,8 @@ def _runs_table(report, rows, wide):
     for row in rows:
         seconds = row["train_seconds"]
         model = row["model"] if row["kind"] == "teacher" else f"NODE ({row['teacher']})" if row["teacher"] else "NODE"
+        if row.get("teacher_check") == "changed since":
+            model += " [bold red]teacher changed since[/]"
         resumed = f"\n[dim]{escape(row['resumed_with'])}[/]" if row["resumed_with"] else ""
         values = {
             "run": escape(run_name(report, row["folder"])) + resumed,

@@ -17,6 +17,7 @@ attack result there.
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -47,6 +48,9 @@ ADJUSTABLE = ("lr", "solver.method", "solver.rtol", "solver.atol", "solver.step_
 # one compares as if it recorded it (students computed in float32 before they had a precision).
 ADDED_SETTINGS = {"precision": "float32"}
 LOCK = ".lock"
+# Every file a training run writes at the top of its folder: a new run that starts again deletes these and nothing
+# else (a folder may hold a user's own files beside them).
+WRITTEN = (CONFIG, CHECKPOINT, HISTORY, MODEL, METRICS, "soft_targets.npy")
 RUNS = Path("runs")  # where the commands put run folders unless told otherwise
 A_FILE = "a file stands where a folder belongs; move it, or choose another place"
 
@@ -55,6 +59,8 @@ def file_error(error, path=None, action="write"):
     """A file-system error (read-only folder, a file where a folder belongs, a full disk) as one sentence about
     `path` (default: the file the error names)."""
     path = error.filename if path is None else path
+    if path is None:  # an error that names no file (a library's own): the sentence stays about what failed
+        return UserError(f"Cannot {action} a file: {(error.strerror or str(error) or type(error).__name__)}.")
     if isinstance(error, (FileExistsError, NotADirectoryError)) or error.errno in (errno.EEXIST, errno.ENOTDIR):
         return UserError(f"Cannot {action} {path}: {A_FILE}.")
     reason = error.strerror or type(error).__name__
@@ -191,10 +197,24 @@ def _flat(config, prefix=""):
     return flat
 
 
+TEACHER_HASH = "teacher_sha256"  # a distilled student's fingerprint of its teacher: the SHA-256 of its model.keras
+
+
+def file_sha256(path):
+    """The SHA-256 of the file at `path`, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _differences(old, new):
-    """{setting: (old value, new value)} for every setting of a run that differs, circumstances aside."""
+    """{setting: (old value, new value)} for every setting of a run that differs, circumstances aside. The teacher's
+    fingerprint is `run_state`'s to judge: a config without one (planned before the teacher was trained, or made
+    before fingerprints existed) neither matches nor contradicts it."""
     old, new = _flat({**ADDED_SETTINGS, **old}), _flat({**ADDED_SETTINGS, **new})
-    keys = sorted((set(old) | set(new)) - set(CIRCUMSTANCES))
+    keys = sorted((set(old) | set(new)) - set(CIRCUMSTANCES) - {TEACHER_HASH})
     return {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
 
 
@@ -221,6 +241,18 @@ def _run_files(folder):
     return [p for p in Path(folder).iterdir() if not p.name.startswith(".")] if Path(folder).is_dir() else []
 
 
+def _check_ours(path, config):
+    """A `RunConflict` unless `config` (read from `path`) is a nodekd teacher's or student's config: a folder is taken
+    over only when it holds a nodekd run (a model folder of another tool has a config.json too)."""
+    from nodekd_cli import schema
+
+    try:
+        schema.check_config(config, path.name)
+    except ValueError as error:
+        fact = f"{path} is not a nodekd run's config ({error})"
+        raise RunConflict(path.parent, fact, "nodekd takes no folder it did not make; pass --out DIR") from None
+
+
 def run_state(folder, config):
     """ "new", "resume" or "finished": what `folder` holds for `config`, without writing anything.
 
@@ -237,6 +269,11 @@ def run_state(folder, config):
             existing = read_json(config_path)
         except (OSError, ValueError):
             raise RunConflict(folder, f"{config_path} is unreadable", "remove the folder, or pass --out DIR") from None
+        _check_ours(config_path, existing)
+        known = existing.get(TEACHER_HASH) if isinstance(existing, dict) else None
+        if known and config.get(TEACHER_HASH) and known != config[TEACHER_HASH]:
+            fact = f"{folder} holds a student of the teacher {existing.get('teacher')} as it was: the teacher has changed since"
+            raise RunConflict(folder, fact, "remove the folder to distill again, or pass --out DIR")
         if is_finished(folder):
             try:
                 read_run(folder)  # a finished run is kept only when it can be read (`schema`)
@@ -269,8 +306,9 @@ def open_run(folder, config):
     state = run_state(folder, config)
     if state == "new":
         folder.mkdir(parents=True, exist_ok=True)
-        for path in _run_files(folder):
-            if path.is_file():
+        for name in WRITTEN:  # what an earlier attempt of nodekd's wrote; the user's own files stay
+            path = folder / name
+            if path.is_file() and not path.is_symlink():
                 path.unlink()
         write_json(folder / CONFIG, config)
     elif state == "resume":

@@ -124,5 +124,7 @@ def check(model, data, name):
 
 def check_config(config, name="config.json"):
     """A run's config.json: a teacher's or a student's, by its kind."""
-    kind = config.get("kind") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{name}: not a JSON object")
+    kind = config.get("kind")
     check(StudentConfig if kind == "student" else TeacherConfig, config, name)

@@ -145,7 +145,16 @@ def student_config(
         "dynamics": dynamics or dynamics_config(),
         "precision": precision,
     }
-    return _checked(config)
+    return with_teacher_fingerprint(_checked(config))
+
+
+def with_teacher_fingerprint(config):
+    """`config` with its teacher's fingerprint (`runs.TEACHER_HASH`: the SHA-256 of the teacher's model.keras) when
+    it distils from a teacher whose model exists and has none yet."""
+    teacher = config.get("teacher")
+    if not teacher or config.get(runs.TEACHER_HASH) or not (Path(teacher) / runs.MODEL).is_file():
+        return config
+    return {**config, runs.TEACHER_HASH: runs.file_sha256(Path(teacher) / runs.MODEL)}
 
 
 def _checked(config):
@@ -264,6 +273,7 @@ def train_run(folder, config, dataset, teacher=None, *, device, reporter=None, w
     (`runs.writing`); returns its metrics. `teacher` is the teacher model for distillation; the test split is scored
     after every `eval_every`-th epoch and the last (`training.fit_run`)."""
     check_fits(config, dataset)  # before the folder is made: a mistake leaves nothing behind
+    config = with_teacher_fingerprint(config)  # a plan made before its teacher was trained has none yet
     with runs.writing(folder, {**config, **runs.circumstances(device)}, wait=wait) as state:
         if state == "finished":
             return runs.read_json(Path(folder) / runs.METRICS)

@@ -6,6 +6,7 @@ epoch a callback evaluates the test split (after every `eval_every`-th epoch and
 continuous history.
 """
 
+import io
 import re
 import time
 from pathlib import Path
@@ -56,13 +57,16 @@ def count_params(model):
 
 
 def save_checkpoint(path, model, optimizer, epoch):
-    """Weights and optimizer state after `epoch` completed epochs, written atomically."""
-    with files.replacing(path) as temporary, h5py.File(temporary, "w") as file:
+    """Weights and optimizer state after `epoch` completed epochs, built in memory and written atomically: a full
+    disk leaves the last checkpoint as it was and fails in one sentence (`files.DiskFull`), never inside h5py."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as file:
         file.attrs["epoch"] = epoch
         for group_name, variables in (("model", model.weights), ("optimizer", optimizer.variables)):
             group = file.create_group(group_name)
             for index, variable in enumerate(variables):
                 group.create_dataset(str(index), data=keras.ops.convert_to_numpy(variable))
+    files.write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path, model, optimizer):
@@ -248,6 +252,7 @@ def _finish(folder, final, dataset, history, callback):
         correct = correct == np.asarray(dataset.y_test)
     metrics.update(
         {
+            "model_sha256": runs.file_sha256(folder / runs.MODEL),  # what its students' fingerprints name
             "params": count_params(final),
             "test_images": len(dataset.y_test),
             "epochs": len(history),

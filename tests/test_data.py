@@ -212,3 +212,49 @@ def test_a_training_subset_takes_every_class_in_proportion(digits):
     assert np.array_equal(train_subset(digits, 100, seed=0).y_train, subset.y_train)
     assert not np.array_equal(train_subset(digits, 100, seed=1).x_train, subset.x_train)
     assert subset.x_test is digits.x_test and train_subset(digits, None) is digits
+
+
+def test_16_bit_grayscale_is_scaled_to_8_bits_not_clipped(tmp_path):
+    from PIL import Image
+
+    ramp = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369)  # 0 .. 65535 in 16 steps
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.fromarray(ramp).save(tmp_path / split / name / "0.png")
+    assert Image.open(tmp_path / "train" / "a" / "0.png").mode.startswith("I;16")
+    data = load_dataset(f"folder:{tmp_path}")
+    np.testing.assert_array_equal(data.x_train[0, :, :, 0], (ramp >> 8).astype(np.uint8))  # its high byte
+    assert (data.x_train == 255).mean() < 0.1  # clipping made 15 of 16 pixels 255
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    from PIL import Image
+
+    _images(tmp_path, {"a": 1, "b": 1})
+    Image.new("L", (12000, 12000)).save(tmp_path / "train" / "a" / "big.png")  # a few hundred kilobytes on disk
+
+    def decoded(*args, **kwargs):
+        raise AssertionError("an image was decoded")
+
+    monkeypatch.setattr(Image.Image, "convert", decoded)
+    with pytest.raises(UserError, match=r"big.png is 12000x12000, more than the 16,777,216 pixels"):
+        load_dataset(f"folder:{tmp_path}")
+
+
+def test_hidden_and_non_image_files_are_skipped_and_counted(tmp_path):
+    _images(tmp_path, {"a": 2, "b": 2})
+    (tmp_path / "train" / "a" / "._0.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # macOS's metadata twin
+    (tmp_path / "train" / "b" / "notes.txt").write_text("not an image")
+    data = load_dataset(f"folder:{tmp_path}")
+    assert len(data.y_train) == 4 and data.skipped == 2
+
+
+def test_a_grayscale_image_among_color_ones_makes_the_data_set_color(tmp_path):
+    # The first image (sorted) is grayscale, the rest are color: the data set is read in color, never "train and test
+    # differ".
+    _images(tmp_path, {"a": 2, "b": 2})
+    _write_png(tmp_path / "train" / "a" / "0.png", 77)
+    data = load_dataset(f"folder:{tmp_path}")
+    assert data.x_train.shape[1:] == (4, 4, 3) and data.x_test.shape[1:] == (4, 4, 3)
+    np.testing.assert_array_equal(data.x_train[0, 0, 0], [77, 77, 77])

@@ -70,7 +70,10 @@ def load_data(dataset, data_dir, manual_dir):
     from nodekd_cli.data import load_dataset
 
     with output.console.status(f"Loading {dataset}..."):
-        return load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
+        found = load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
+    if found.skipped:
+        output.warning(f"Skipped {found.skipped} files of {dataset} that are no .png or .jpg images (hidden ones too).")
+    return found
 
 
 def train_in_folder(folder, config, title, label, place, train):

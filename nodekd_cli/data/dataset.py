@@ -13,6 +13,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: list
+    skipped: int = 0  # files of a folder data set that are no images (hidden ones, other suffixes), left out
 
     @property
     def image_shape(self):

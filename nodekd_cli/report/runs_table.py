@@ -76,6 +76,7 @@ def run_rows(report):
                     for name, r in sorted(sweeps(run).items())
                 },
                 "check": check_word(run.check),
+                "teacher_check": teacher_word(report, run),
                 "in_paper_setup": in_paper_setup(run),
             }
         )
@@ -110,6 +111,26 @@ def learning_curves(runs, status, root):
                 }
             )
     return points
+
+
+def teacher_word(report, run):
+    """Whether a distilled student's teacher is still the one it learned from: "same", "changed since" (its
+    fingerprint, `runs.TEACHER_HASH`, names another model than the teacher run holds now) or "unknown" (no fingerprint,
+    or no teacher run to compare with); None for a run that is no distilled student."""
+    if not run.distilled:
+        return None
+    recorded = run.config.get(run_files.TEACHER_HASH)
+    teacher = Path(run.config["teacher"])
+    teacher = teacher if teacher.is_absolute() else Path(report.root) / teacher
+    found = next((r for r in report.runs if Path(r.folder).resolve() == teacher.resolve()), None)
+    current = None
+    if (teacher / run_files.MODEL).is_file():
+        current = run_files.file_sha256(teacher / run_files.MODEL)
+    elif found is not None:
+        current = found.metrics.get("model_sha256")
+    if not recorded or not current:
+        return "unknown"
+    return "same" if recorded == current else "changed since"
 
 
 def check_word(check):
