@@ -6,6 +6,8 @@ description of its panels and lines (title, label, colour) in its "Description" 
 """
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from nodekd_cli import files
@@ -37,9 +39,17 @@ def family_colors(families):
     return colors
 
 
+def _matplotlib_config():
+    """Gives matplotlib a writable config folder when the home folder is not writable (a cluster's read-only home),
+    instead of a warning on every command that draws."""
+    if "MPLCONFIGDIR" not in os.environ and not os.access(Path.home(), os.W_OK):
+        os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="nodekd-matplotlib-")
+
+
 def write_figure1(series, out, markers=()):
     """Writes figure1-<data set>.png into `out` for every data set with attack results; returns their paths.
     `markers` (AutoAttack's worst case of a family at one eps) are drawn as stars in every panel of their data set."""
+    _matplotlib_config()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -92,6 +102,7 @@ def write_learning_curves(points, out, paper=()):
     distilled and dashed when trained alone; a half-budget twin is thin and faint; the legend names each family once,
     then the line styles. `paper` (the paper's final accuracies at its budget, `report.paper_finals`) are drawn as
     diamonds in their family's colour."""
+    _matplotlib_config()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter

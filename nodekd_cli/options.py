@@ -71,15 +71,20 @@ ManualDir = Annotated[
         "for machines without internet.",
     ),
 ]
+MAX_SEED = 2**32 - 1  # NumPy's and torch's generators take seeds up to this
 Seed = Annotated[
     int,
     typer.Option(
         "--seed",
+        min=0,
+        max=MAX_SEED,
         help="Seed of initialization, batch order, augmentation and the sample of --train-images: a seed gives every "
         "arm of a comparison the same.",
     ),
 ]
-AttackSeed = Annotated[int, typer.Option("--seed", help="Seed of the test-image sample and the random starts.")]
+AttackSeed = Annotated[
+    int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the test-image sample and the random starts.")
+]
 
 
 def _normal_path(value):

@@ -28,6 +28,13 @@ class _Console(Console):
     def size(self, new_size):
         Console.size.fset(self, new_size)
 
+    def on_broken_pipe(self):
+        """The reader stopped reading (`nodekd report | head -1`): the command ends quietly, with status 0."""
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
 
 console = _Console()
 error_console = _Console(stderr=True)

@@ -17,6 +17,9 @@ from nodekd_cli import data, runs
 from nodekd_cli.errors import UserError
 
 PAPER_CHANNELS = 512
+MAX_CHANNELS = 4096  # 8 times the paper's; a wider student's weights alone would fill a GPU
+MAX_CROP_PADDING = 64  # pixels; the paper's images are 32 wide
+MIN_T1, MAX_T1 = 1e-3, 1e4  # a horizon outside these makes the flow's scale (1 / t1) overflow or vanish
 PAPER_DOWNSAMPLE = 2
 DEFAULT_LR = 1e-3
 PAPER_BATCH_SIZE = 128
@@ -104,8 +107,8 @@ def student_config(
     distilled = teacher_run is not None
     if distilled and teacher_model_name is None:
         raise TypeError("student_config needs the teacher's model name with its run folder.")
-    if t1 <= 0:
-        raise UserError(f"--t1 must be positive; got {t1}.")
+    if not MIN_T1 <= t1 <= MAX_T1:
+        raise UserError(f"--t1 must lie in {MIN_T1:g}..{MAX_T1:g} (the paper: 1, 100, 500); got {t1:g}.")
     if distilled and (temperature is None or temperature <= 0):
         raise UserError(f"--T must be positive; got {temperature}.")
     lam = (DEFAULT_LAMBDA if lam is None else lam) if distilled else 0.0
@@ -166,6 +169,12 @@ def _checked(config):
         raise UserError(f"--train-images must be at least 1; got {config['train_images']}.")
     if config["lr"] <= 0 or config["downsample"] < 0:
         raise UserError("--lr must be positive and --downsample not negative.")
+    if config["channels"] > MAX_CHANNELS:
+        raise UserError(
+            f"--channels must be at most {MAX_CHANNELS:,} (the paper's students have 512); got {config['channels']:,}."
+        )
+    if not 0 <= config["crop_padding"] <= MAX_CROP_PADDING:
+        raise UserError(f"--crop-padding must lie in 0..{MAX_CROP_PADDING} pixels; got {config['crop_padding']}.")
     return config
 
 

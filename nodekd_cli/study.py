@@ -6,6 +6,7 @@ from its checkpoint, and a failed step blocks only the steps that need its run. 
 (`pip install 'nodekd[cluster]'`); a Ray task runs the very same `execute` as the sequential loop.
 """
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -523,6 +524,15 @@ def _ray_task(step, device, data_dir, manual_dir, threads=None):
     return _attempt(step, device=device, data_dir=data_dir, manual_dir=manual_dir)
 
 
+def _short_temp_dir():
+    """A temporary folder for a local Ray: its sockets' paths must stay under 107 bytes (AF_UNIX), which a long TMPDIR
+    would pass, so a long one gives way to /tmp."""
+    import tempfile
+
+    base = tempfile.gettempdir()
+    return os.path.join(base if len(base) <= 40 else "/tmp", f"nodekd-ray-{os.getuid()}")
+
+
 def run_on_ray(steps, *, workers=None, address=None, on_start=None, on_end=None, device="auto", threads=None, **kwargs):
     """Runs the steps as Ray tasks: each waits for the steps it needs, one GPU each when the cluster has GPUs.
 
@@ -538,7 +548,13 @@ def run_on_ray(steps, *, workers=None, address=None, on_start=None, on_end=None,
     if address:
         ray.init(address=address, **quiet)
     else:
-        ray.init(num_cpus=workers, num_gpus=0 if device == "cpu" else None, include_dashboard=False, **quiet)
+        ray.init(
+            num_cpus=workers,
+            num_gpus=0 if device == "cpu" else None,
+            include_dashboard=False,
+            _temp_dir=_short_temp_dir(),
+            **quiet,
+        )
     try:
         gpus = ray.cluster_resources().get("GPU", 0) if device != "cpu" else 0
         task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=0)(_ray_task)

@@ -85,6 +85,8 @@ def teacher_config(
     for key in ("epochs", "batch_size"):
         if config[key] < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1; got {config[key]}.")
+    if config["crop_padding"] > 64:
+        raise UserError(f"--crop-padding must lie in 0..64 pixels; got {config['crop_padding']}.")
     if config["lr"] <= 0 or config["weight_decay"] < 0 or config["crop_padding"] < 0:
         raise UserError("--lr must be positive, and --weight-decay and --crop-padding not negative.")
     return config

@@ -18,7 +18,9 @@ def _listing(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("command", [["student", "train", *TINY], ["teacher", "train", "resnet20", "--dataset", "digits"]])
+@pytest.mark.parametrize(
+    "command", [["student", "train", *TINY], ["teacher", "train", "resnet20", "--dataset", "digits"]]
+)
 def test_a_folder_whose_config_is_not_nodekds_is_refused_and_left_as_it_was(tmp_path, command):
     folder = tmp_path / "model"
     folder.mkdir()
@@ -92,7 +94,9 @@ def test_a_real_full_disk_is_one_sentence_and_exit_status_1(tmp_path):
         env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
         done = subprocess.run(
             [sys.executable, "-m", "nodekd_cli", "student", "train", *TINY, "--epochs", "2", "--out", str(mount / "r")],
-            capture_output=True, text=True, env=env,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         errors = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == 1 and len(errors) == 1, done.stderr[-2000:]
@@ -101,3 +105,49 @@ def test_a_real_full_disk_is_one_sentence_and_exit_status_1(tmp_path):
         assert not (mount / "r").exists() or not [p for p in (mount / "r").iterdir() if ".partial" in p.name]
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_report_that_cannot_write_its_figures_still_shows_and_says_where_to_write(tmp_path, monkeypatch):
+    from nodekd_cli import runs as run_files
+    from nodekd_cli.errors import UserError
+    from tests.test_report import student, write_run
+
+    write_run(tmp_path / "runs" / "a", student("digits", 1), 0.9)
+
+    def read_only(folder):
+        raise UserError(f"Cannot write {folder}: read-only file system.")
+
+    monkeypatch.setattr(run_files, "writable_folder", read_only)
+    code, lines, out = invoke("report", "--runs", str(tmp_path / "runs"), "--format", "markdown")
+    assert code == 0 and "### Table 1" in out  # the report itself
+    assert len(lines) == 1 and "read-only file system" in lines[0] and "pass --out DIR" in lines[0]
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    from tests.test_report import student, write_run
+
+    for name in "abcdefgh":
+        write_run(tmp_path / "runs" / name, student("digits", 1, seed="abcdefgh".index(name)), 0.9)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nodekd_cli", "report", "--runs", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.readline()
+    process.stdout.close()  # `| head -1`
+    assert process.wait(timeout=120) == 0 and process.stderr.read() == b""
+
+
+def test_out_of_range_numbers_are_one_line_each():
+    for args, message in (
+        (["student", "train", "--seed", "-1"], "--seed"),
+        (["student", "train", "--seed", str(2**64)], "--seed"),
+        (["student", "train", "--crop-padding", "-1"], "--crop-padding must lie in 0..64"),
+        (["student", "train", "--crop-padding", "1000"], "--crop-padding must lie in 0..64"),
+        (["student", "train", "--channels", "100000"], "--channels must be at most 4,096"),
+        (["student", "train", "--t1", "1e-300"], "--t1 must lie in 0.001..10000"),
+        (["attack", "pgd", "--eps-max", "100000"], "--eps-max must lie in 0..255"),
+        (["attack", "check", "RUN", "--eps", "1000"], "--eps must lie in 1..255"),
+    ):
+        code, lines, _ = invoke(*args)
+        assert code in (1, 2) and len(lines) == 1 and message in lines[0], (args, lines)

@@ -29,8 +29,18 @@ def test_a_report_into_a_pipe_keeps_every_claim_and_comparison_on_one_line(study
 
 def test_training_into_a_pipe_writes_a_whole_line_per_epoch(tmp_path):
     code, lines = run_piped(
-        "student", "train", "--dataset", "digits", "--epochs", "2", "--channels", "4", "--batch-size", "256",
-        "--out", tmp_path / "run",
+        "student",
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "2",
+        "--channels",
+        "4",
+        "--batch-size",
+        "256",
+        "--out",
+        tmp_path / "run",
     )
     assert code == 0
     epochs = [line for line in lines if line.startswith("epoch ")]

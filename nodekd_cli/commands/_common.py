@@ -21,6 +21,9 @@ def friendly_errors(command):
         except UserError as error:
             output.error(str(error))
             raise typer.Exit(1) from None
+        except BrokenPipeError:  # the reader stopped reading (`nodekd report | head -1`): end quietly
+            _quiet_stdout()
+            raise typer.Exit(0) from None
         except OSError as error:  # a file system the user can fix: read-only, full, a file where a folder belongs
             from nodekd_cli.runs import file_error
 
@@ -31,6 +34,15 @@ def friendly_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _quiet_stdout():
+    """Points stdout at /dev/null, so that Python's flush at exit meets no closed pipe again."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _refuse_infinite_numbers(command, given):

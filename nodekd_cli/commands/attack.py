@@ -63,8 +63,8 @@ def _sweep_command(attack):
         from nodekd_cli import attacks
 
         n, batch_size = given["n"], given["batch_size"]
-        if eps_max < 0 or eps_step < 1 or (n is not None and n < 1) or batch_size < 1:
-            raise UserError("--eps-max must be at least 0, and --eps-step, --n and --batch-size at least 1.")
+        if not 0 <= eps_max <= 255 or eps_step < 1 or (n is not None and n < 1) or batch_size < 1:
+            raise UserError("--eps-max must lie in 0..255, and --eps-step, --n and --batch-size be at least 1.")
         eps_values = list(range(0, eps_max + 1, eps_step))
         chosen, runs_dir, sample = given.pop("run"), given.pop("runs_dir"), options.sample(given)
 
@@ -183,6 +183,8 @@ def check(
     from nodekd_cli import checks
 
     chosen_eps = None if eps == "auto" else options.whole_number(eps, "--eps")
+    if chosen_eps is not None and chosen_eps > 255:
+        raise UserError(f"--eps must lie in 1..255 (it is in 1/255); got {chosen_eps}.")
     if (chosen_eps is not None and chosen_eps < 1) or n < 1 or queries < 1:
         raise UserError("--eps (or auto), --n and --queries must be at least 1.")
     flags = {"method": "--grad-method", "step_size": "--grad-step-size"}

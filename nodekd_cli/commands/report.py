@@ -29,8 +29,16 @@ def report(
 
     if format not in FORMATS:
         raise UserError(f"Unknown format {format!r}; choose one of: {', '.join(FORMATS)}.")
+    chosen = out
     out = out or runs_dir / "report"
-    result = reports.build_with_figures(runs_dir, out, on_skipped=output.skipped)
+
+    def unwritable(error):
+        advice = "" if chosen else "; pass --out DIR to write them elsewhere"
+        output.warning(f"{error} The report is shown without its figures{advice}.")
+
+    result = reports.build_with_figures(
+        runs_dir, out, on_skipped=output.skipped, on_unwritable=None if format == "csv" else unwritable
+    )
     if format == "rich":
         output.report(result)
     elif format == "markdown":

@@ -127,12 +127,11 @@ def build(root, exclude=()):
     )
 
 
-def build_with_figures(runs_dir, out, on_skipped=None):
+def build_with_figures(runs_dir, out, on_skipped=None, on_unwritable=None):
     """The report over `runs_dir` (the folder `out` and runs_dir/report excluded: reports are not runs), with
     Figure 1 and the learning curves written into `out`; `on_skipped(path, reason)` hears of each folder skipped. A
-    `UserError` when there is nothing to show."""
-    from nodekd_cli import figure
-
+    `UserError` when there is nothing to show. When `out` cannot be written and `on_unwritable(error)` is given, it
+    hears why and the report comes without its figures (it is still shown)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise UserError(f"{runs_dir} does not exist; run a study first, e.g. nodekd reproduce --preset quick.")
@@ -145,6 +144,19 @@ def build_with_figures(runs_dir, out, on_skipped=None):
             f"No finished runs under {runs_dir}; run nodekd reproduce --preset quick (the whole study on digits) "
             f"or nodekd teacher train resnet20 first."
         )
+    try:
+        return with_figures(result, out)
+    except UserError as error:
+        if on_unwritable is None:
+            raise
+        on_unwritable(error)
+        return result
+
+
+def with_figures(result, out):
+    """`result` with Figure 1 and the learning curves written into `out`; a `UserError` when `out` cannot be."""
+    from nodekd_cli import figure
+
     files.refuse_link(out)  # a report folder inside a shared runs folder may be a link out of it
     run_files.writable_folder(out)
     figures = figure.write_figure1(result.series, out, result.markers)
