@@ -86,7 +86,9 @@ def test_a_full_disk_while_a_checkpoint_is_written_is_one_sentence_and_the_last_
 def test_a_real_full_disk_is_one_sentence_and_exit_status_1(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
+    )
     if made.returncode != 0:
         pytest.skip("mounting a small tmpfs is not allowed here; the injected full disk above stands in for it")
     try:
@@ -97,6 +99,7 @@ def test_a_real_full_disk_is_one_sentence_and_exit_status_1(tmp_path):
             capture_output=True,
             text=True,
             env=env,
+            check=False,
         )
         errors = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == 1 and len(errors) == 1, done.stderr[-2000:]

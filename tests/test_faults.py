@@ -169,6 +169,11 @@ def test_kills_at_random_moments_lose_nothing(tmp_path):
     time.sleep(rng.uniform(0.0, 0.2))
     assert not (folder / runs.HISTORY).exists()
     kill(process, "before the first epoch ends")
+    # The user's own files beside the run, hidden ones included: not one of their bytes may change.
+    foreign = {".env": b"SECRET=1", "notes.txt": b"mine", "attacks/mine.json": b"{}"}
+    for name, data in foreign.items():
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(data)
 
     # Mid-epoch and inside the writes of an epoch, in a drawn order; then inside the final writes.
     middle = ["mid-epoch", "history.csv", "checkpoint.h5"]
@@ -193,6 +198,7 @@ def test_kills_at_random_moments_lose_nothing(tmp_path):
         if code == 1:
             assert len(lines) == 1 and f"{folder} is being written by process" in lines[0] and "--wait" in lines[0]
     assert runs.is_finished(folder) and partial_files(folder) == [] and not (folder / runs.LOCK).exists()
+    assert {name: (folder / name).read_bytes() for name in foreign} == foreign
 
     code, lines, _ = invoke(*args, "--out", str(tmp_path / "straight"))  # uninterrupted
     assert code == 0, lines
