@@ -154,3 +154,28 @@ def test_out_of_range_numbers_are_one_line_each():
     ):
         code, lines, _ = invoke(*args)
         assert code in (1, 2) and len(lines) == 1 and message in lines[0], (args, lines)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"accuracy": {"0": 5.0}, "correct": {"0": "1" * 20}},  # an accuracy of 500%
+        {"accuracy": {"x": 0.5}, "correct": {"x": "1" * 20}},  # an eps that is no number
+        {"accuracy": {"0": 0.5}, "correct": {"0": "10"}},  # outcomes for 2 images of 20
+    ],
+)
+def test_a_damaged_partial_sweep_is_discarded_in_one_line_and_the_sweep_redone(tmp_path, damage):
+    from nodekd_cli import attacks
+
+    folder = tmp_path / "run"
+    assert invoke("student", "train", *TINY, "--epochs", "1", "--out", str(folder))[0] == 0
+    config = runs.read_run(folder).config
+    settings = attacks.result_settings(config, "pgd", [0, 4], attacks.Sample(20).of(config["dataset"]))
+    partial = folder / "attacks" / ".pgd.sweep-so-far"
+    partial.parent.mkdir(exist_ok=True)
+    partial.write_text(json.dumps({"settings": settings, **damage}))
+    code, lines, out = invoke("attack", "pgd", "--run", str(folder), "--eps-max", "4", "--eps-step", "4", "--n", "20")
+    assert code == 0 and "Traceback" not in out
+    assert ".pgd.sweep-so-far: damaged; discarded" in " ".join(out.split())
+    result = json.loads((folder / "attacks" / "pgd.json").read_text())
+    assert result["eps"] == [0, 4] and all(0 <= a <= 1 for a in result["accuracy"]) and not partial.exists()
