@@ -1,4 +1,4 @@
-"""The Python API page (docs/api.md) runs as it is: its examples, in order, in one session from an empty folder."""
+"""The Python API page (docs/api.md) runs as it is: its examples, in order, in one process from an empty folder."""
 
 import re
 from pathlib import Path

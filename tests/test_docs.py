@@ -65,3 +65,32 @@ def test_the_banned_words_are_found_where_they_are_and_nowhere_else():
     assert BANNED.search("### Issue 12 on the CPU") and BANNED.search("no GPU was lent to this work")
     assert BANNED.search("in the fourth session") and BANNED.search("the issue sized the study")
     assert not BANNED.search("a check that can see masking; the test set's issues; lentils; possession")
+
+
+CLAIM_ROWS = {
+    "distillation raises accuracy": "kd_accuracy",
+    "distillation raises robustness": "kd_robustness",
+    "robustness grows with t1": "t1_robustness",
+    "not gradient masking": "no_masking",
+}
+
+
+def test_the_readmes_findings_are_the_committed_reports_verdicts():
+    import json
+
+    readme = (REPOSITORY / "README.md").read_text()
+    table = readme.split("<!-- findings table", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    header = table[0]
+    reports = re.findall(r"\]\((results/[^)]+/report/report\.md)\)", header)
+    assert len(reports) == 3, header
+    verdicts = [
+        {c["claim"]: c["verdict"] for c in json.loads((REPOSITORY / r).with_suffix(".json").read_text())["claims"]}
+        for r in reports
+    ]
+    rows = [line for line in table[2:] if line.startswith("| ")]
+    assert len(rows) == len(CLAIM_ROWS)
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        key = CLAIM_ROWS[cells[0]]
+        shown = [re.search(r"\*\*(.+?)\*\*", cell).group(1) for cell in cells[1:]]
+        assert shown == [found[key] for found in verdicts], (cells[0], shown)
