@@ -269,7 +269,6 @@ def run_state(folder, config):
             existing = read_json(config_path)
         except (OSError, ValueError):
             raise RunConflict(folder, f"{config_path} is unreadable", "remove the folder, or pass --out DIR") from None
-        _check_ours(config_path, existing)
         known = existing.get(TEACHER_HASH) if isinstance(existing, dict) else None
         if known and config.get(TEACHER_HASH) and known != config[TEACHER_HASH]:
             fact = f"{folder} holds a student of the teacher {existing.get('teacher')} as it was: the teacher has changed since"
@@ -280,6 +279,8 @@ def run_state(folder, config):
             except NotARun as error:
                 fact = f"{folder} holds a run that cannot be read ({error.reason})"
                 raise RunConflict(folder, fact, "remove the folder, or pass --out DIR") from None
+        else:
+            _check_ours(config_path, existing)
         changes = _differences(existing, config)
         if not changes:
             return "finished" if is_finished(folder) else "resume"
@@ -319,8 +320,10 @@ def open_run(folder, config):
             logged = existing.get("changes", []) + [
                 {"after_epoch": epoch, "setting": key, "from": old, "to": new} for key, (old, new) in changes.items()
             ]
-            write_json(folder / CONFIG, {**existing, **{k: v for k, v in config.items() if k not in CIRCUMSTANCES},
-                                         "changes": logged})
+            write_json(
+                folder / CONFIG,
+                {**existing, **{k: v for k, v in config.items() if k not in CIRCUMSTANCES}, "changes": logged},
+            )
     return state
 
 
@@ -465,7 +468,9 @@ def lock(folder, *, name=LOCK, wait=None):
                 except OSError as error:
                     if error.errno == errno.ELOOP:
                         files.refuse_link(path)
-                        raise UserError(f"{path} is a symbolic link, and nodekd writes nothing through a link.") from None
+                        raise UserError(
+                            f"{path} is a symbolic link, and nodekd writes nothing through a link."
+                        ) from None
                     raise file_error(error, folder) from None
                 try:
                     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

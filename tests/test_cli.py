@@ -45,7 +45,8 @@ def test_manual_dir_without_the_archives(in_tmp):
 def test_unfinished_and_conflicting_runs(in_tmp):
     folder = in_tmp / "runs" / "resnet20"
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"kind": "teacher", "model": "resnet20", "lr": 0.5}))
+    config = {"kind": "teacher", "model": "resnet20", "dataset": "digits", "lr": 0.5}
+    (folder / "config.json").write_text(json.dumps(config))
     exit_code, text = invoke("teacher", "eval", str(folder))
     assert exit_code == 1 and "unfinished" in text
     with h5py.File(folder / "checkpoint.h5", "w") as file:  # one completed epoch: worth keeping

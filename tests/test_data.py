@@ -217,7 +217,7 @@ def test_a_training_subset_takes_every_class_in_proportion(digits):
 def test_16_bit_grayscale_is_scaled_to_8_bits_not_clipped(tmp_path):
     from PIL import Image
 
-    ramp = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369)  # 0 .. 65535 in 16 steps
+    ramp = np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369  # 0 .. 65535 in 16 steps
     for split in ("train", "test"):
         for name in ("a", "b"):
             (tmp_path / split / name).mkdir(parents=True)

@@ -113,8 +113,18 @@ def test_distill_end_to_end_on_digits(teacher_run, tmp_path, digits):
 
 
 def test_online_soft_targets_and_the_baseline(teacher_run, tmp_path):
-    code, text = invoke("distill", "--teacher", str(teacher_run), "--T", "10", "--soft-targets", "online",
-                        "--out", str(tmp_path / "on"), *SMALL)
+    code, text = invoke(
+        "distill",
+        "--teacher",
+        str(teacher_run),
+        "--T",
+        "10",
+        "--soft-targets",
+        "online",
+        "--out",
+        str(tmp_path / "on"),
+        *SMALL,
+    )
     assert code == 0, text
     assert not (tmp_path / "on" / "soft_targets.npy").exists()
     code, text = invoke("student", "train", "--dataset", "digits", "--t1", "100", "--out", str(tmp_path / "b"), *SMALL)

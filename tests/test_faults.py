@@ -365,13 +365,20 @@ def test_file_system_errors_are_one_sentence_and_an_attack_checks_before_its_swe
         if (finished_student / "attacks-before").exists():
             (finished_student / "attacks-before").rename(results)
 
+    # A report that cannot write its figures is still shown, with one line saying why (the CSV format, whose output
+    # is the files, fails).
     report_root = finished_student.parent
-    code, lines, _ = invoke("report", "--runs", str(report_root), "--out", str(tmp_path / "a-file"))
+    code, lines, out = invoke("report", "--runs", str(report_root), "--out", str(tmp_path / "a-file"))
+    assert code == 0 and lines == [
+        f"Cannot write {tmp_path / 'a-file'}: {runs.A_FILE}. The report is shown without its figures."
+    ]
+    assert "Table 1" in out
+    code, lines, _ = invoke("report", "--runs", str(report_root), "--out", str(tmp_path / "a-file"), "--format", "csv")
     assert code == 1 and lines == [f"Error: Cannot write {tmp_path / 'a-file'}: {runs.A_FILE}."]
     unwritable = tmp_path / "unwritable"
     unwritable.mkdir()
     with read_only(unwritable):
-        code, lines, _ = invoke("report", "--runs", str(report_root), "--out", str(unwritable))
+        code, lines, _ = invoke("report", "--runs", str(report_root), "--out", str(unwritable), "--format", "csv")
     assert code == 1 and len(lines) == 1 and f"Cannot write {unwritable}" in lines[0]
 
 
@@ -454,7 +461,7 @@ BAD_INPUTS = [
     (["teacher", "import", "resnet20", "--from", "missing.th"], 1, "The checkpoint missing.th does not exist"),
     (["teacher", "import", "resnet20", "--from", "TEXT", "--dataset", "digits"], 1, "is not a PyTorch checkpoint"),
     (["teacher", "import", "resnet99", "--from", "TEXT"], 2, "unknown teacher 'resnet99'"),
-    (["student", "train", "--t1", "0"], 1, "--t1 must be positive"),
+    (["student", "train", "--t1", "0"], 1, "--t1 must lie in 0.001..10000"),
     (["student", "train", "--max-num-steps", "0"], 1, "--max-num-steps must be at least 1"),
     (["student", "train", "--max-num-steps", "-1"], 1, "--max-num-steps must be at least 1"),
     (["student", "train", "--method", "leapfrog"], 1, "Unknown ODE method 'leapfrog'"),
@@ -473,9 +480,9 @@ BAD_INPUTS = [
         item
         for attack in ("pgd", "mifgsm", "fgsm")
         for item in (
-            (["attack", attack, "--eps-max", "-1"], 1, "--eps-max must be at least 0"),
-            (["attack", attack, "--eps-step", "0"], 1, "--eps-step, --n and --batch-size at least 1"),
-            (["attack", attack, "--n", "0"], 1, "--eps-step, --n and --batch-size at least 1"),
+            (["attack", attack, "--eps-max", "-1"], 1, "--eps-max must lie in 0..255"),
+            (["attack", attack, "--eps-step", "0"], 1, "--eps-step, --n and --batch-size be at least 1"),
+            (["attack", attack, "--n", "0"], 1, "--eps-step, --n and --batch-size be at least 1"),
             (["attack", attack, "--runs", "EMPTY"], 1, "No finished runs under EMPTY"),
             (["attack", attack, "--run", "nowhere"], 1, "nowhere is not a nodekd run folder"),
             (["attack", attack, "--run", "RUN", "--sweep", "sideways"], 1, "Unknown sweep 'sideways'"),

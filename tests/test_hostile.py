@@ -86,7 +86,9 @@ def test_a_hostile_teacher_is_one_line_for_every_command_that_reads_it(tmp_path,
     code, lines, _ = invoke("teacher", "eval", str(folder), "--device", "cpu")
     assert code == 1 and len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0], ("eval", lines)
     student = tmp_path / "student"
-    code, lines, _ = invoke("distill", "--teacher", str(folder), "--T", "3", *TINY, "--epochs", "1", "--out", str(student))
+    code, lines, _ = invoke(
+        "distill", "--teacher", str(folder), "--T", "3", *TINY, "--epochs", "1", "--out", str(student)
+    )
     assert code == 1 and len(lines) == 1 and words in lines[0], ("distill", lines)
     assert not student.exists() or not any(student.iterdir())  # nothing trained from it
     code, lines, _ = invoke("attack", "pgd", "--run", str(folder), "--eps-max", "1", "--n", "8", "--device", "cpu")

@@ -224,7 +224,9 @@ def test_the_minor_faults_of_issue_27(tmp_path, monkeypatch):
     (tmp_path / "deep").mkdir()
     monkeypatch.chdir(tmp_path / "deep")
     code, lines, _ = invoke("student", "train", *TINY, "--epochs", "0", "--out", "a/../../b/../x y")
-    assert code == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["deep"] and not any((tmp_path / "deep").iterdir())
+    assert (
+        code == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["deep"] and not any((tmp_path / "deep").iterdir())
+    )
     images = tmp_path / "images"
     for split in ("train", "test"):
         for label in ("cat", "dog"):

@@ -32,7 +32,9 @@ def test_two_folders_of_the_same_name_are_told_apart_by_their_paths():
     import hashlib
 
     names = data.portable_names({"folder:/home/a/cifar10-jpeg", "folder:/scratch/b/cifar10-jpeg", "folder:/x/svhn"})
-    digest = {p: hashlib.sha256(p.encode()).hexdigest()[:6] for p in ("/home/a/cifar10-jpeg", "/scratch/b/cifar10-jpeg")}
+    digest = {
+        p: hashlib.sha256(p.encode()).hexdigest()[:6] for p in ("/home/a/cifar10-jpeg", "/scratch/b/cifar10-jpeg")
+    }
     assert names == {
         "folder:/home/a/cifar10-jpeg": f"folder:cifar10-jpeg@{digest['/home/a/cifar10-jpeg']}",
         "folder:/scratch/b/cifar10-jpeg": f"folder:cifar10-jpeg@{digest['/scratch/b/cifar10-jpeg']}",
