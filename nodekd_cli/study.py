@@ -169,6 +169,7 @@ class Plan:
 
 def _plan(
     chosen,
+    *,
     root,
     datasets,
     teacher_models,
@@ -305,23 +306,7 @@ def expand(
     student arm runs `seeds` seeds (default the preset's), each distilled from the one teacher of its model: a seed
     draws a student's training images and initial weights, the same for every arm. `precision` is the students' (the
     teachers train in float32); `sweep` the attack sweeps' (`attacks.sweep`)."""
-    plan = _plan(
-        chosen,
-        root,
-        datasets,
-        teacher_models,
-        temperatures,
-        t1,
-        attacks,
-        eps_max,
-        epochs_scale,
-        seeds,
-        attack_images,
-        teacher_checkpoints,
-        precision,
-        sweep,
-        twins,
-    )
+    plan = _plan(chosen, **{name: value for name, value in locals().items() if name != "chosen"})
     teacher_steps, baseline_steps, kd_steps = [], [], []
     for dataset in plan.datasets:
         teacher_of = {model: _teacher_step(chosen, plan, dataset, model) for model in plan.teacher_models}

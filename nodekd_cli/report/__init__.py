@@ -79,18 +79,8 @@ def _missing(tables, runs):
 
 def _as_counted(compared, judged):
     """The comparisons with each counted one as its claim judged it (its power at the claim's Holm alpha)."""
-    counted = {
-        (
-            c.comparison.dataset,
-            c.comparison.pair,
-            c.comparison.measure,
-            c.comparison.first.label,
-            c.comparison.second.label,
-        ): c.comparison
-        for claim in judged
-        for c in claim.counted
-    }
-    return [counted.get((c.dataset, c.pair, c.measure, c.first.label, c.second.label), c) for c in compared]
+    counted = {c.comparison.key: c.comparison for claim in judged for c in claim.counted}
+    return [counted.get(c.key, c) for c in compared]
 
 
 def build(root, exclude=()):

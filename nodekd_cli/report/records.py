@@ -105,6 +105,11 @@ class Comparison:
         return self.first.value - self.second.value
 
     @property
+    def key(self):
+        """What tells one comparison from another in a report: data set, pair, measure and the two arms."""
+        return (self.dataset, self.pair, self.measure, self.first.label, self.second.label)
+
+    @property
     def verdict(self):
         """ "higher", "lower" or "within noise" by the 95% interval (no interval: by the sign alone)."""
         if self.estimate is None or self.estimate.low <= 0 <= self.estimate.high:

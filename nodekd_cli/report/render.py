@@ -16,17 +16,7 @@ from nodekd_cli.report.text import CLAIMS_NOTE, comparison_text, maybe, number, 
 
 def holm_values(report):
     """{(data set, pair, measure, first, second): Holm-adjusted p} of the comparisons a claim counts."""
-    return {
-        (
-            c.comparison.dataset,
-            c.comparison.pair,
-            c.comparison.measure,
-            c.comparison.first.label,
-            c.comparison.second.label,
-        ): c.holm_p
-        for claim in report.claims
-        for c in claim.counted
-    }
+    return {c.comparison.key: c.holm_p for claim in report.claims for c in claim.counted}
 
 
 def comparison_dict(c, holm_p=None):
@@ -149,7 +139,7 @@ def to_json(report):
             }
             for table in report.tables
         },
-        "comparisons": [comparison_dict(c, holm.get(_key(c))) for c in report.comparisons],
+        "comparisons": [comparison_dict(c, holm.get(c.key)) for c in report.comparisons],
         "claims": [c.as_dict() for c in report.claims],
         "figure1": {"files": [str(f) for f in report.figures], "series": report.series, "markers": report.markers},
         "learning_curves": {"files": [str(f) for f in report.curve_figures], "points": report.curves},
@@ -194,7 +184,7 @@ def write_csv(report, out):
     compared = []
     holm = holm_values(report)
     for c in report.comparisons:
-        found = comparison_dict(c, holm.get(_key(c)))
+        found = comparison_dict(c, holm.get(c.key))
         row = {k: v for k, v in found.items() if not isinstance(v, (dict, list))}
         for side in ("first", "second"):
             row.update({side: c.__getattribute__(side).label, f"{side}_value": found[side]["value"]})
@@ -213,6 +203,3 @@ def write_csv(report, out):
     write("claims.csv", claimed, fields)
     return written
 
-
-def _key(c):
-    return (c.dataset, c.pair, c.measure, c.first.label, c.second.label)
