@@ -55,6 +55,23 @@ def test_a_new_run_that_starts_again_deletes_only_the_files_nodekd_wrote(tmp_pat
     assert code == 0, lines
     assert {name: (folder / name).read_bytes() for name in foreign} == foreign
     assert json.loads((folder / "config.json").read_text())["lr"] != 0.5  # its own file was rewritten
+    # A new run that fails before its first epoch ends cleans up after itself: its own files, not the user's.
+    from nodekd_cli import training
+    from nodekd_cli.errors import UserError
+
+    def fails(*args, **kwargs):
+        raise UserError("the first epoch failed")
+
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "metrics.json").unlink()
+    (folder / "model.keras").unlink()
+    (folder / "config.json").write_text(json.dumps({**config, "lr": 0.5}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "fit_run", fails)
+        code, lines, _ = invoke("student", "train", *TINY, "--epochs", "1", "--out", str(folder))
+    assert (code, lines) == (1, ["Error: the first epoch failed"])
+    assert {name: (folder / name).read_bytes() for name in foreign} == foreign
+    assert not (folder / "config.json").exists()  # its own, removed: the folder is the user's again
 
 
 def test_a_full_disk_while_a_checkpoint_is_written_is_one_sentence_and_the_last_checkpoint_stays(tmp_path, monkeypatch):
