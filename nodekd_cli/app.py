@@ -9,7 +9,6 @@ from typer.core import TyperGroup
 
 from nodekd_cli.commands import attack, data, report, reproduce, student, teacher
 
-
 # The commands in the order of the work: data, teachers, students, attacks, the report, or all of it at once.
 WORKFLOW = ("data", "teacher", "student", "distill", "attack", "report", "reproduce")
 

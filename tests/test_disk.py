@@ -191,7 +191,7 @@ def test_a_damaged_partial_sweep_is_discarded_in_one_line_and_the_sweep_redone(t
     partial = folder / "attacks" / ".pgd.sweep-so-far"
     partial.parent.mkdir(exist_ok=True)
     partial.write_text(json.dumps({"settings": settings, **damage}))
-    code, lines, out = invoke("attack", "pgd", "--run", str(folder), "--eps-max", "4", "--eps-step", "4", "--n", "20")
+    code, _, out = invoke("attack", "pgd", "--run", str(folder), "--eps-max", "4", "--eps-step", "4", "--n", "20")
     assert code == 0 and "Traceback" not in out
     assert ".pgd.sweep-so-far: damaged; discarded" in " ".join(out.split())
     result = json.loads((folder / "attacks" / "pgd.json").read_text())
