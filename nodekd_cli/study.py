@@ -61,8 +61,8 @@ PRESETS = {
         sgd_lr=0.05,  # at batch 64, SGD's digits default of 0.01 (for batch 32) reached about 50% in 8 epochs
     ),
     "small": Preset(
-        description="the paper's claims on real CIFAR-10 in about three hours of a 2-core CPU: an imported ResNet20, 32-channel students "
-        "on 10,000 training images, three seeds an arm, attacks on 1,000 test images",
+        description="the paper's claims on real CIFAR-10 in about three hours of a 2-core CPU: an imported "
+        "ResNet20, 32-channel students on 10,000 training images, three seeds an arm, attacks on 1,000 test images",
         datasets=("cifar10",),
         attack_images=1000,
         check_images=200,
