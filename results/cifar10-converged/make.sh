@@ -4,13 +4,15 @@
 # images; then its report. Run from the repository root with ../shared beside it and nodekd on the PATH.
 #   STAGE=lanes   starts LANES (default 2) lanes in the background, one thread each (lane.sh: the runs, each then
 #                 attacked by attack.sh, its light files copied to runs/); logs in $ROOT/logs. Everything resumes.
+#   STAGE=teacher the teacher's PGD and MI-FGSM sweeps on the same 1,000 test images (for Figure 1), its light files
+#                 copied to runs/ (run it once the lanes have imported the teacher).
 #   STAGE=report  the report from the committed light files (Markdown, JSON, CSV, Figure 1, learning curves).
 # Environment: ROOT (the run root, ../study-converged-seeds), LANES, and lane.sh's SEEDS, ARMS, BUDGET, IMAGES.
 set -euo pipefail
 stage=${STAGE:-report}
 root=${ROOT:-../study-converged-seeds}
 here=results/cifar10-converged
-case $stage in lanes | report) ;; *) echo "STAGE must be lanes or report, not '$stage'." >&2; exit 2 ;; esac
+case $stage in lanes | teacher | report) ;; *) echo "STAGE must be lanes, teacher or report, not '$stage'." >&2; exit 2 ;; esac
 if [[ $stage == lanes ]]; then
     mkdir -p "$root/logs"
     for lane in $(seq 1 "${LANES:-2}"); do
@@ -19,6 +21,12 @@ if [[ $stage == lanes ]]; then
         sleep 5  # the first lane imports the teacher
     done
     echo "Started ${LANES:-2} lanes; logs in $root/logs; the light files of each finished run land in $here/runs."
+fi
+if [[ $stage == teacher ]]; then
+    for attack in pgd mifgsm; do
+        nodekd attack "$attack" --run "$root/resnet20-folder-cifar10-jpeg" --eps-max 20 --eps-step 4 --n 1000
+    done
+    python results/light_files.py "$root" "$here/runs"
 fi
 if [[ $stage == report ]]; then
     nodekd report --runs "$here/runs" --format markdown --out "$here/report" > "$here/report.md.partial"
