@@ -94,3 +94,30 @@ def test_the_readmes_findings_are_the_committed_reports_verdicts():
         key = CLAIM_ROWS[cells[0]]
         shown = [re.search(r"\*\*(.+?)\*\*", cell).group(1) for cell in cells[1:]]
         assert shown == [found[key] for found in verdicts], (cells[0], shown)
+
+
+QUICK_ROWS = {
+    "teacher ResNet20": "resnet20-digits",
+    "NODEs(1)": "node-digits-t1_1",
+    "NODEs(100)": "node-digits-t1_100",
+    "NODEs(1) + KD, T = 3": "kd-resnet20-digits-T3-t1_1",
+    "NODEs(100) + KD, T = 3": "kd-resnet20-digits-T3-t1_100",
+}
+
+
+def test_the_readmes_quick_study_table_is_the_committed_quick_study():
+    import json
+
+    readme = (REPOSITORY / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| ")}
+    report = json.loads((REPOSITORY / "results" / "quick" / "report" / "report.json").read_text())
+    runs = {Path(row["folder"]).name: row for row in report["runs"]}
+    for label, folder in QUICK_ROWS.items():
+        cells = [cell.strip() for cell in rows[label].strip("|").split("|")]
+        run = runs[folder]
+        assert cells[1] == f"{run['accuracy']:.2f}%", label
+        pgd = run["attacks"]["pgd"]
+        mean = 100 * sum(a for e, a in zip(pgd["eps"], pgd["accuracy"]) if 4 <= e <= 20) / 5
+        assert cells[3] == f"{mean:.2f}%", label
+        if run["kind"] == "student":
+            assert cells[2] == run["convergence"].replace(" from its half-budget twin", ""), label
