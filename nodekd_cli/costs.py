@@ -97,7 +97,8 @@ def estimates(steps, device="cpu", profile=None):
         if step.kind == "check":
             image_steps = CHECK_IMAGE_STEPS
         else:
-            image_steps = sum(check_attack(step.attack).steps(e) + 1 for e in step.eps)
+            attack = check_attack(step.attack)  # eps 0 is a prediction alone, whatever the attack
+            image_steps = sum((attack.steps(e) if e else 0) + 1 for e in step.eps)
         batches = math.ceil(images / 256)
         per_step = images * _image_cost(config, profile) + batches * ATTACK_PASS * _pass_cost(config, profile)
         found[step.name] = per_step * image_steps * (MONOTONE_SHARE if step.sweep == "monotone" else 1.0)

@@ -153,6 +153,9 @@ def test_the_cpu_cost_model_estimates_measured_runs_and_follows_its_formula(tmp_
     image = 3.7e-4 / 4 + 6.8e-4 * 64 / 1024
     assert found[student.name] == pytest.approx(16 * ((23 + 2 / 3) * 0.056 + (1437 + 120) * image))
     assert found[attack.name] == pytest.approx(7 * (50 * image + 0.5 * 0.056))
+    # FGSM takes one step at every eps (1 + 2 steps here), not the paper's steps rule.
+    fgsm = study.Step("attack", student.folder, attack="fgsm", eps=(0, 4), images=50)
+    assert costs.estimates([student, fgsm], "cpu")[fgsm.name] == pytest.approx(3 * (50 * image + 0.5 * 0.056))
 
 
 def test_gpu_cost_figures_are_fitted_from_the_benchmarks_as_documented(tmp_path):
