@@ -62,7 +62,9 @@ def _budget_range(sides):
 
 
 def _optimizer_share(shown):
-    """How much of the paper's pairing's difference the optimizer alone carries, per measure, as sentences."""
+    """How much of the paper's pairing's difference the optimizer alone carries, per measure, as sentences: the
+    paper's pairing (SGD distilled against Adam alone) is the optimizer's part (SGD alone against Adam alone) plus
+    distillation's with SGD on both arms."""
     sentences = []
     for paper in (c for c in shown if c.pair == "kd (paper)"):
         optimizer = next(
@@ -77,7 +79,8 @@ def _optimizer_share(shown):
             sentences.append(
                 f"{paper.measure}: of the paper's pairing's {paper.difference:+.2f} points ({paper.first.label} "
                 f"against {paper.second.label}), the optimizer alone carries {optimizer.difference:+.2f} "
-                f"({optimizer.first.label} against {optimizer.second.label}), distillation with one optimizer the rest."
+                f"({optimizer.first.label} against {optimizer.second.label}), and distillation with SGD on both arms "
+                f"{paper.difference - optimizer.difference:+.2f}."
             )
     return sentences
 
