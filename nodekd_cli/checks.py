@@ -245,6 +245,27 @@ def _pgd_sweep(folder):
     return dict(zip(found["eps"], found.get("accuracy") or []))
 
 
+def _models(folder, transfer_from, grad_solver):
+    """(the run's model, the transfer source's or None, the run's model solved with `grad_solver` for its gradients
+    or None when it has no ODE solver to swap; default rk4 with t1 / 10 for a step size left None)."""
+    import models
+    from nodekd_cli import runs
+
+    grad_solver = grad_solver or models.Solver(method="rk4")
+    model = runs.load_model(folder)
+    transfer_model = None
+    if transfer_from is not None:
+        runs.read_run(transfer_from)
+        transfer_model = runs.load_model(transfer_from)
+    grad_model = None
+    if models.ode_blocks(model):
+        grad_model = runs.load_model(folder)
+        for block in models.ode_blocks(grad_model):
+            step_size = grad_solver.step_size or block.t1 / 10
+            block.solver = dataclasses.replace(block.solver, method=grad_solver.method, step_size=step_size)
+    return model, transfer_model, grad_model
+
+
 def check_run(
     folder,
     *,
@@ -266,22 +287,11 @@ def check_run(
     import models
     from nodekd_cli import runs
 
-    grad_solver = grad_solver or models.Solver(method="rk4")
     folder = Path(folder)
     config = runs.read_run(folder).config
-    model = runs.load_model(folder)
     if transfer_from is None and config.get("teacher"):
         transfer_from = config["teacher"]
-    transfer_model = None
-    if transfer_from is not None:
-        runs.read_run(transfer_from)
-        transfer_model = runs.load_model(transfer_from)
-    grad_model = None
-    if models.ode_blocks(model):
-        grad_model = runs.load_model(folder)
-        for block in models.ode_blocks(grad_model):
-            step_size = grad_solver.step_size or block.t1 / 10
-            block.solver = dataclasses.replace(block.solver, method=grad_solver.method, step_size=step_size)
+    model, transfer_model, grad_model = _models(folder, transfer_from, grad_solver)
     sample = sample.of(config["dataset"])
     path = folder / RESULTS_FOLDER / CHECK_FILE
     x, y, chosen = sample.images(config["dataset"])
