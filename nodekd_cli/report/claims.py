@@ -22,7 +22,7 @@ from nodekd_cli.report.collect import relative
 from nodekd_cli.report.comparisons import per_seed
 from nodekd_cli.report.paper import comparable
 from nodekd_cli.report.records import Claim, Counted
-from nodekd_cli.report.text import comparison_text
+from nodekd_cli.report.text import comparison_text, seeds_word
 
 STILL_LEARNING = "undecided (still learning)"
 
@@ -34,10 +34,6 @@ class ClaimRule:
     judge: Callable  # (rule, dataset, comparisons of the data set, runs of the data set, root) -> Claim
     counts: Callable = None  # comparison -> whether the claim counts it
     shows: Callable = None  # comparison -> whether it is shown beside the counted ones
-
-
-def _seeds_word(n):
-    return f"{n} seed" + ("" if n == 1 else "s")
 
 
 def _convergence_word(states):
@@ -113,7 +109,7 @@ def judge_comparisons(rule, dataset, compared, runs, root):
         if stats.LEARNING in states:
             verdict = STILL_LEARNING
         if seeds < stats.MIN_SEEDS:
-            verdict = f"undecided ({_seeds_word(seeds)})"
+            verdict = f"undecided ({seeds_word(seeds)})"
     evidence = [f"{comparison_text(c)} Holm-adjusted p = {p:.3g}." for c, p in zip(decided, adjusted)]
     evidence += _optimizer_share(shown) if shown else []
     evidence += [f"Shown, not counted: {comparison_text(c)}" for c in shown]
