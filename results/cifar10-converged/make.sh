@@ -6,7 +6,8 @@
 #                 attacked by attack.sh, its light files copied to runs/); logs in $ROOT/logs. Everything resumes.
 #   STAGE=teacher the teacher's PGD and MI-FGSM sweeps on the same 1,000 test images (for Figure 1), its light files
 #                 copied to runs/ (run it once the lanes have imported the teacher).
-#   STAGE=report  the report from the committed light files (Markdown, JSON, CSV, Figure 1, learning curves).
+#   STAGE=report  the report from the committed light files (Markdown, JSON, CSV, Figure 1, learning curves), and
+#                 its Figure 1 for the results page (docs/img).
 # Environment: ROOT (the run root, ../study-converged-seeds), LANES, and lane.sh's SEEDS, ARMS, BUDGET, IMAGES.
 set -euo pipefail
 stage=${STAGE:-report}
@@ -33,4 +34,5 @@ if [[ $stage == report ]]; then
     sed "s#($here/report/#(#g" "$here/report.md.partial" > "$here/report/report.md" && rm "$here/report.md.partial"
     nodekd report --runs "$here/runs" --format json --out "$here/report" > "$here/report/report.json"
     nodekd report --runs "$here/runs" --format csv --out "$here/report"
+    cp "$here/report/figure1-folder_cifar10-jpeg.png" docs/img/figure1-cifar10-converged.png  # the results page's
 fi
