@@ -389,3 +389,15 @@ def test_apgd_far_stronger_than_the_reference_is_a_weak_reference_not_a_sign_of_
     (root / "seed1" / "node" / "attacks" / "check.json").write_text(json.dumps(check))
     claim = {c["claim"]: c for c in document(root)["claims"]}["no_masking"]
     assert claim["verdict"] == "contradicted" and "seed1/node: possible masking at 2/255" in claim["evidence"][1]
+
+
+def test_arms_that_ran_different_seeds_are_compared_on_the_seeds_both_ran(tmp_path):
+    # A study under way: the distilled arm has seeds 0-2, the arm alone seeds 0-3. The comparison pairs seeds 0-2 and
+    # leaves seed 3 out of it (the run table still shows it).
+    arm(tmp_path, "kd", student("digits", 1, **KD), [950, 940, 955])
+    arm(tmp_path, "alone", student("digits", 1), [800, 790, 805, 700])
+    found = document(tmp_path)
+    kd = next(c for c in found["comparisons"] if c["pair"] == "kd")
+    assert kd["method"] == "seed-paired" and kd["seeds"] == 3 and kd["first"]["seeds"] == kd["second"]["seeds"]
+    assert kd["second"]["value"] == pytest.approx((80.0 + 79.0 + 80.5) / 3)
+    assert len(found["runs"]) == 7

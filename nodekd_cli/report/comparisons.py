@@ -155,7 +155,7 @@ def comparisons(runs, status=None, everything=None):
         for pair in arms.pairs([r for r in runs if r.config["dataset"] == dataset]):
             first, second = pair.first, pair.second
             if pair.pair != "teacher":
-                a, b = arms.at_common_budget(first.runs, second.runs, status, by_folder)
+                a, b = arms.on_common_seeds(*arms.at_common_budget(first.runs, second.runs, status, by_folder))
                 first, second = arms.Arm(first.label, a), arms.Arm(second.label, b)
             budget = arms.budget(first.runs, second.runs)
             sides = [_side(arm, _clean, status, by_folder) for arm in (first, second)]
