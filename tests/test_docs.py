@@ -96,6 +96,22 @@ def test_the_readmes_findings_are_the_committed_reports_verdicts():
         assert shown == [found[key] for found in verdicts], (cells[0], shown)
 
 
+def test_the_findings_table_script_restores_a_stale_verdict():
+    """results/findings_table.py (every report stage runs it) puts each report's verdict back into a README whose
+    table quotes an older one, and leaves everything else as it was."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("findings_table", REPOSITORY / "results" / "findings_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (REPOSITORY / "README.md").read_text()
+    assert module.ROWS == CLAIM_ROWS
+    row = next(line for line in readme.splitlines() if line.startswith("| robustness grows with t1 |"))
+    stale = readme.replace(row, "| robustness grows with t1 | **supported** | **supported** | **refuted** |")
+    assert stale != readme
+    assert module.rewritten(stale, REPOSITORY) == readme
+
+
 QUICK_ROWS = {
     "teacher ResNet20": "resnet20-digits",
     "NODEs(1)": "node-digits-t1_1",
