@@ -285,7 +285,7 @@ def check_run(
     from pathlib import Path
 
     import models
-    from nodekd_cli import runs
+    from nodekd_cli import fingerprints, runs
 
     folder = Path(folder)
     config = runs.read_run(folder).config
@@ -327,10 +327,10 @@ def check_run(
                 "images": sample.indices(chosen),
                 "seed": sample.seed,
                 "transfer_from": None if transfer_from is None else str(transfer_from),
-                # The source's fingerprint (`runs.file_sha256` of its model.keras): which model the transfer came from.
+                # The source's fingerprint (`fingerprints.file_sha256` of its model.keras): which model the transfer came from.
                 "transfer_sha256": None
                 if transfer_from is None
-                else runs.file_sha256(Path(transfer_from) / runs.MODEL),
+                else fingerprints.file_sha256(Path(transfer_from) / runs.MODEL),
                 "gradient_solver": None if grad_model is None else models.ode_blocks(grad_model)[0].solver_settings(),
                 "seconds": time.perf_counter() - started,
             }

@@ -16,14 +16,13 @@ attack result there.
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodekd_cli import files
+from nodekd_cli import files, fingerprints
 from nodekd_cli.data import slug
 from nodekd_cli.errors import A_FILE, RunConflict, UserError, file_error  # noqa: F401  (the run folder's errors)
 from nodekd_cli.locks import LOCK, RunLocked, lock, make_folders, writable_folder  # noqa: F401  (its lock)
@@ -179,24 +178,12 @@ def _flat(config, prefix=""):
     return flat
 
 
-TEACHER_HASH = "teacher_sha256"  # a distilled student's fingerprint of its teacher: the SHA-256 of its model.keras
-
-
-def file_sha256(path):
-    """The SHA-256 of the file at `path`, in hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _differences(old, new):
     """{setting: (old value, new value)} for every setting of a run that differs, circumstances aside. The teacher's
     fingerprint is `run_state`'s to judge: a config without one (planned before the teacher was trained, or made
     before fingerprints existed) neither matches nor contradicts it."""
     old, new = _flat({**ADDED_SETTINGS, **old}), _flat({**ADDED_SETTINGS, **new})
-    keys = sorted((set(old) | set(new)) - set(CIRCUMSTANCES) - {TEACHER_HASH})
+    keys = sorted((set(old) | set(new)) - set(CIRCUMSTANCES) - set(fingerprints.RECORDED))
     return {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
 
 
@@ -251,8 +238,9 @@ def run_state(folder, config):
             existing = read_json(config_path)
         except (OSError, ValueError):
             raise RunConflict(folder, f"{config_path} is unreadable", "remove the folder, or pass --out DIR") from None
-        known = existing.get(TEACHER_HASH) if isinstance(existing, dict) else None
-        if known and config.get(TEACHER_HASH) and known != config[TEACHER_HASH]:
+        teacher = config.get("teacher")
+        model = Path(teacher) / MODEL if teacher else None
+        if isinstance(existing, dict) and fingerprints.teacher_changed(existing, config, model):
             fact = f"{folder} holds a student of the teacher {existing.get('teacher')} as it was: the teacher has changed since"
             raise RunConflict(folder, fact, "remove the folder to distill again, or pass --out DIR")
         if is_finished(folder):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nodekd_cli import data, runs
+from nodekd_cli import data, fingerprints, runs
 from nodekd_cli.errors import UserError
 
 PAPER_CHANNELS = 512
@@ -152,12 +152,13 @@ def student_config(
 
 
 def with_teacher_fingerprint(config):
-    """`config` with its teacher's fingerprint (`runs.TEACHER_HASH`: the SHA-256 of the teacher's model.keras) when
-    it distils from a teacher whose model exists and has none yet."""
+    """`config` with its teacher's fingerprint (`fingerprints.TEACHER`: the SHA-256 of the teacher's weights) when it
+    distils from a teacher whose model exists and it records none yet."""
     teacher = config.get("teacher")
-    if not teacher or config.get(runs.TEACHER_HASH) or not (Path(teacher) / runs.MODEL).is_file():
+    if not teacher or fingerprints.recorded(config) or not (Path(teacher) / runs.MODEL).is_file():
         return config
-    return {**config, runs.TEACHER_HASH: runs.file_sha256(Path(teacher) / runs.MODEL)}
+    fingerprint = fingerprints.model_fingerprint(Path(teacher) / runs.MODEL)
+    return config if fingerprint is None else {**config, fingerprints.TEACHER: fingerprint}
 
 
 def _checked(config):

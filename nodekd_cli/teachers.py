@@ -11,7 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
-from nodekd_cli import data, runs
+from nodekd_cli import data, fingerprints, runs
 from nodekd_cli.errors import UserError
 
 DEFAULT_BATCH_SIZE = 128
@@ -336,7 +336,7 @@ def import_run(folder, config, model, dataset, *, device, wait=None):
             "epochs": 0,
             "train_seconds": 0.0,
             "test_correct": runs.correct_bits(result["logits"].argmax(1) == np.asarray(dataset.y_test)),
-            "model_sha256": runs.file_sha256(Path(folder) / runs.MODEL),
+            **fingerprints.of_model(Path(folder) / runs.MODEL),
         }
         runs.write_json(Path(folder) / runs.METRICS, metrics)
     return metrics

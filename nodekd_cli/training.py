@@ -18,7 +18,7 @@ import torch
 
 from models import PRECISIONS
 from models.ode import SolverError, ode_blocks
-from nodekd_cli import backend, files, interrupts, runs
+from nodekd_cli import backend, files, fingerprints, interrupts, runs
 from nodekd_cli.data.device import TrainBatches, pixels, to_device
 from nodekd_cli.errors import UserError
 
@@ -252,7 +252,7 @@ def _finish(folder, final, dataset, history, callback):
         correct = correct == np.asarray(dataset.y_test)
     metrics.update(
         {
-            "model_sha256": runs.file_sha256(folder / runs.MODEL),  # what its students' fingerprints name
+            **fingerprints.of_model(folder / runs.MODEL),  # what its students' fingerprints name
             "params": count_params(final),
             "test_images": len(dataset.y_test),
             "epochs": len(history),

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nodekd_cli import attacks, checks, runs, students, teachers
+from nodekd_cli import attacks, checks, fingerprints, runs, students, teachers
 from nodekd_cli.app import app
 from nodekd_cli.errors import UserError
 
@@ -246,7 +246,8 @@ def test_checks_pass_a_plain_resnet_and_a_student(attack_runs):
     result = json.loads((attack_runs / "node" / "attacks" / "check.json").read_text())
     assert result["gradient_solver"]["method"] == "rk4" and result["transfer_from"].endswith("resnet20")
     assert all(c["passed"] is not None for c in result["checks"])
-    assert result["transfer_sha256"] == runs.file_sha256(attack_runs / "resnet20" / runs.MODEL)  # the source's model
+    source = attack_runs / "resnet20" / runs.MODEL
+    assert result["transfer_sha256"] == fingerprints.file_sha256(source)  # the source's model
 
 
 def test_a_saved_sweep_is_kept_when_other_eps_are_asked_for(attack_runs, tmp_path):

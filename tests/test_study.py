@@ -441,7 +441,7 @@ def test_ray_with_two_workers_gives_the_sequential_results(tmp_path):
     for a, b in zip(files["sequential"], files["ray"]):
         left, right = runs.read_json(a), runs.read_json(b)
         if a.name == "metrics.json":
-            for key in ("train_seconds", "model_sha256"):  # the model file's bytes hold when it was saved
+            for key in ("train_seconds", "model_sha256"):  # the file holds when it was saved
                 left.pop(key), right.pop(key)
             assert left == right, a
         elif a.parent.name == "attacks":

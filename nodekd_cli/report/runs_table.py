@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from nodekd_cli import checks, convergence, students
+from nodekd_cli import checks, convergence, fingerprints, students
 from nodekd_cli import runs as run_files
 from nodekd_cli.report.collect import relative, sweeps
 from nodekd_cli.report.paper import PAPER_PRECISION, family, in_paper_setup
@@ -115,22 +115,20 @@ def learning_curves(runs, status, root):
 
 def teacher_word(report, run):
     """Whether a distilled student's teacher is still the one it learned from: "same", "changed since" (its
-    fingerprint, `runs.TEACHER_HASH`, names another model than the teacher run holds now) or "unknown" (no fingerprint,
-    or no teacher run to compare with); None for a run that is no distilled student."""
+    fingerprint, `fingerprints.recorded`, names another model than the teacher run holds now) or "unknown" (no
+    fingerprint, or no teacher run to compare with); None for a run that is no distilled student."""
     if not run.distilled:
         return None
-    recorded = run.config.get(run_files.TEACHER_HASH)
+    recorded = fingerprints.recorded(run.config)
     teacher = Path(run.config["teacher"])
     teacher = teacher if teacher.is_absolute() else Path(report.root) / teacher
     found = next((r for r in report.runs if Path(r.folder).resolve() == teacher.resolve()), None)
-    current = None
-    if (teacher / run_files.MODEL).is_file():
-        current = run_files.file_sha256(teacher / run_files.MODEL)
-    elif found is not None:
-        current = found.metrics.get("model_sha256")
-    if not recorded or not current:
+    if recorded is None:
         return "unknown"
-    return "same" if recorded == current else "changed since"
+    current = fingerprints.current(recorded[0], teacher / run_files.MODEL, found.metrics if found else None)
+    if current is None:
+        return "unknown"
+    return "same" if recorded[1] == current else "changed since"
 
 
 def check_word(check):
