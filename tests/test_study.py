@@ -418,9 +418,17 @@ def report_cells(root):
     return {key: [(c["column"], c["value"]) for c in table["cells"]] for key, table in document["tables"].items()}
 
 
-def test_ray_with_two_workers_gives_the_sequential_results(tmp_path):
+def test_ray_with_two_workers_gives_the_sequential_results(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray", reason="the test extra installs Ray")
     del ray
+    # Under a TMPDIR so long that Ray's socket paths would pass the 107 bytes AF_UNIX allows (a cluster's job folder).
+    import tempfile
+
+    long_temp = tmp_path / ("t" * 60) / ("m" * 60)
+    long_temp.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(long_temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert len(tempfile.gettempdir()) > 107
     # Floating-point sums depend on the thread count: Ray's 1-CPU tasks use one thread, so does the reference.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
