@@ -122,3 +122,32 @@ def test_every_interval_recomputes_from_the_per_image_files(path):
         assert (low, high) == pytest.approx(tuple(c["interval"]), abs=1e-6), c["text"]
         checked += 1
     assert checked > 0
+
+
+SEED0 = "results/cifar10-converged/runs/seed0/e320/"
+ROBUSTNESS = ("pgd", [4, 8, 12, 16, 20])  # the primary robustness measure: PGD, mean over eps 4..20
+# The results page's comparisons of seed 0, each "this run against that run": (first arm, second arm, measure).
+QUOTED = [
+    ("kd-t1_1-adam", "node-t1_1", (None, [])),
+    ("kd-t1_1", "node-t1_1-sgd", (None, [])),
+    ("node-t1_1-sgd", "node-t1_1", (None, [])),
+    ("kd-t1_1", "kd-t1_1-adam", (None, [])),
+    ("kd-t1_1", "node-t1_1", (None, [])),
+    ("kd-t1_1-adam", "node-t1_1", ROBUSTNESS),
+    ("node-t1_100", "node-t1_1", (None, [])),
+    ("node-t1_100", "node-t1_1", ROBUSTNESS),
+]
+
+
+def test_the_results_pages_seed_0_figures_recompute_from_seed_0s_files():
+    """docs/results.md quotes seed 0 of the converged study run against run: each accuracy and each difference with
+    its image-paired 95% interval is what seed 0's per-image files give."""
+    page = " ".join((REPOSITORY / "docs" / "results.md").read_text().split())  # lines joined
+    for first, second, (attack, eps) in QUOTED:
+        a, b = scores(SEED0 + first, attack, eps), scores(SEED0 + second, attack, eps)
+        low, high = one_run(a[None], b[None])
+        quoted = f"{100 * (a - b).mean():+.2f} ({low:+.2f} to {high:+.2f})"
+        assert quoted in page, (first, second, attack, quoted)
+        if attack is None:
+            for side in (a, b):
+                assert f"{100 * side.mean():.2f}%" in page, (first, second)
