@@ -69,6 +69,8 @@ def test_a_student_whose_teacher_changed_is_refused_and_reported(tmp_path):
     code, lines, _ = invoke("distill", "--teacher", str(teacher), *STUDENT, "--out", str(student))
     assert (code, len(lines)) == (1, 1) and "the teacher has changed since" in lines[0], lines
     assert teacher_check(tmp_path, student) == "changed since"
+    markdown = invoke("report", "--runs", str(tmp_path / "runs"), "--format", "markdown")[2]
+    assert "| kd | student (teacher changed since) |" in markdown
     # Without the teacher's weights (a committed run's light files), its metrics.json says which model it was.
     (teacher / "model.keras").unlink()
     assert teacher_check(tmp_path, student) == "changed since"

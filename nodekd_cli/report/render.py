@@ -100,8 +100,10 @@ def to_markdown(report):
             f"AutoAttack {r['eps'][-1]}/255: {100 * r['accuracy'][-1]:.2f}%" if name == AUTOATTACK else name
             for name, r in row["attacks"].items()
         )
+        kind = row["model"] if row["kind"] == "teacher" else "student"
+        kind += " (teacher changed since)" if row.get("teacher_check") == "changed since" else ""
         lines.append(
-            f"| {run_name(report, row['folder'])} | {row['model'] if row['kind'] == 'teacher' else 'student'} | "
+            f"| {run_name(report, row['folder'])} | {kind} | "
             f"{row['dataset']} | {maybe(row['t1'])} | {maybe(row['T'])} | {maybe(row['lambda'])} | "
             f"{row['optimizer'] or '-'} | {row['dynamics'] or '-'} | {row['solver'] or '-'} | "
             f"{maybe(row['params'])} | {row['accuracy']:.2f} | {number(row['nfe'], 1)} | {seconds} | "
