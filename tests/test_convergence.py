@@ -307,8 +307,8 @@ def test_the_learning_curves_mark_the_papers_finals_only_for_families_with_runs(
 def test_seeds_that_both_arms_ran_are_paired_seed_by_seed(tmp_path, alone_seeds):
     # 20 test images, two seeds an arm. Distilled: seed 0 right on 12 (60%), seed 1 on 16 (80%); alone: 10 (50%) and
     # 12 (60%), the first images each time. Paired (the same seeds in both arms): the per-seed differences are +10 and
-    # +20 and the seed-paired estimate is the crossed one of their per-image differences (`stats.crossed`). Not
-    # paired (alone ran seeds 0 and 2): each arm's seeds apart (`stats.welch`).
+    # +20 and the seed-paired estimate is the crossed one of their per-image differences (`stats.crossed`). Alone ran
+    # seeds 0 and 2: the one seed both ran (0) is compared run against run (`stats.one_run`), +10.
     from nodekd_cli.report import stats as report_stats
 
     root = tmp_path / "runs"
@@ -319,8 +319,11 @@ def test_seeds_that_both_arms_ran_are_paired_seed_by_seed(tmp_path, alone_seeds)
     clean = next(c for c in document(root)["comparisons"] if c["pair"] == "kd")
     first = np.array([[float(b) for b in bits(right, 20)] for right in (12, 16)])
     second = np.array([[float(b) for b in bits(right, 20)] for right in (10, 12)])
-    expected = report_stats.crossed(first - second) if alone_seeds == (0, 1) else report_stats.welch(first, second)
-    assert clean["paired"] is True and clean["difference"] == pytest.approx(15.0)
+    if alone_seeds == (0, 1):
+        expected, difference = report_stats.crossed(first - second), 15.0
+    else:
+        expected, difference = report_stats.one_run(first[0], second[0]), 10.0
+    assert clean["paired"] is True and clean["difference"] == pytest.approx(difference)
     assert clean["method"] == expected.method
     assert clean["interval"] == pytest.approx([expected.low, expected.high])
     # Paired: the t interval of the per-seed differences +10, +20 (1 degree of freedom) when the images add nothing.
@@ -401,3 +404,9 @@ def test_arms_that_ran_different_seeds_are_compared_on_the_seeds_both_ran(tmp_pa
     assert kd["method"] == "seed-paired" and kd["seeds"] == 3 and kd["first"]["seeds"] == kd["second"]["seeds"]
     assert kd["second"]["value"] == pytest.approx((80.0 + 79.0 + 80.5) / 3)
     assert len(found["runs"]) == 7
+    # One seed shared (seeds 0-1 alone, seed 0 distilled): run against run on seed 0, not unpaired seeds.
+    arm(tmp_path / "early", "kd", student("digits", 1, **KD), [950])
+    arm(tmp_path / "early", "alone", student("digits", 1), [800, 700])
+    kd = next(c for c in document(tmp_path / "early")["comparisons"] if c["pair"] == "kd")
+    assert kd["method"] == "this run against that run" and kd["second"]["seeds"] == [0]
+    assert kd["difference"] == pytest.approx(95.0 - 80.0)

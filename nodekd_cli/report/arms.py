@@ -135,12 +135,12 @@ def at_common_budget(first, second, status, by_folder):
 
 
 def on_common_seeds(first, second):
-    """The two arms' runs of the seeds both ran, when they share two or more (a seed is a pair: the same training
-    images and initial weights on both arms; a study still under way may have run more seeds on one arm); the runs
-    as they are otherwise."""
+    """The two arms' runs of the seeds both ran, when they share one or more (a seed is a pair: the same training
+    images and initial weights on both arms; a study still under way may have run more seeds on one arm, and one
+    shared seed compares run against run rather than unpaired seeds); the runs as they are otherwise."""
     seeds = [{r.config.get("seed") for r in group} for group in (first, second)]
     common = seeds[0] & seeds[1]
-    if len(common) < 2 or seeds[0] == seeds[1] == common:
+    if not common or seeds[0] == seeds[1] == common:
         return first, second
     return tuple(r for r in first if r.config.get("seed") in common), tuple(
         r for r in second if r.config.get("seed") in common
