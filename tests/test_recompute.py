@@ -3,6 +3,7 @@ formulas of docs/statistics.md: nothing here imports nodekd's statistics."""
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -124,30 +125,39 @@ def test_every_interval_recomputes_from_the_per_image_files(path):
     assert checked > 0
 
 
-SEED0 = "results/cifar10-converged/runs/seed0/e320/"
+STUDY = "results/cifar10-converged/runs/"
 ROBUSTNESS = ("pgd", [4, 8, 12, 16, 20])  # the primary robustness measure: PGD, mean over eps 4..20
-# The results page's comparisons of seed 0, each "this run against that run": (first arm, second arm, measure).
+# The results page's comparisons of one seed's runs, each "this run against that run": (seed's 320-epoch runs,
+# first arm, second arm, measure).
 QUOTED = [
-    ("kd-t1_1-adam", "node-t1_1", (None, [])),
-    ("kd-t1_1", "node-t1_1-sgd", (None, [])),
-    ("node-t1_1-sgd", "node-t1_1", (None, [])),
-    ("kd-t1_1", "kd-t1_1-adam", (None, [])),
-    ("kd-t1_1", "node-t1_1", (None, [])),
-    ("kd-t1_1-adam", "node-t1_1", ROBUSTNESS),
-    ("node-t1_100", "node-t1_1", (None, [])),
-    ("node-t1_100", "node-t1_1", ROBUSTNESS),
+    ("seed0/e320/", "kd-t1_1-adam", "node-t1_1", (None, [])),
+    ("seed0/e320/", "kd-t1_1", "node-t1_1-sgd", (None, [])),
+    ("seed0/e320/", "node-t1_1-sgd", "node-t1_1", (None, [])),
+    ("seed0/e320/", "kd-t1_1", "kd-t1_1-adam", (None, [])),
+    ("seed0/e320/", "kd-t1_1", "node-t1_1", (None, [])),
+    ("seed0/e320/", "kd-t1_1-adam", "node-t1_1", ROBUSTNESS),
+    ("seed0/e320/", "node-t1_100", "node-t1_1", (None, [])),
+    ("seed0/e320/", "node-t1_100", "node-t1_1", ROBUSTNESS),
+    ("seed1/e320/", "node-t1_1-sgd", "node-t1_1", (None, [])),
+    ("seed1/e320/", "node-t1_1-sgd", "node-t1_1", ROBUSTNESS),
 ]
 
 
-def test_the_results_pages_seed_0_figures_recompute_from_seed_0s_files():
-    """docs/results.md quotes seed 0 of the converged study run against run: each accuracy and each difference with
-    its image-paired 95% interval is what seed 0's per-image files give."""
+def test_the_results_pages_one_seed_figures_recompute_from_that_seeds_files():
+    """docs/results.md quotes single seeds of the converged study run against run: each accuracy and each difference
+    with its image-paired 95% interval is what that seed's per-image files give."""
     page = " ".join((REPOSITORY / "docs" / "results.md").read_text().split())  # lines joined
-    for first, second, (attack, eps) in QUOTED:
-        a, b = scores(SEED0 + first, attack, eps), scores(SEED0 + second, attack, eps)
+    computed = set()
+    for seed, first, second, (attack, eps) in QUOTED:
+        a, b = scores(STUDY + seed + first, attack, eps), scores(STUDY + seed + second, attack, eps)
         low, high = one_run(a[None], b[None])
         quoted = f"{100 * (a - b).mean():+.2f} ({low:+.2f} to {high:+.2f})"
-        assert quoted in page, (first, second, attack, quoted)
+        assert quoted in page, (seed, first, second, attack, quoted)
+        computed.add(quoted)
         if attack is None:
             for side in (a, b):
                 assert f"{100 * side.mean():.2f}%" in page, (first, second)
+    # The README quotes some of them: every difference with an interval there is one computed here.
+    readme = " ".join((REPOSITORY / "README.md").read_text().split())
+    intervals = re.findall(r"[+-]\d+\.\d\d \([+-]\d+\.\d\d to [+-]\d+\.\d\d\)", readme)
+    assert intervals and set(intervals) <= computed, set(intervals) - computed
