@@ -139,8 +139,11 @@ QUOTED = [
     ("seed0/e320/", "node-t1_100", "node-t1_1", (None, [])),
     ("seed0/e320/", "node-t1_100", "node-t1_1", ROBUSTNESS),
     ("seed1/e320/", "node-t1_1-sgd", "node-t1_1", (None, [])),
-    ("seed1/e320/", "node-t1_1-sgd", "node-t1_1", ROBUSTNESS),
+    ("seed1/e320/", "kd-t1_1", "node-t1_1", (None, [])),
+    ("seed1/e320/", "kd-t1_1", "node-t1_1-sgd", (None, [])),
 ]
+# And seed-paired over seeds 0 and 1 (the crossed estimate): (first arm, second arm).
+PAIRED = [("kd-t1_1", "node-t1_1")]
 
 
 def test_the_results_pages_one_seed_figures_recompute_from_that_seeds_files():
@@ -157,6 +160,13 @@ def test_the_results_pages_one_seed_figures_recompute_from_that_seeds_files():
         if attack is None:
             for side in (a, b):
                 assert f"{100 * side.mean():.2f}%" in page, (first, second)
+    for first, second in PAIRED:
+        a = np.array([scores(f"{STUDY}seed{seed}/e320/{first}", None, []) for seed in (0, 1)])
+        b = np.array([scores(f"{STUDY}seed{seed}/e320/{second}", None, []) for seed in (0, 1)])
+        low, high = seed_paired(a, b)
+        quoted = f"{100 * (a - b).mean():+.2f} ({low:+.2f} to {high:+.2f})"
+        assert quoted in page, (first, second, quoted)
+        computed.add(quoted)
     # The README quotes some of them: every difference with an interval there is one computed here.
     readme = " ".join((REPOSITORY / "README.md").read_text().split())
     intervals = re.findall(r"[+-]\d+\.\d\d \([+-]\d+\.\d\d to [+-]\d+\.\d\d\)", readme)
