@@ -141,6 +141,7 @@ QUOTED = [
     ("seed1/e320/", "node-t1_1-sgd", "node-t1_1", (None, [])),
     ("seed1/e320/", "kd-t1_1", "node-t1_1", (None, [])),
     ("seed1/e320/", "kd-t1_1", "node-t1_1-sgd", (None, [])),
+    ("seed1/e320/", "kd-t1_1-adam", "node-t1_1", (None, [])),
 ]
 # And seed-paired over seeds 0 and 1 (the crossed estimate): (first arm, second arm).
 PAIRED = [("kd-t1_1", "node-t1_1")]
