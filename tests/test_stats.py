@@ -103,11 +103,13 @@ def test_simulated_studies_cover_the_truth_95_percent_of_the_time(k, seed_sd, no
 
 
 @pytest.mark.parametrize("k", [2, 5])
-def test_a_flat_comparison_is_flagged_still_learning_about_5_percent_of_the_time(k):
-    # Changes from half to full budget with mean 0 (a finished comparison), noise of 1 point a seed.
+def test_a_flat_comparison_is_flagged_still_learning_at_most_about_5_percent_of_the_time(k):
+    # Changes from half to full budget with mean 0 (a finished comparison), noise of 1 point a seed. The 95% t test
+    # alone flags 5%; those of its flags whose 90% interval lies inside the margin are finished instead (2.4% flagged
+    # with 2 seeds, 3.3% with 5). The rule still flags (not 0%): it is a test, not a switch.
     rng = np.random.default_rng(k)
     flagged = sum(stats.learning(rng.normal(0, 1, k)).state == stats.LEARNING for _ in range(4000)) / 4000
-    assert 0.035 <= flagged <= 0.065, flagged
+    assert 0.015 <= flagged <= 0.065, flagged
 
 
 def test_more_seeds_sharpen_the_half_to_full_budget_judgement():
@@ -121,6 +123,16 @@ def test_more_seeds_sharpen_the_half_to_full_budget_judgement():
     assert rate(5, 1.5, stats.LEARNING) > rate(2, 1.5, stats.LEARNING) + 0.3
     assert rate(5, 0.0, stats.FINISHED) > rate(2, 0.0, stats.FINISHED) + 0.2
     assert stats.learning([0.3]).state == stats.UNDETERMINED and stats.learning([]).state == stats.UNCHECKED
+
+
+def test_a_change_inside_the_margin_is_finished_however_sure_it_is():
+    # Two seeds whose PGD comparison moved by the same -0.10 points (a mean over 5 eps of 1,000 images moves in steps
+    # of 0.02 points, so seeds can agree exactly): the interval has width 0 and excludes 0, but the comparison moves
+    # by a tenth of the margin: finished, not still learning. The same agreement outside the margin is still learning.
+    assert stats.learning([-0.1, -0.1]).state == stats.FINISHED
+    assert stats.learning([0.4, 0.5, 0.45]).state == stats.FINISHED
+    assert stats.learning([3.0, 3.0]).state == stats.LEARNING
+    assert stats.learning([1.2, 1.4, 1.3, 1.25, 1.35]).state == stats.LEARNING
 
 
 def test_the_power_analysis_asks_for_the_fewest_seeds_that_reach_80_percent():

@@ -191,9 +191,11 @@ def power(effect, per_seed, image_part, alpha):
 
 
 def learning(changes, margin=MARGIN):
-    """Whether a comparison has stopped moving, from its per-seed changes (points) from half to full budget: still
-    learning when the 95% t interval of the mean change excludes 0; finished when the 90% interval (two one-sided
-    tests at 5%) lies within +-`margin`; else undetermined. Fewer than two changes: undetermined. A `Learning`."""
+    """Whether a comparison has stopped moving, from its per-seed changes (points) from half to full budget: finished
+    when the 90% t interval of the mean change (two one-sided tests at 5%) lies within +-`margin`, however sure it is
+    that the change is not exactly 0 (seeds that agree to the last image, say -0.10 and -0.10, give an interval of
+    width 0); still learning when the 95% interval excludes 0 otherwise; else undetermined. Fewer than two changes:
+    undetermined. A `Learning`."""
     changes = [c for c in changes if c is not None]
     if not changes:
         return Learning(UNCHECKED, (), None, None, margin)
@@ -204,9 +206,9 @@ def learning(changes, margin=MARGIN):
     low, high = (mean + side * scipy_stats.t.ppf(0.975, k - 1) * se for side in (-1, 1))
     if se == 0:
         low = high = mean
-    if low > 0 or high < 0:
-        state = LEARNING
+    half90 = scipy_stats.t.ppf(0.95, k - 1) * se
+    if -margin < mean - half90 and mean + half90 < margin:
+        state = FINISHED
     else:
-        half90 = scipy_stats.t.ppf(0.95, k - 1) * se
-        state = FINISHED if -margin < mean - half90 and mean + half90 < margin else UNDETERMINED
+        state = LEARNING if low > 0 or high < 0 else UNDETERMINED
     return Learning(state, tuple(changes), low, high, margin)
