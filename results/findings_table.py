@@ -35,6 +35,8 @@ def verdicts(header: str, root: Path) -> list[dict[str, str]]:
 
 def rewritten(text: str, root: Path) -> str:
     """`text` (the README) with every findings row's cells set to the reports' verdicts."""
+    if MARKER not in text:
+        raise SystemExit(f"The README has no findings table: no line starts with '{MARKER}'.")
     head, rest = text.split(MARKER, 1)
     marker_line, rest = rest.split("\n", 1)
     table, tail = rest.split("\n\n", 1)
