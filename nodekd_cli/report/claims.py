@@ -48,9 +48,9 @@ def _convergence_word(states):
     return "convergence undetermined"
 
 
-def _budget_range(sides):
-    """The students' budgets as shares of the paper's: "1% of the paper's" or "0.5-1% of the paper's"; "" if none."""
-    shares = sorted({side.paper_fraction for side in sides if side.paper_fraction is not None})
+def _budget_text(shares):
+    """Budget shares of the paper's (None: unknown) as "1% of the paper's" or "0.5-1% of the paper's"; "" if none."""
+    shares = sorted(set(shares) - {None})
     if not shares:
         return ""
     low, high = (f"{100 * share:.2g}" for share in (shares[0], shares[-1]))
@@ -121,7 +121,7 @@ def judge_comparisons(rule, dataset, compared, runs, root):
         verdict,
         summary,
         _convergence_word(states) if decided else "-",
-        _budget_range(sides),
+        _budget_text(side.paper_fraction for side in sides),
         tuple(evidence),
         tuple(Counted(c, p) for c, p in zip(decided, adjusted)),
         tuple(shown),
@@ -180,11 +180,7 @@ def judge_masking(rule, dataset, compared, runs, root):
     summary = f"{len(passing)} of {len(checked)} checked students pass an informative check"
     summary += f" ({len(weak)} with the paper's PGD weaker than APGD-CE)" if weak else ""
     evidence = tuple(_check_evidence(relative(root, r.folder), r.check) for r in checked)
-    fractions = sorted({convergence.paper_fraction(r.config) for r in checked} - {None})
-    budget = ""
-    if fractions:
-        low, high = (f"{100 * f:.2g}" for f in (fractions[0], fractions[-1]))
-        budget = f"{low}% of the paper's" if low == high else f"{low}-{high}% of the paper's"
+    budget = _budget_text(convergence.paper_fraction(r.config) for r in checked)
     return Claim(dataset, rule.key, rule.statement, verdict, summary, "-", budget, evidence)
 
 
