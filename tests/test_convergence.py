@@ -347,14 +347,14 @@ def test_checked_seeds_that_share_a_folder_name_are_told_apart(tmp_path):
         "seed0/node: every check passed (reference PGD 20.0%)",
         "seed1/node: every check passed (reference PGD 20.0%)",
     ]
-    assert claims["no_masking"]["verdict"] == "undecided (2 informative checks an arm at most)"
+    assert claims["no_masking"]["verdict"] == "undecided (2 informative checks an arm)"
 
 
 def test_a_masking_check_whose_reference_is_at_0_percent_is_not_informative(tmp_path):
     # Three seeds pass every check, but at an eps where the reference PGD leaves 0%: "at most the reference" passes
     # whatever the model does, so the claim counts none of them. At 25% they count: supported.
     root = tmp_path / "runs"
-    for reference, expected in ((0.0, "undecided (0 informative checks an arm at most)"), (0.25, "supported")):
+    for reference, expected in ((0.0, "undecided (0 informative checks an arm)"), (0.25, "supported")):
         check = {"reference": reference, "checks": [{"check": "transfer", "passed": True}], "masking": False}
         for seed in range(3):
             folder = root / f"seed{seed}" / "node"
@@ -392,6 +392,37 @@ def test_apgd_far_stronger_than_the_reference_is_a_weak_reference_not_a_sign_of_
     (root / "seed1" / "node" / "attacks" / "check.json").write_text(json.dumps(check))
     claim = {c["claim"]: c for c in document(root)["claims"]}["no_masking"]
     assert claim["verdict"] == "contradicted" and "seed1/node: possible masking at 2/255" in claim["evidence"][1]
+
+
+def test_the_masking_claim_waits_for_every_checked_arm_and_not_for_the_first_to_have_its_seeds(tmp_path):
+    # A study under way: NODEs(1) has passed three informative checks, NODEs(100) two. The verdict names the arm with
+    # fewest (as a comparison names the fewest seeds), and turns supported only when NODEs(100) has its third. A sign
+    # of masking in an arm with three checks contradicts the claim whatever the other arms have.
+    root = tmp_path / "runs"
+    passed = {"reference": 0.2, "eps": 2, "checks": [{"check": "transfer", "passed": True}], "masking": False}
+
+    def checked(name, t1, seed, check):
+        folder = root / f"seed{seed}" / name
+        if not folder.exists():
+            write(folder, student("digits", t1, seed=seed), bits(60, 100))
+            (folder / "attacks").mkdir()
+        (folder / "attacks" / "check.json").write_text(json.dumps(check))
+
+    def verdict():
+        return {c["claim"]: c for c in document(root)["claims"]}["no_masking"]["verdict"]
+
+    for seed in range(3):
+        checked("node1", 1, seed, passed)
+    for seed in range(2):
+        checked("node100", 100, seed, passed)
+    assert verdict() == "undecided (2 informative checks an arm)"
+    checked("node100", 100, 2, passed)
+    assert verdict() == "supported"
+    checked("node100", 100, 2, {**passed, "reference": 0.0})  # its third check cannot see masking: not counted
+    assert verdict() == "undecided (2 informative checks an arm)"
+    failed = {**passed, "checks": [{"check": "transfer", "passed": False}], "masking": True}
+    checked("node1", 1, 1, failed)
+    assert verdict() == "contradicted"
 
 
 def test_arms_that_ran_different_seeds_are_compared_on_the_seeds_both_ran(tmp_path):

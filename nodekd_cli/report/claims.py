@@ -158,8 +158,9 @@ def judge_masking(rule, dataset, compared, runs, root):
     masking (`checks.informative`: its reference PGD leaves at least 5%), and only its signs of masking count against
     the claim (`checks.kind`: APGD-CE far stronger than the reference says the reference is too weak, which the
     evidence reports). An arm is judged from at least `stats.MIN_SEEDS` informative checks (its seeds): it fails when
-    one of its runs shows a sign of masking. Supported when every judged arm passes, contradicted when one fails,
-    else undecided."""
+    one of its runs shows a sign of masking. Contradicted when a judged arm fails; supported when every checked arm is
+    judged and passes; else undecided, naming the fewest informative checks of an arm (as a comparison names the fewest
+    seeds), so that a verdict never rests on the arms that happen to have their seeds first."""
     checked = [r for r in runs if comparable(r) and r.kind == "student" and r.check]
     if not checked:
         return Claim(dataset, rule.key, rule.statement, "undecided", "no runs to judge it by", "-", "", ())
@@ -168,13 +169,13 @@ def judge_masking(rule, dataset, compared, runs, root):
         by_arm.setdefault(_student_key(run), []).append(run)
     counts = {key: sum(masking.informative(r.check) for r in group) for key, group in by_arm.items()}
     judged = [group for key, group in by_arm.items() if counts[key] >= stats.MIN_SEEDS]
+    fewest = min(counts.values())
     if any(masking.failed(r.check, "masking") for group in judged for r in group):
         verdict = "contradicted"
-    elif judged:
+    elif fewest >= stats.MIN_SEEDS:
         verdict = "supported"
     else:
-        most = max(counts.values())
-        verdict = f"undecided ({most} informative check{'' if most == 1 else 's'} an arm at most)"
+        verdict = f"undecided ({fewest} informative check{'' if fewest == 1 else 's'} an arm)"
     passing = [r for r in checked if not masking.failed(r.check, "masking") and masking.informative(r.check)]
     weak = [r for r in passing if masking.failed(r.check, "reference")]
     summary = f"{len(passing)} of {len(checked)} checked students pass an informative check"
