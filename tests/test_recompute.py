@@ -143,8 +143,8 @@ QUOTED = [
     ("seed1/e320/", "kd-t1_1", "node-t1_1-sgd", (None, [])),
     ("seed1/e320/", "kd-t1_1-adam", "node-t1_1", (None, [])),
 ]
-# And seed-paired over seeds 0 and 1 (the crossed estimate): (first arm, second arm).
-PAIRED = [("kd-t1_1", "node-t1_1")]
+# And seed-paired over several seeds (the crossed estimate): (seeds, first arm, second arm, measure).
+PAIRED = [((0, 1), "kd-t1_1", "node-t1_1", (None, []))]
 
 
 def test_the_results_pages_one_seed_figures_recompute_from_that_seeds_files():
@@ -161,12 +161,12 @@ def test_the_results_pages_one_seed_figures_recompute_from_that_seeds_files():
         if attack is None:
             for side in (a, b):
                 assert f"{100 * side.mean():.2f}%" in page, (first, second)
-    for first, second in PAIRED:
-        a = np.array([scores(f"{STUDY}seed{seed}/e320/{first}", None, []) for seed in (0, 1)])
-        b = np.array([scores(f"{STUDY}seed{seed}/e320/{second}", None, []) for seed in (0, 1)])
+    for seeds, first, second, (attack, eps) in PAIRED:
+        a = np.array([scores(f"{STUDY}seed{seed}/e320/{first}", attack, eps) for seed in seeds])
+        b = np.array([scores(f"{STUDY}seed{seed}/e320/{second}", attack, eps) for seed in seeds])
         low, high = seed_paired(a, b)
         quoted = f"{100 * (a - b).mean():+.2f} ({low:+.2f} to {high:+.2f})"
-        assert quoted in page, (first, second, quoted)
+        assert quoted in page, (seeds, first, second, attack, quoted)
         computed.add(quoted)
     # The README quotes some of them: every difference with an interval there is one computed here.
     readme = " ".join((REPOSITORY / "README.md").read_text().split())
