@@ -142,9 +142,23 @@ QUOTED = [
     ("seed1/e320/", "kd-t1_1", "node-t1_1", (None, [])),
     ("seed1/e320/", "kd-t1_1", "node-t1_1-sgd", (None, [])),
     ("seed1/e320/", "kd-t1_1-adam", "node-t1_1", (None, [])),
+    ("seed2/e320/", "kd-t1_1", "node-t1_1", (None, [])),
+    ("seed2/e320/", "node-t1_1-sgd", "node-t1_1", (None, [])),
+    ("seed2/e320/", "kd-t1_1", "node-t1_1-sgd", (None, [])),
+    ("seed2/e320/", "kd-t1_1-adam", "node-t1_1", (None, [])),
 ]
 # And seed-paired over several seeds (the crossed estimate): (seeds, first arm, second arm, measure).
-PAIRED = [((0, 1), "kd-t1_1", "node-t1_1", (None, []))]
+PAIRED = [
+    ((0, 1), "kd-t1_1", "node-t1_1", (None, [])),
+    ((0, 1, 2), "kd-t1_1", "node-t1_1", (None, [])),
+    ((0, 1, 2), "node-t1_1-sgd", "node-t1_1", (None, [])),
+    ((0, 1, 2), "kd-t1_1", "node-t1_1-sgd", (None, [])),
+    ((0, 1, 2), "kd-t1_1-adam", "node-t1_1", (None, [])),
+    ((0, 1, 2), "kd-t1_1", "node-t1_1", ROBUSTNESS),
+    ((0, 1, 2), "node-t1_1-sgd", "node-t1_1", ROBUSTNESS),
+    ((0, 1, 2), "kd-t1_1", "node-t1_1-sgd", ROBUSTNESS),
+    ((0, 1, 2), "kd-t1_1-adam", "node-t1_1", ROBUSTNESS),
+]
 
 
 def test_the_results_pages_one_seed_figures_recompute_from_that_seeds_files():
