@@ -146,6 +146,8 @@ QUOTED = [
     ("seed2/e320/", "node-t1_1-sgd", "node-t1_1", (None, [])),
     ("seed2/e320/", "kd-t1_1", "node-t1_1-sgd", (None, [])),
     ("seed2/e320/", "kd-t1_1-adam", "node-t1_1", (None, [])),
+    ("seed2/e320/", "node-t1_100", "node-t1_1", (None, [])),
+    ("seed2/e320/", "node-t1_100", "node-t1_1", ROBUSTNESS),
 ]
 # And seed-paired over several seeds (the crossed estimate): (seeds, first arm, second arm, measure).
 PAIRED = [
@@ -158,6 +160,8 @@ PAIRED = [
     ((0, 1, 2), "node-t1_1-sgd", "node-t1_1", ROBUSTNESS),
     ((0, 1, 2), "kd-t1_1", "node-t1_1-sgd", ROBUSTNESS),
     ((0, 1, 2), "kd-t1_1-adam", "node-t1_1", ROBUSTNESS),
+    ((0, 1, 2), "node-t1_100", "node-t1_1", (None, [])),
+    ((0, 1, 2), "node-t1_100", "node-t1_1", ROBUSTNESS),
 ]
 
 
