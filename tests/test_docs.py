@@ -41,13 +41,20 @@ def test_every_file_the_readme_and_the_docs_link_to_exists():
 # Words that tell how the project was worked on rather than what the tool does: issue numbers, sessions, machines
 # lent for a while, the tools of the people who built it. History goes to CHANGELOG.md, in a user's terms.
 BANNED = re.compile(
-    r"\b[Ii]ssues? \d+|\b[Tt]he issue\b|\bissue's\b|\b[Ss]essions?\b|\blent\b|\bdevice tool\b|\bdevice call\b"
+    r"\b[Ii]ssues? ?\d+|\b[Tt]he issue\b|\bissue's\b|\b[Ss]essions?\b|\blent\b|\bdevice tool\b|\bdevice call\b"
     r"|files_at|\bcarry=\["
 )
 
 
 def _pages():
     pages = [REPOSITORY / "README.md", REPOSITORY / "CHANGELOG.md", *sorted((REPOSITORY / "docs").glob("*.md"))]
+    # The benchmarks' and the studies' own pages and records (a run's files are the tool's output, not prose).
+    for folder in ("bench", "results"):
+        pages += [
+            path
+            for path in sorted((REPOSITORY / folder).rglob("*"))
+            if path.suffix in {".md", ".txt", ".sh"} and "runs" not in path.relative_to(REPOSITORY).parts
+        ]
     return [page for page in pages if page.name != "reference.md"]  # generated from the code's help
 
 
@@ -61,8 +68,28 @@ def test_no_page_tells_how_the_tool_was_built():
     assert not found, found
 
 
+def test_no_file_name_tells_how_the_tool_was_built():
+    named = [
+        str(path.relative_to(REPOSITORY))
+        for folder in ("bench", "results", "docs", "tests")
+        for path in (REPOSITORY / folder).rglob("*")
+        if BANNED.search(path.name.replace("_", " "))
+    ]
+    assert not named, named
+
+
+def test_every_benchmark_record_is_listed_with_its_command():
+    index = (REPOSITORY / "bench" / "results" / "README.md").read_text()
+    unlisted = [
+        path.name
+        for path in sorted((REPOSITORY / "bench" / "results").iterdir())
+        if path.name != "README.md" and f"`{path.name}`" not in index
+    ]
+    assert not unlisted, unlisted
+
+
 def test_the_banned_words_are_found_where_they_are_and_nowhere_else():
-    assert BANNED.search("### Issue 12 on the CPU") and BANNED.search("no GPU was lent to this work")
+    assert BANNED.search("### Issue 12 on the CPU") and BANNED.search("issue12 cpu.txt") and BANNED.search("no GPU was lent to this work")
     assert BANNED.search("in the fourth session") and BANNED.search("the issue sized the study")
     assert not BANNED.search("a check that can see masking; the test set's issues; lentils; possession")
 
