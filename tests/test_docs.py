@@ -89,7 +89,11 @@ def test_every_benchmark_record_is_listed_with_its_command():
 
 
 def test_the_banned_words_are_found_where_they_are_and_nowhere_else():
-    assert BANNED.search("### Issue 12 on the CPU") and BANNED.search("issue12 cpu.txt") and BANNED.search("no GPU was lent to this work")
+    assert (
+        BANNED.search("### Issue 12 on the CPU")
+        and BANNED.search("issue12 cpu.txt")
+        and BANNED.search("no GPU was lent to this work")
+    )
     assert BANNED.search("in the fourth session") and BANNED.search("the issue sized the study")
     assert not BANNED.search("a check that can see masking; the test set's issues; lentils; possession")
 

@@ -190,3 +190,35 @@ def test_the_results_pages_one_seed_figures_recompute_from_that_seeds_files():
     readme = " ".join((REPOSITORY / "README.md").read_text().split())
     intervals = re.findall(r"[+-]\d+\.\d\d \([+-]\d+\.\d\d to [+-]\d+\.\d\d\)", readme)
     assert intervals and set(intervals) <= computed, set(intervals) - computed
+
+
+def test_the_seed_by_seed_page_holds_every_committed_run_and_recomputes():
+    """results/cifar10-converged/report/by_seed.md (written by by_seed.py with nodekd's statistics) holds every
+    committed 320-epoch run's clean and PGD accuracy, and each comparison run against run on every seed and seed-paired
+    over the seeds both arms ran, as computed here with scipy alone."""
+    page = (REPOSITORY / STUDY / ".." / "report" / "by_seed.md").read_text()
+    runs = {
+        (int(folder.parent.parent.name[4:]), folder.name): f"{STUDY}{folder.parent.parent.name}/e320/{folder.name}"
+        for folder in (REPOSITORY / STUDY).glob("seed*/e320/*")
+        if (folder / "metrics.json").exists() and (folder / "attacks" / "pgd.json").exists()
+    }
+    assert len(runs) >= 15, sorted(runs)
+    for measure in ((None, []), ROBUSTNESS):
+        for folder in runs.values():
+            assert f"| {100 * scores(folder, *measure).mean():.2f}% |" in page, (folder, measure[0])
+        for first, second in (
+            ("kd-t1_1", "node-t1_1"),
+            ("node-t1_1-sgd", "node-t1_1"),
+            ("kd-t1_1", "node-t1_1-sgd"),
+            ("kd-t1_1-adam", "node-t1_1"),
+            ("node-t1_100", "node-t1_1"),
+        ):
+            seeds = sorted(seed for seed, arm in runs if arm == first and (seed, second) in runs)
+            a = np.array([scores(runs[seed, first], *measure) for seed in seeds])
+            b = np.array([scores(runs[seed, second], *measure) for seed in seeds])
+            for row, seed in enumerate(seeds):
+                low, high = one_run(a[row][None], b[row][None])
+                assert f"{100 * (a[row] - b[row]).mean():+.2f} ({low:+.2f} to {high:+.2f})" in page, (seed, first)
+            low, high = seed_paired(a, b)
+            quoted = f"{100 * (a - b).mean():+.2f} ({low:+.2f} to {high:+.2f}), {len(seeds)} seeds"
+            assert quoted in page, (first, second, measure[0], quoted)

@@ -6,8 +6,8 @@
 #                 attacked by attack.sh, its light files copied to runs/); logs in $ROOT/logs. Everything resumes.
 #   STAGE=teacher the teacher's PGD and MI-FGSM sweeps on the same 1,000 test images (for Figure 1), its light files
 #                 copied to runs/ (run it once the lanes have imported the teacher).
-#   STAGE=report  the report from the committed light files (Markdown, JSON, CSV, Figure 1, learning curves), and
-#                 its Figure 1 for the results page (docs/img).
+#   STAGE=report  the report from the committed light files (Markdown, JSON, CSV, Figure 1, learning curves), its
+#                 Figure 1 for the results page (docs/img), and the study seed by seed (report/by_seed.md).
 # Environment: ROOT (the run root, ../study-converged-seeds), LANES, and lane.sh's SEEDS, ARMS, BUDGET, IMAGES.
 set -euo pipefail
 stage=${STAGE:-report}
@@ -36,4 +36,5 @@ if [[ $stage == report ]]; then
     nodekd report --runs "$here/runs" --format csv --out "$here/report"
     python results/findings_table.py  # the README's findings table quotes this report's verdicts
     cp "$here/report/figure1-folder_cifar10-jpeg.png" docs/img/figure1-cifar10-converged.png  # the results page's
+    python "$here/by_seed.py" > "$here/report/by_seed.md"  # the results page's seed table and seed-by-seed figures
 fi

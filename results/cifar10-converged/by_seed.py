@@ -1,0 +1,106 @@
+"""The converged study seed by seed, from the committed per-image files: each arm's clean and PGD accuracy on every
+seed, and each comparison run against run on every seed beside its seed-paired estimate over the seeds both arms ran.
+The results page's seed table and seed-by-seed figures are quoted from its output.
+
+    python results/cifar10-converged/by_seed.py > results/cifar10-converged/report/by_seed.md
+
+(the report stage of make.sh runs it). Intervals are nodekd's (nodekd_cli/report/stats.py, docs/statistics.md):
+one run against one, the image-paired 95% t interval; over seeds, the crossed seeds-by-images estimate.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from nodekd_cli.report.stats import crossed, one_run
+
+RUNS = Path(__file__).resolve().parent / "runs"
+BUDGET = 320
+ROBUSTNESS_EPS = (4, 8, 12, 16, 20)  # the primary robustness measure: PGD, mean over these eps (/255)
+ARMS = {
+    "node-t1_1": "NODEs(1), Adam",
+    "node-t1_1-sgd": "NODEs(1), SGD",
+    "kd-t1_1": "NODEs(1) + KD, SGD (the paper's)",
+    "kd-t1_1-adam": "NODEs(1) + KD, Adam",
+    "node-t1_100": "NODEs(100), Adam",
+}
+COMPARISONS = (
+    ("kd-t1_1", "node-t1_1", "the paper's pairing (SGD distilled against Adam alone)"),
+    ("node-t1_1-sgd", "node-t1_1", "the optimizer alone (SGD against Adam)"),
+    ("kd-t1_1", "node-t1_1-sgd", "distillation, SGD on both arms"),
+    ("kd-t1_1-adam", "node-t1_1", "distillation, Adam on both arms"),
+    ("node-t1_100", "node-t1_1", "the horizon (t1 = 100 against 1)"),
+)
+MEASURES = (("clean", "clean accuracy, 10,000 test images"), ("pgd", "PGD, mean over eps 4..20, 1,000 test images"))
+
+
+def _bits(strings):
+    return np.array([[c == "1" for c in row] for row in strings], dtype=float)
+
+
+def scores(folder, measure):
+    """The run's per-image scores (fractions) on a measure, or None where the run has not recorded it."""
+    if measure == "clean":
+        bits = json.loads((folder / "metrics.json").read_text()).get("test_correct")
+        return None if bits is None else _bits([bits])[0]
+    path = folder / "attacks" / "pgd.json"
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    rows = [result["correct"][result["eps"].index(eps)] for eps in ROBUSTNESS_EPS]
+    return _bits(rows).mean(axis=0)
+
+
+def finished(seed, arm):
+    folder = RUNS / f"seed{seed}" / f"e{BUDGET}" / arm
+    return folder if (folder / "metrics.json").exists() and (folder / "attacks" / "pgd.json").exists() else None
+
+
+def main():
+    seeds = sorted(int(p.name[4:]) for p in RUNS.glob("seed*") if p.name[4:].isdigit())
+    runs = {(seed, arm): finished(seed, arm) for seed in seeds for arm in ARMS}
+    runs = {key: folder for key, folder in runs.items() if folder is not None}
+    seeds = [seed for seed in seeds if any((seed, arm) in runs for arm in ARMS)]
+    print("# The converged study, seed by seed\n")
+    print("Written by `python results/cifar10-converged/by_seed.py` from the committed per-image files")
+    print(f"({BUDGET} epochs; a seed draws the class-stratified 1,000 training images and the initial weights,")
+    print("the same for every arm).\n")
+    for measure, label in MEASURES:
+        print(f"## Accuracy: {label}\n")
+        print("| arm | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean (seeds) |")
+        print("| --- |" + " --- |" * (len(seeds) + 1))
+        for arm, name in ARMS.items():
+            values = [100 * scores(runs[seed, arm], measure).mean() if (seed, arm) in runs else None for seed in seeds]
+            have = [v for v in values if v is not None]
+            cells = [f"{v:.2f}%" if v is not None else "-" for v in values]
+            print(f"| {name} | " + " | ".join(cells) + f" | {np.mean(have):.2f}% ({len(have)}) |")
+        print()
+    for measure, label in MEASURES:
+        print(f"## Comparisons: {label}\n")
+        print("Each seed: this run against that run (image-paired 95% t interval), points. Last column: seed-paired")
+        print("over the seeds both arms ran (crossed seeds-by-images 95% t interval).\n")
+        print("| comparison | " + " | ".join(f"seed {seed}" for seed in seeds) + " | seed-paired |")
+        print("| --- |" + " --- |" * (len(seeds) + 1))
+        for first, second, name in COMPARISONS:
+            both = [seed for seed in seeds if (seed, first) in runs and (seed, second) in runs]
+            a = {seed: scores(runs[seed, first], measure) for seed in both}
+            b = {seed: scores(runs[seed, second], measure) for seed in both}
+            cells = []
+            for seed in seeds:
+                if seed in both:
+                    e = one_run(a[seed], b[seed])
+                    cells.append(f"{e.difference:+.2f} ({e.low:+.2f} to {e.high:+.2f})")
+                else:
+                    cells.append("-")
+            if len(both) >= 2:
+                e = crossed(np.array([a[seed] - b[seed] for seed in both]))
+                paired = f"{e.difference:+.2f} ({e.low:+.2f} to {e.high:+.2f}), {len(both)} seeds"
+            else:
+                paired = "-"
+            print(f"| {name} | " + " | ".join(cells) + f" | {paired} |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
