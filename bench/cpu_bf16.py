@@ -24,8 +24,10 @@ def gflops(dtype, n=1024, repeats=15):
 def main():
     torch.set_num_threads(1)
     found = {dtype: gflops(dtype) for dtype in (torch.float32, torch.bfloat16)}
-    print(f"float32 {found[torch.float32]:.0f} GFLOP/s, bfloat16 {found[torch.bfloat16]:.0f} GFLOP/s, "
-          f"ratio {found[torch.bfloat16] / found[torch.float32]:.2f} (one thread, 1024 x 1024, median of 15)")
+    print(
+        f"float32 {found[torch.float32]:.0f} GFLOP/s, bfloat16 {found[torch.bfloat16]:.0f} GFLOP/s, "
+        f"ratio {found[torch.bfloat16] / found[torch.float32]:.2f} (one thread, 1024 x 1024, median of 15)"
+    )
 
 
 if __name__ == "__main__":

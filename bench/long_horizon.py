@@ -58,8 +58,9 @@ def cifar_folder(archives, train_images, test_images=10000, seed=0):
     full = folder.load(str(root), name=f"folder:{root}")
     rng = np.random.default_rng(seed)
     train, test = balanced(full.y_train, train_images, rng), balanced(full.y_test, test_images, rng)
-    return Dataset(full.name, full.x_train[train], full.y_train[train], full.x_test[test], full.y_test[test],
-                   full.classes)
+    return Dataset(
+        full.name, full.x_train[train], full.y_train[train], full.x_test[test], full.y_test[test], full.classes
+    )
 
 
 def run(candidate, t1, dataset, name, budget):
@@ -149,8 +150,16 @@ def main():
         torch.set_num_threads(args.threads)
     from nodekd_cli.data import load_dataset
 
-    budget = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                                ("channels", args.channels), ("lr", args.lr)) if v is not None}
+    budget = {
+        k: v
+        for k, v in (
+            ("epochs", args.epochs),
+            ("batch_size", args.batch_size),
+            ("channels", args.channels),
+            ("lr", args.lr),
+        )
+        if v is not None
+    }
     if args.dataset == "cifar10":
         dataset = cifar_folder(args.cifar, args.train_images, args.test_images)
         budget.update(train_images=len(dataset.x_train), test_images=len(dataset.x_test))

@@ -55,4 +55,3 @@ def keras_device():
     from keras.src.backend.torch.core import get_device
 
     return get_device()
-

@@ -35,7 +35,9 @@ class DiskFull(OSError):
             free = f"{left / 2**20:,.0f} MiB free" if left >= 10 * 2**20 else f"{left / 2**10:,.0f} KiB free"
         except OSError:
             free = "free space unknown"
-        super().__init__(error.errno, f"no space left on its device ({free}); the last complete file is kept", str(path))
+        super().__init__(
+            error.errno, f"no space left on its device ({free}); the last complete file is kept", str(path)
+        )
 
 
 @contextlib.contextmanager

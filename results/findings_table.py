@@ -59,7 +59,9 @@ def main() -> None:
     new = rewritten(text, Path("."))
     if args.check:
         if new != text:
-            sys.exit("The README's findings table differs from the committed reports: run python results/findings_table.py.")
+            sys.exit(
+                "The README's findings table differs from the committed reports: run python results/findings_table.py."
+            )
         return
     if new != text:
         README.write_text(new)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nodekd_cli import attacks, checks, fingerprints, runs, students, teachers
+from nodekd_cli import attacks, checks, fingerprints, runs
 from nodekd_cli.app import app
 from nodekd_cli.errors import UserError
 

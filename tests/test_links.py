@@ -7,8 +7,11 @@ import shutil
 
 import pytest
 
-from tests.test_faults import TINY, invoke
-from tests.test_faults import finished_student  # noqa: F401  (a module fixture: a finished tiny student)
+from tests.test_faults import (
+    TINY,
+    finished_student,  # noqa: F401  (a module fixture: a finished tiny student)
+    invoke,
+)
 
 VICTIM = "precious data\n"
 

@@ -9,7 +9,10 @@ from nodekd_cli import options, output, runs
 from nodekd_cli.commands._common import friendly_errors, load_data, show_if_finished, train_in_folder
 from nodekd_cli.errors import UserError
 
-app = typer.Typer(help="Train, evaluate or import the teachers: the paper's ResNets or a registered architecture.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train, evaluate or import the teachers: the paper's ResNets or a registered architecture.",
+    no_args_is_help=True,
+)
 
 
 @app.command(epilog="Example: nodekd teacher train resnet32 --dataset svhn")

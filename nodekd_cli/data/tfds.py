@@ -71,8 +71,7 @@ def convert_archives(name, folder):
     missing = [f for f in ARCHIVES[name] if not (folder / f).is_file()]
     if missing:
         raise UserError(
-            f"The folder {folder} lacks {', '.join(missing)}; put the original {name} files there "
-            f"(see docs/data.md)."
+            f"The folder {folder} lacks {', '.join(missing)}; put the original {name} files there (see docs/data.md)."
         )
     if name == "cifar10":
         return read_cifar10_binary(folder / "cifar-10-binary.tar.gz")

@@ -204,4 +204,3 @@ def write_csv(report, out):
     fields = ["dataset", "claim", "statement", "verdict", "convergence", "budget", "summary", "evidence"]
     write("claims.csv", claimed, fields)
     return written
-
