@@ -85,7 +85,7 @@ def lock(folder, *, name=LOCK, wait=None):
 
     folder = Path(folder)
     path = folder / name
-    created, descriptor, held = [], None, False
+    created, descriptor, held, retries = [], None, False, 10
     try:
         # Ctrl-C or SIGTERM while the lock is taken and its holder noted is raised once that is done, so that the
         # lock file is ours and goes; only a wait for another holder stops at once.
@@ -99,6 +99,11 @@ def lock(folder, *, name=LOCK, wait=None):
                     # O_NOFOLLOW: a link put in place since the check is not followed either (ELOOP, below).
                     descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
                 except OSError as error:
+                    if error.errno == errno.ENOENT and not folder.exists() and retries:
+                        # The holder we waited for removed the folder it had made, after it was found here and
+                        # before the lock file was opened in it: make it again.
+                        retries -= 1
+                        continue
                     if error.errno == errno.ELOOP:
                         files.refuse_link(path)
                         raise UserError(

@@ -82,6 +82,28 @@ def finished_student(tmp_path_factory):
     return folder
 
 
+def test_a_folder_its_holder_removes_while_a_waiter_takes_the_lock_is_made_again(tmp_path, monkeypatch):
+    """The race a waiter meets: it finds the folder there, then the holder it waited for removes the empty folder it
+    had made, before the waiter opens its lock file in it. The waiter makes the folder again and holds the lock."""
+    from nodekd_cli import locks
+
+    folder = tmp_path / "run" / "attacks"
+    folder.mkdir(parents=True)
+    made, removed = locks.make_folders, []
+
+    def then_removed_by_the_holder(path):
+        created = made(path)
+        if Path(path) == folder and not removed:
+            folder.rmdir()
+            removed.append(True)
+        return created
+
+    monkeypatch.setattr(locks, "make_folders", then_removed_by_the_holder)
+    with locks.lock(folder, name=".fgsm.lock"):
+        assert removed and (folder / ".fgsm.lock").is_file()
+    assert not (folder / ".fgsm.lock").exists()
+
+
 # Item 1: two commands on one run folder.
 
 
