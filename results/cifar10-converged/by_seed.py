@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nodekd_cli.report.comparisons import PRIMARY_ATTACK, ROBUSTNESS_EPS
 from nodekd_cli.report.stats import crossed, one_run
+from nodekd_cli.runs import read_bits
 
 RUNS = Path(__file__).resolve().parent / "runs"
 BUDGET = 320
-ROBUSTNESS_EPS = (4, 8, 12, 16, 20)  # the primary robustness measure: PGD, mean over these eps (/255)
 ARMS = {
     "node-t1_1": "NODEs(1), Adam",
     "node-t1_1-sgd": "NODEs(1), SGD",
@@ -35,26 +36,24 @@ COMPARISONS = (
 MEASURES = (("clean", "clean accuracy, 10,000 test images"), ("pgd", "PGD, mean over eps 4..20, 1,000 test images"))
 
 
-def _bits(strings):
-    return np.array([[c == "1" for c in row] for row in strings], dtype=float)
-
-
 def scores(folder, measure):
     """The run's per-image scores (fractions) on a measure, or None where the run has not recorded it."""
     if measure == "clean":
-        bits = json.loads((folder / "metrics.json").read_text()).get("test_correct")
-        return None if bits is None else _bits([bits])[0]
-    path = folder / "attacks" / "pgd.json"
+        bits = read_bits(json.loads((folder / "metrics.json").read_text()).get("test_correct"))
+        return None if bits is None else np.array(bits, dtype=float)
+    path = folder / "attacks" / f"{PRIMARY_ATTACK}.json"
     if not path.exists():
         return None
     result = json.loads(path.read_text())
-    rows = [result["correct"][result["eps"].index(eps)] for eps in ROBUSTNESS_EPS]
-    return _bits(rows).mean(axis=0)
+    low, high = ROBUSTNESS_EPS  # the report's primary robustness measure: the mean over these eps (/255)
+    rows = [read_bits(bits) for eps, bits in zip(result["eps"], result["correct"]) if low <= eps <= high]
+    return np.array(rows, dtype=float).mean(axis=0)
 
 
 def finished(seed, arm):
     folder = RUNS / f"seed{seed}" / f"e{BUDGET}" / arm
-    return folder if (folder / "metrics.json").exists() and (folder / "attacks" / "pgd.json").exists() else None
+    done = (folder / "metrics.json").exists() and (folder / "attacks" / f"{PRIMARY_ATTACK}.json").exists()
+    return folder if done else None
 
 
 def main():
