@@ -236,3 +236,25 @@ def test_the_seed_by_seed_page_holds_every_committed_run_and_recomputes():
             low, high = seed_paired(a, b)
             quoted = f"{100 * (a - b).mean():+.2f} ({low:+.2f} to {high:+.2f}), {len(seeds)} seeds"
             assert quoted in page, (first, second, measure[0], quoted)
+    # From half to full budget: each arm's row of twin clean accuracies, then of training accuracies over the last 20
+    # epochs of the 320-epoch runs, read here from metrics.json's bits and history.csv's columns.
+    twins_table, training_table = page.split("## From half to full budget")[1].split("Training accuracy")
+    names = {
+        "node-t1_1": "NODEs(1), Adam",
+        "node-t1_1-sgd": "NODEs(1), SGD",
+        "kd-t1_1": "NODEs(1) + KD, SGD",
+        "kd-t1_1-adam": "NODEs(1) + KD, Adam",
+        "node-t1_100": "NODEs(100), Adam",
+    }
+
+    def row(table, arm):
+        return next(line for line in table.splitlines() if line.startswith(f"| {names[arm]}"))
+
+    for (seed, arm), folder in runs.items():
+        header, *lines = (REPOSITORY / folder / "history.csv").read_text().split()
+        column = header.split(",").index("train_accuracy")
+        training = 100 * np.mean([float(line.split(",")[column]) for line in lines[-20:]])
+        assert f"| {training:.2f}% |" in row(training_table, arm), (seed, arm, training)
+        twin = folder.replace("/e320/", "/e160/")
+        if (REPOSITORY / twin / "metrics.json").exists():
+            assert f"| {100 * scores(twin, None, []).mean():.2f}% |" in row(twins_table, arm), (seed, arm)

@@ -1,6 +1,7 @@
 """The converged study seed by seed, from the committed per-image files: each arm's clean and PGD accuracy on every
-seed, and each comparison run against run on every seed beside its seed-paired estimate over the seeds both arms ran.
-The results page's seed table and seed-by-seed figures are quoted from its output.
+seed, and each comparison run against run on every seed beside its seed-paired estimate over the seeds both arms ran;
+then how far each arm moved from half to full budget (its 160-epoch twin's clean accuracy, and the training accuracy
+of each run's last epochs). The results page's seed table and seed-by-seed figures are quoted from its output.
 
     python results/cifar10-converged/by_seed.py > results/cifar10-converged/report/by_seed.md
 
@@ -8,6 +9,7 @@ The results page's seed table and seed-by-seed figures are quoted from its outpu
 one run against one, the image-paired 95% t interval; over seeds, the crossed seeds-by-images estimate.
 """
 
+import csv
 import json
 from pathlib import Path
 
@@ -34,6 +36,7 @@ COMPARISONS = (
     ("node-t1_100", "node-t1_1", "the horizon (t1 = 100 against 1)"),
 )
 MEASURES = (("clean", "clean accuracy, 10,000 test images"), ("pgd", "PGD, mean over eps 4..20, 1,000 test images"))
+LAST_EPOCHS = 20  # the training accuracy of a run's end: the mean over its last epochs (one epoch is noisy)
 
 
 def scores(folder, measure):
@@ -56,6 +59,32 @@ def finished(seed, arm):
     return folder if done else None
 
 
+def training_accuracy(folder):
+    """The run's training accuracy (percent) over its last LAST_EPOCHS epochs, from history.csv."""
+    with open(folder / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return 100 * float(np.mean([float(row["train_accuracy"]) for row in rows[-LAST_EPOCHS:]]))
+
+
+def twin(seed, arm):
+    """The 160-epoch twin's folder, where it has finished."""
+    folder = RUNS / f"seed{seed}" / f"e{BUDGET // 2}" / arm
+    return folder if (folder / "metrics.json").exists() else None
+
+
+def table(seeds, cell):
+    """One row an arm, one column a seed; cell(seed, arm) gives a value or None."""
+    print("| arm | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean (seeds) |")
+    print("| --- |" + " --- |" * (len(seeds) + 1))
+    for arm, name in ARMS.items():
+        values = [cell(seed, arm) for seed in seeds]
+        have = [v for v in values if v is not None]
+        cells = [f"{v:.2f}%" if v is not None else "-" for v in values]
+        mean = f"{np.mean(have):.2f}% ({len(have)})" if have else "-"
+        print(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
+    print()
+
+
 def main():
     seeds = sorted(int(p.name[4:]) for p in RUNS.glob("seed*") if p.name[4:].isdigit())
     runs = {(seed, arm): finished(seed, arm) for seed in seeds for arm in ARMS}
@@ -67,14 +96,7 @@ def main():
     print("the same for every arm).\n")
     for measure, label in MEASURES:
         print(f"## Accuracy: {label}\n")
-        print("| arm | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean (seeds) |")
-        print("| --- |" + " --- |" * (len(seeds) + 1))
-        for arm, name in ARMS.items():
-            values = [100 * scores(runs[seed, arm], measure).mean() if (seed, arm) in runs else None for seed in seeds]
-            have = [v for v in values if v is not None]
-            cells = [f"{v:.2f}%" if v is not None else "-" for v in values]
-            print(f"| {name} | " + " | ".join(cells) + f" | {np.mean(have):.2f}% ({len(have)}) |")
-        print()
+        table(seeds, lambda seed, arm: 100 * scores(runs[seed, arm], measure).mean() if (seed, arm) in runs else None)
     for measure, label in MEASURES:
         print(f"## Comparisons: {label}\n")
         print("Each seed: this run against that run (image-paired 95% t interval), points. Last column: seed-paired")
@@ -99,6 +121,13 @@ def main():
                 paired = "-"
             print(f"| {name} | " + " | ".join(cells) + f" | {paired} |")
         print()
+    print("## From half to full budget\n")
+    print(f"Clean accuracy of the {BUDGET // 2}-epoch twins (10,000 test images; against the first table's {BUDGET}")
+    print("epochs):\n")
+    table(seeds, lambda seed, arm: 100 * scores(twin(seed, arm), "clean").mean() if twin(seed, arm) else None)
+    print(f"Training accuracy of the {BUDGET}-epoch runs on their 1,000 training images, mean over the last")
+    print(f"{LAST_EPOCHS} epochs (history.csv):\n")
+    table(seeds, lambda seed, arm: training_accuracy(runs[seed, arm]) if (seed, arm) in runs else None)
 
 
 if __name__ == "__main__":
