@@ -156,6 +156,8 @@ QUOTED = [
     ("seed3/e320/", "kd-t1_1", "node-t1_1-sgd", ROBUSTNESS),
     ("seed3/e320/", "node-t1_100", "node-t1_1", (None, [])),
     ("seed3/e320/", "node-t1_100", "node-t1_1", ROBUSTNESS),
+    ("seed4/e320/", "node-t1_100", "node-t1_1", (None, [])),
+    ("seed4/e320/", "node-t1_100", "node-t1_1", ROBUSTNESS),
 ]
 # And seed-paired over several seeds (the crossed estimate): (seeds, first arm, second arm, measure).
 PAIRED = [
@@ -174,8 +176,9 @@ PAIRED = [
     ((0, 1, 2, 3), "kd-t1_1", "node-t1_1-sgd", ROBUSTNESS),
     ((0, 1, 2, 3), "kd-t1_1-adam", "node-t1_1", ROBUSTNESS),
     ((0, 1, 2), "node-t1_100", "node-t1_1", ROBUSTNESS),
-    ((0, 1, 2, 3), "node-t1_100", "node-t1_1", (None, [])),
     ((0, 1, 2, 3), "node-t1_100", "node-t1_1", ROBUSTNESS),
+    ((0, 1, 2, 3, 4), "node-t1_100", "node-t1_1", (None, [])),
+    ((0, 1, 2, 3, 4), "node-t1_100", "node-t1_1", ROBUSTNESS),
 ]
 
 
