@@ -2,9 +2,11 @@
 
 Pixels in [0, 1], L-infinity balls of radius eps = e / 255, step 1/255, floor(min(e + 4, 1.25 e)) steps, projection
 onto the ball and onto [0, 1] after every step. PGD starts uniformly at random in the ball; MI-FGSM accumulates
-L1-normalized gradients with momentum 1; FGSM takes one signed-gradient step of size eps. Models run in inference
-mode and only the input receives gradients. The checks that a measured robustness is real are in
-`nodekd_cli.checks`.
+L1-normalized gradients with momentum 1; FGSM takes one signed-gradient step of size eps. APGD-CE (Croce and Hein
+2020, AutoAttack's first component, through torchattacks) is not the paper's: 100 iterations at any eps, with its own
+adaptive step size; a sweep of it asks whether a robustness difference measured with the paper's attacks survives a
+stronger one. Models run in inference mode and only the input receives gradients. The checks that a measured
+robustness is real are in `nodekd_cli.checks`.
 """
 
 import dataclasses
@@ -75,6 +77,29 @@ def fgsm(model, x, y, eps, steps=1, generator=None, loss="ce"):
     return _project(x + eps * _input_gradient(model, x, y, loss).sign(), x, eps).detach()
 
 
+APGD_STEPS = 100  # AutoAttack's iterations of APGD-CE
+
+
+def apgd_ce(model, x, y, eps, steps=APGD_STEPS, generator=None, loss="ce"):
+    """Croce and Hein's APGD on the cross-entropy, one restart, as AutoAttack runs it (torchattacks, which takes the
+    NHWC images `x` as NCHW through `autoattack.TorchClassifier`). Its random start is seeded from `generator`; the
+    global random state is left as it was."""
+    import torchattacks
+
+    from nodekd_cli.autoattack import TorchClassifier
+
+    if loss != "ce":
+        raise ValueError(f"APGD-CE attacks the cross-entropy, not {loss!r}")
+    seed = 0 if generator is None else int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
+    attack = torchattacks.APGD(
+        TorchClassifier(model, x.device), norm="Linf", eps=eps, steps=steps, n_restarts=1, loss="ce", seed=seed
+    )
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # torchattacks seeds the global generator
+        adversarial = attack(x.permute(0, 3, 1, 2).contiguous(), y).permute(0, 2, 3, 1)
+    return _project(adversarial.to(x.dtype), x, eps).detach()
+
+
 @dataclass(frozen=True)
 class Attack:
     """An attack of the sweeps. Its entry in `ATTACKS` is all the CLI (`nodekd attack NAME`), the study
@@ -87,18 +112,24 @@ class Attack:
     random_start: bool = False
     momentum: float | None = None
     one_step: bool = False  # a single step of size eps; the paper's steps rule does not apply
+    iterations: int | None = None  # the same iterations at every eps, with the method's own step size
 
     def steps(self, e):
         """Steps at eps = e / 255."""
-        return 1 if self.one_step else num_steps(e)
+        return 1 if self.one_step else self.iterations or num_steps(e)
 
     def settings(self):
         """What a result records about the method."""
+        step_size, rule = "1/255", "floor(min(e + 4, 1.25 e))"
+        if self.one_step:
+            step_size, rule = "eps", "one step of size eps"
+        elif self.iterations:
+            step_size, rule = "adaptive", f"{self.iterations} iterations at every eps"
         return {
             "attack": self.name,
             "norm": "linf",
-            "step_size": "eps" if self.one_step else "1/255",
-            "steps_rule": "one step of size eps" if self.one_step else "floor(min(e + 4, 1.25 e))",
+            "step_size": step_size,
+            "steps_rule": rule,
             "random_start": self.random_start,
             "momentum": self.momentum,
             "loss": "cross-entropy",
@@ -111,6 +142,14 @@ ATTACKS = {
         Attack("pgd", "PGD", "PGD (Madry et al.)", pgd, random_start=True),
         Attack("mifgsm", "MI-FGSM", "MI-FGSM (Dong et al.)", mifgsm, momentum=1.0),
         Attack("fgsm", "FGSM", "FGSM (one step of eps)", fgsm, one_step=True),
+        Attack(
+            "apgd",
+            "APGD-CE",
+            f"APGD-CE (Croce and Hein, {APGD_STEPS} iterations)",
+            apgd_ce,
+            random_start=True,
+            iterations=APGD_STEPS,
+        ),
     )
 }
 

@@ -52,7 +52,7 @@ def test_linear_classifier_reaches_the_analytic_worst_case(attack):
     torch.manual_seed(2)
     weight = torch.randn(6, 2, dtype=torch.float64)
     model = Linear(weight, torch.zeros(2, dtype=torch.float64))
-    x = 0.3 + 0.4 * torch.rand(4, 6, dtype=torch.float64)
+    x = 0.3 + 0.4 * torch.rand(4, 2, 3, 1, dtype=torch.float64)  # NHWC images of 6 pixels
     y = torch.ones(4, dtype=torch.long)
     e = 8
     # PGD's random start may put a pixel at the far side of the ball: 2 e steps of 1/255 reach any corner.
@@ -61,9 +61,31 @@ def test_linear_classifier_reaches_the_analytic_worst_case(attack):
     w = weight[:, 1] - weight[:, 0]
 
     def margin(z):
-        return z @ w
+        return z.flatten(1) @ w
 
     np.testing.assert_allclose(margin(x_adv), margin(x) - e / 255 * w.abs().sum(), rtol=1e-9)
+
+
+def test_apgd_breaks_exactly_the_images_the_analytic_worst_case_breaks():
+    # Two classes, label 1, margin m = (w1 - w0) . x: an image stays right under every perturbation of size eps
+    # exactly when m > eps * ||w1 - w0||_1. APGD-CE returns an image it broke at that worst case (the corner
+    # x - eps * sign(w1 - w0)) and leaves an image it could not break as it was.
+    torch.manual_seed(3)
+    weight = torch.randn(6, 2, dtype=torch.float64)
+    w = weight[:, 1] - weight[:, 0]
+    model = Linear(weight, torch.zeros(2, dtype=torch.float64))
+    e = 8
+    drop = e / 255 * w.abs().sum()
+    x = 0.3 + 0.4 * torch.rand(64, 2, 3, 1, dtype=torch.float64)
+    x = x[(x.flatten(1) @ w > 0)]  # every image classified right
+    y = torch.ones(len(x), dtype=torch.long)
+    margin = x.flatten(1) @ w
+    robust = margin > drop
+    assert 3 < robust.sum() < len(x) - 3  # both kinds
+    x_adv = attacks.apgd_ce(model, x, y, e / 255, 20, torch.Generator().manual_seed(0))
+    assert torch.equal(model(x_adv).argmax(1) == y, robust)
+    np.testing.assert_allclose((x_adv.flatten(1) @ w)[~robust], (margin - drop)[~robust], rtol=1e-9)
+    torch.testing.assert_close(x_adv[robust], x[robust], rtol=0, atol=0)
 
 
 def test_mifgsm_normalizes_gradients_per_image_and_accumulates_momentum():
@@ -341,7 +363,7 @@ def test_every_registered_attack_reaches_the_cli_the_study_and_the_report(attack
     assert code == 0 and attack.description in text, text
     result = runs.read_json(root / "node" / runs.ATTACKS_DIR / f"{attack.name}.json")
     assert result["eps"] == [0, 1, 2] and result["settings"]["random_start"] == attack.random_start
-    assert result["steps"] == [0, *(1 if attack.one_step else attacks.num_steps(e) for e in (1, 2))]
+    assert result["steps"] == [0, *(attack.steps(e) for e in (1, 2))]
 
     steps = study.expand(study.preset("quick"), root=root, attacks=[attack.name])
     assert {step.attack for step in steps if step.kind == "attack"} == {attack.name}

@@ -126,6 +126,7 @@ def test_every_interval_recomputes_from_the_per_image_files(path):
 
 
 STUDY = "results/cifar10-converged/runs/"
+HORIZON = ("node-t1_100", "node-t1_1")
 ROBUSTNESS = ("pgd", [4, 8, 12, 16, 20])  # the primary robustness measure: PGD, mean over eps 4..20
 # The results page's comparisons of one seed's runs, each "this run against that run": (seed's 320-epoch runs,
 # first arm, second arm, measure).
@@ -191,6 +192,12 @@ PAIRED = [
     ((0, 1, 2, 3, 4), "kd-t1_1", "node-t1_1-sgd", ROBUSTNESS),
     ((0, 1, 2, 3, 4), "kd-t1_1-adam", "node-t1_1", ROBUSTNESS),
     ((0, 1, 2, 3, 4), "node-t1_100", "node-t1_1", ROBUSTNESS),
+    # The horizon eps by eps, under the paper's PGD and under APGD-CE (a stronger attack, shown and not counted).
+    ((0, 1, 2, 3, 4), "node-t1_100", "node-t1_1", ("pgd", [4])),
+    ((0, 1, 2, 3, 4), "node-t1_100", "node-t1_1", ("pgd", [8])),
+    ((0, 1, 2, 3, 4), "node-t1_100", "node-t1_1", ("apgd", [4])),
+    ((0, 1, 2, 3, 4), "node-t1_100", "node-t1_1", ("apgd", [8])),
+    ((0, 1, 2, 3, 4), "node-t1_100", "node-t1_1", ("apgd", [4, 8])),
 ]
 
 
@@ -251,6 +258,22 @@ def test_the_seed_by_seed_page_holds_every_committed_run_and_recomputes():
             low, high = seed_paired(a, b)
             quoted = f"{100 * (a - b).mean():+.2f} ({low:+.2f} to {high:+.2f}), {len(seeds)} seeds"
             assert quoted in page, (first, second, measure[0], quoted)
+    # The horizon eps by eps under the paper's PGD and under APGD-CE (a stronger attack), on the seeds with both: each
+    # row holds both arms' mean accuracy, each seed run against run and the seed-paired estimate.
+    stronger = page.split("## The horizon under a stronger attack")[1].split("## From half")[0]
+    seeds = sorted(seed for seed, arm in runs if arm == "node-t1_100" and (seed, "node-t1_1") in runs)
+    seeds = [s for s in seeds if all((REPOSITORY / runs[s, arm] / "attacks" / "apgd.json").exists() for arm in HORIZON)]
+    assert len(seeds) >= 5, seeds
+    for e in (4, 8):
+        for attack, title in (("pgd", "PGD"), ("apgd", "APGD-CE")):
+            line = next(line for line in stronger.splitlines() if line.startswith(f"| {title}, {e}/255 |"))
+            a, b = (np.array([scores(runs[seed, arm], attack, [e]) for seed in seeds]) for arm in HORIZON)
+            assert f"| {100 * b.mean():.2f}% | {100 * a.mean():.2f}% |" in line, (attack, e)
+            for row in range(len(seeds)):
+                low, high = one_run(a[row][None], b[row][None])
+                assert f"{100 * (a[row] - b[row]).mean():+.2f} ({low:+.2f} to {high:+.2f})" in line, (attack, e, row)
+            low, high = seed_paired(a, b)
+            assert f"{100 * (a - b).mean():+.2f} ({low:+.2f} to {high:+.2f}), {len(seeds)} seeds" in line, (attack, e)
     # From half to full budget: each arm's row of twin clean accuracies, then of training accuracies over the last 20
     # epochs of the 320-epoch runs, read here from metrics.json's bits and history.csv's columns.
     twins_table, training_table = page.split("## From half to full budget")[1].split("Training accuracy")

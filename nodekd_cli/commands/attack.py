@@ -1,5 +1,5 @@
 """`nodekd attack NAME`: a robustness sweep over eps, on one run or every finished run, for each attack of the
-registry (`nodekd_cli.attacks.ATTACKS`: pgd, mifgsm, fgsm); `nodekd attack autoattack`: AutoAttack at one eps;
+registry (`nodekd_cli.attacks.ATTACKS`: pgd, mifgsm, fgsm, apgd); `nodekd attack autoattack`: AutoAttack at one eps;
 `nodekd attack check`: the masking checks."""
 
 from pathlib import Path
