@@ -80,13 +80,24 @@ def fgsm(model, x, y, eps, steps=1, generator=None, loss="ce"):
 APGD_STEPS = 100  # AutoAttack's iterations of APGD-CE
 
 
+class TorchClassifier(torch.nn.Module):
+    """`model` (NHWC pixels in [0, 1] -> logits, e.g. a Keras model on the torch backend) as an `nn.Module` on NCHW
+    pixels, for torchattacks. It owns no weights: an empty parameter tells torchattacks the device."""
+
+    def __init__(self, model, device="cpu"):
+        super().__init__()
+        object.__setattr__(self, "classifier", model)  # not a submodule: torchattacks only calls it
+        self.device_anchor = torch.nn.Parameter(torch.zeros(0, device=device), requires_grad=False)
+
+    def forward(self, x):
+        return self.classifier(x.permute(0, 2, 3, 1), training=False)
+
+
 def apgd_ce(model, x, y, eps, steps=APGD_STEPS, generator=None, loss="ce"):
     """Croce and Hein's APGD on the cross-entropy, one restart, as AutoAttack runs it (torchattacks, which takes the
-    NHWC images `x` as NCHW through `autoattack.TorchClassifier`). Its random start is seeded from `generator`; the
-    global random state is left as it was."""
+    NHWC images `x` as NCHW through `TorchClassifier`). Its random start is seeded from `generator`; the global random
+    state is left as it was."""
     import torchattacks
-
-    from nodekd_cli.autoattack import TorchClassifier
 
     if loss != "ce":
         raise ValueError(f"APGD-CE attacks the cross-entropy, not {loss!r}")

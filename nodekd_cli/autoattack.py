@@ -1,20 +1,18 @@
 """AutoAttack (Croce and Hein 2020) and its components through torchattacks, on nodekd's models.
 
 nodekd's models take NHWC pixels in [0, 1] and return logits; torchattacks wants an `nn.Module` on NCHW pixels in
-[0, 1]. `TorchClassifier` is that adapter. `autoattack` runs the standard version the way the original does: each
-component attacks only the images that every earlier one left correctly classified, so the robust accuracy after the
-last component is the worst case per image. The component settings are the original's (100 iterations for APGD-CE,
-APGD-T and FAB-T, 9 target classes, Square with 5000 queries); torchattacks' own `AutoAttack` class runs 10
+[0, 1]: `attacks.TorchClassifier` is that adapter. `autoattack` runs the standard version the way the original does:
+each component attacks only the images that every earlier one left correctly classified, so the robust accuracy
+after the last component is the worst case per image. The component settings are the original's (100 iterations for
+APGD-CE, APGD-T and FAB-T, 9 target classes, Square with 5000 queries); torchattacks' own `AutoAttack` class runs 10
 iterations.
 """
 
 import time
 from dataclasses import dataclass
 
-import torch
-
 from nodekd_cli import files, interrupts
-from nodekd_cli.attacks import predict
+from nodekd_cli.attacks import TorchClassifier, predict
 
 VERSIONS = {
     "standard": ("APGD-CE", "APGD-T", "FAB-T", "Square"),
@@ -22,19 +20,6 @@ VERSIONS = {
 }
 STEPS = 100  # the original AutoAttack's iterations of APGD and FAB
 QUERIES = 5000  # its Square budget
-
-
-class TorchClassifier(torch.nn.Module):
-    """`model` (NHWC pixels in [0, 1] -> logits, e.g. a Keras model on the torch backend) as an `nn.Module` on NCHW
-    pixels, for torchattacks. It owns no weights: an empty parameter tells torchattacks the device."""
-
-    def __init__(self, model, device="cpu"):
-        super().__init__()
-        object.__setattr__(self, "classifier", model)  # not a submodule: torchattacks only calls it
-        self.device_anchor = torch.nn.Parameter(torch.zeros(0, device=device), requires_grad=False)
-
-    def forward(self, x):
-        return self.classifier(x.permute(0, 2, 3, 1), training=False)
 
 
 def components(module, eps, version="standard", num_classes=10, seed=0, steps=STEPS, queries=QUERIES):

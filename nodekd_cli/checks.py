@@ -163,7 +163,8 @@ def _other_model_checks(c, e, steps, transfer_model, grad_model):
 def _torchattacks_checks(c, e, queries):
     """APGD-CE must be no weaker than the reference (else the reference is too weak to trust); the gradient-free
     Square no stronger. torchattacks' attacks on the clean-correct images, through the NCHW adapter."""
-    from nodekd_cli.autoattack import STEPS, TorchClassifier, components
+    from nodekd_cli.attacks import TorchClassifier
+    from nodekd_cli.autoattack import STEPS, components
 
     module = TorchClassifier(c.model, c.x.device)
     classes = int(c.model(c.x[:1], training=False).shape[-1])

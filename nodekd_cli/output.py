@@ -162,28 +162,33 @@ def dataset_summary(data, cache=None):
     console.print(table)
 
 
+def _titled(title, table):
+    """`table` under `title` on a line of its own: a table's own title wraps at the table's width, which in a log
+    breaks a run's path over several lines."""
+    console.print(title, style="table.title", highlight=False)
+    console.print(table)
+
+
 def attack_table(folder, title, result, reused):
-    table = Table(
-        title=f"{title} on {folder} ({result['n']:,} test images){' (reused)' if reused else ''}", title_justify="left"
-    )
+    table = Table()
     table.add_column("eps (/255)", justify="right")
     table.add_column("steps", justify="right")
     table.add_column("accuracy (%)", justify="right")
     for e, steps, accuracy in zip(result["eps"], result["steps"], result["accuracy"]):
         table.add_row(str(e), str(steps), percent(accuracy))
-    console.print(table)
+    _titled(f"{title} on {folder} ({result['n']:,} test images){' (reused)' if reused else ''}", table)
 
 
 def autoattack_table(folder, result, reused):
     settings = result["settings"]
     title = f"AutoAttack ({settings['version']}) at eps {result['eps'][-1]}/255 on {folder}, {result['n']} images"
-    table = Table(title=title + (" (saved result)" if reused else ""), title_justify="left")
+    table = Table()
     table.add_column("after")
     table.add_column("robust accuracy", justify="right")
     table.add_row("no attack (clean)", percent(result["accuracy"][0]))
     for component in result["components"]:
         table.add_row(component["component"], percent(component["robust_accuracy"]))
-    console.print(table)
+    _titled(title + (" (saved result)" if reused else ""), table)
     info(f"Worst case per image: {percent(result['accuracy'][-1])}%; saved in {folder}/attacks/autoattack.json")
 
 
@@ -197,16 +202,13 @@ def check_table(folder, result):
         verdict = (
             "[yellow]not informative[/] (the reference PGD leaves under 5%: every check passes whatever the model)"
         )
-    table = Table(
-        title=f"Robustness checks on {folder}, eps {result['eps']}/255, {result['n']} images: {verdict}",
-        title_justify="left",
-    )
+    table = Table()
     for column in ("check", "accuracy (%)", "PGD reference (%)", "must be", "result"):
         table.add_column(column, justify="left" if column in ("check", "must be") else "right")
     for check in result["checks"]:
         outcome = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "skipped"}[check["passed"]]
         table.add_row(check["check"], percent(check["accuracy"]), percent(check["reference"]), check["rule"], outcome)
-    console.print(table)
+    _titled(f"Robustness checks on {folder}, eps {result['eps']}/255, {result['n']} images: {verdict}", table)
     if result.get("eps_rule") not in (None, "given"):
         info(f"eps {result['eps']}/255 {result['eps_rule']}")
 
