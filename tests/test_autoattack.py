@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from nodekd_cli import attacks
-from nodekd_cli.autoattack import Settings, TorchClassifier, autoattack
+from nodekd_cli.attacks import TorchClassifier
+from nodekd_cli.autoattack import Settings, autoattack
 
 
 class Linear:
